@@ -1,0 +1,54 @@
+//! The command line: clap parses raw flags, each command validates them into the objects
+//! it runs, and `run` maps errors to exit codes (ripgrep style).
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for bad input (file, URL, flag) that stops a run.
+pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code when a run started but failed (socket error, peer failure).
+pub const EXIT_RUNTIME: i32 = 1;
+
+/// tandem: frame-accurate MPEG-TS multicast playout with primary/secondary failover.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command tandem has.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Parses the command line, runs the command, returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result: anyhow::Result<i32> = match cli.command {};
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tandem: {e:#}");
+            EXIT_RUNTIME
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the `-v` level.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

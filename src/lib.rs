@@ -1,0 +1,9 @@
+//! tandem: frame-accurate primary/secondary MPEG-TS playout onto UDP/RTP multicast.
+//!
+//! The crate is a sans-IO core (`ts`, `index`, `stream`, `pacing`, `failover`, `recv`
+//! analysis) under one thin I/O layer (`net`). See `docs/architecture.md`.
+
+pub mod cli;
+pub mod index;
+pub mod net;
+pub mod ts;

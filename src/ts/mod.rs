@@ -5,3 +5,5 @@
 
 pub mod packet;
 pub mod pcr;
+pub mod pes;
+pub mod psi;

@@ -188,8 +188,9 @@ pub fn interpolate(anchors: &[Anchor], p: u64) -> u64 {
 fn interpolate_pair(a: Anchor, b: Anchor, p: u64) -> u64 {
     let dp = (b.packet.saturating_sub(a.packet)).max(1) as i128;
     let dt = b.time as i128 - a.time as i128;
-    let t = a.time as i128 + (p as i128 - a.packet as i128) * dt / dp;
-    t.max(0) as u64
+    // Saturating: a valid map never comes near the limits, a damaged one must not panic.
+    let t = (a.time as i128).saturating_add((p as i128 - a.packet as i128).saturating_mul(dt) / dp);
+    t.clamp(0, u64::MAX as i128) as u64
 }
 
 /// [`interpolate`] for non-decreasing packet numbers in amortised O(1) (a cursor over the

@@ -369,8 +369,15 @@ pub fn check(map: &OffsetMap) -> Result<(), String> {
         if s.first_packet != next || s.packets == 0 || s.byte_offset < end {
             return Err("segments do not tile the packets".into());
         }
-        next = s.first_packet + s.packets;
-        end = s.byte_offset + s.packets * crate::ts::packet::PACKET_SIZE as u64;
+        next = s
+            .first_packet
+            .checked_add(s.packets)
+            .ok_or("segment overflow")?;
+        end = s
+            .packets
+            .checked_mul(crate::ts::packet::PACKET_SIZE as u64)
+            .and_then(|n| n.checked_add(s.byte_offset))
+            .ok_or("segment overflow")?;
     }
     if next != map.packets || end > map.identity.size {
         return Err("segments do not match the packet count or file size".into());
@@ -387,8 +394,18 @@ pub fn check(map: &OffsetMap) -> Result<(), String> {
     if map.pid_cc.windows(2).any(|w| w[0].pid >= w[1].pid) {
         return Err("pid_cc not sorted".into());
     }
-    if map.loop_period % 300 != 0 {
-        return Err("loop period not a multiple of 300".into());
+    if map.loop_period
+        != super::timeline::round_up_300(super::interpolate(&map.anchors, map.packets))
+    {
+        return Err("loop period does not match the anchors".into());
+    }
+    // The datagram table must be what the segments and anchors say.
+    let mut it = super::Interpolator::new(&map.anchors);
+    for (d, e) in map.datagrams.iter().enumerate() {
+        let p = d as u64 * crate::ts::packet::PACKETS_PER_DATAGRAM as u64;
+        if map.packet_offset(p) != Some(e.byte_offset) || it.at(p) != e.time {
+            return Err(format!("datagram {d} does not match the segments/anchors"));
+        }
     }
     Ok(())
 }
@@ -568,4 +585,212 @@ fn validate(
         tracing::debug!("cannot re-stamp {}: {e}", path.display());
     }
     Ok(Some(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::synth::{synth_ts, SynthOptions};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = std::env::temp_dir()
+                .join(format!("tandem-persist-{tag}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn asset(dir: &TempDir, o: &SynthOptions) -> PathBuf {
+        let p = dir.0.join("a.ts");
+        std::fs::write(&p, synth_ts(o)).unwrap();
+        p
+    }
+
+    fn set_mtime(p: &Path, secs: u64) {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn round_trip() {
+        let data = synth_ts(&SynthOptions::default());
+        let map = crate::index::build_bytes(&data, &Default::default())
+            .unwrap()
+            .map;
+        let stamp = SourceStamp {
+            size: data.len() as u64,
+            mtime_ns: -1_234_567_890_123,
+        };
+        let bytes = encode(&map, &stamp);
+        let (back, st) = decode(&bytes, Path::new("x")).unwrap();
+        assert_eq!(back, map);
+        assert_eq!(st, stamp);
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        let data = synth_ts(&SynthOptions::default());
+        let map = crate::index::build_bytes(&data, &Default::default())
+            .unwrap()
+            .map;
+        let stamp = SourceStamp {
+            size: data.len() as u64,
+            mtime_ns: 5,
+        };
+        let bytes = encode(&map, &stamp);
+        let p = Path::new("x.tandem-index");
+        for len in (0..bytes.len()).step_by(7) {
+            assert!(decode(&bytes[..len], p).is_err(), "prefix {len}");
+        }
+        let mut b = bytes.clone();
+        b[200] ^= 0x40;
+        assert!(matches!(
+            decode(&b, p),
+            Err(PersistError::Corrupt { offset: 20, .. })
+        ));
+        let mut b = bytes.clone();
+        b[8] = 9;
+        assert!(matches!(
+            decode(&b, p),
+            Err(PersistError::Corrupt { offset: 8, .. })
+        ));
+        // Damage behind a valid checksum: the structural checks must catch or accept it,
+        // never panic.
+        for i in (HEADER..bytes.len()).step_by(3) {
+            let mut b = bytes.clone();
+            b[i] ^= 0xA5;
+            let sum = xxhash_rust::xxh3::xxh3_64(&b[HEADER..]);
+            b[20..28].copy_from_slice(&sum.to_le_bytes());
+            if let Ok((m, _)) = decode(&b, p) {
+                assert!(check(&m).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn load_or_build_saves_then_loads() {
+        let dir = TempDir::new("load");
+        let a = asset(&dir, &SynthOptions::default());
+        let first = load_or_build_with(&a, &LoadOptions::default()).unwrap();
+        assert_eq!(
+            first.origin,
+            Origin::Built {
+                saved: Some(index_path(&a))
+            }
+        );
+        let second = load_or_build_with(&a, &LoadOptions::default()).unwrap();
+        assert_eq!(second.origin, Origin::Loaded(index_path(&a)));
+        assert_eq!(second.map, first.map);
+        let forced = load_or_build_with(
+            &a,
+            &LoadOptions {
+                force: true,
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(matches!(forced.origin, Origin::Built { .. }));
+        assert_eq!(load_or_build(&a, false).unwrap(), first.map);
+    }
+
+    #[test]
+    fn stale_index_is_rebuilt() {
+        let dir = TempDir::new("stale");
+        let a = asset(&dir, &SynthOptions::default());
+        set_mtime(&a, 1_000_000);
+        let old = load_or_build(&a, false).unwrap();
+        // Same size, same mtime trick does not apply: new content, new mtime.
+        let o2 = SynthOptions {
+            ticks_per_packet: 20_000,
+            ..SynthOptions::default()
+        };
+        std::fs::write(&a, synth_ts(&o2)).unwrap();
+        set_mtime(&a, 2_000_000);
+        let new = load_or_build_with(&a, &LoadOptions::default()).unwrap();
+        assert!(matches!(new.origin, Origin::Built { .. }));
+        assert_ne!(new.map.identity, old.identity);
+        assert_eq!(new.map.datagrams[1].time, 7 * 20_000);
+        // Touched but unchanged: re-hashed, loaded, re-stamped.
+        set_mtime(&a, 3_000_000);
+        let same = load_or_build_with(&a, &LoadOptions::default()).unwrap();
+        assert_eq!(same.origin, Origin::Loaded(index_path(&a)));
+        let (_, st) = load(&index_path(&a)).unwrap();
+        assert_eq!(st.mtime_ns, 3_000_000 * 1_000_000_000);
+        // A different size is never loaded.
+        let o3 = SynthOptions {
+            packets: 1500,
+            ..SynthOptions::default()
+        };
+        std::fs::write(&a, synth_ts(&o3)).unwrap();
+        set_mtime(&a, 3_000_000);
+        let shorter = load_or_build_with(&a, &LoadOptions::default()).unwrap();
+        assert!(matches!(shorter.origin, Origin::Built { .. }));
+        assert_eq!(shorter.map.packets, 1500);
+    }
+
+    #[test]
+    fn corrupt_index_is_rebuilt() {
+        let dir = TempDir::new("corrupt");
+        let a = asset(&dir, &SynthOptions::default());
+        let good = load_or_build(&a, false).unwrap();
+        let ip = index_path(&a);
+        let mut b = std::fs::read(&ip).unwrap();
+        let n = b.len();
+        b[n / 2] ^= 0xFF;
+        std::fs::write(&ip, &b).unwrap();
+        let l = load_or_build_with(&a, &LoadOptions::default()).unwrap();
+        assert_eq!(l.map, good);
+        assert!(matches!(l.origin, Origin::Built { .. }));
+        // Rewritten: loads cleanly now.
+        assert!(load(&ip).is_ok());
+        std::fs::write(&ip, b"garbage").unwrap();
+        assert_eq!(load_or_build(&a, false).unwrap(), good);
+        std::fs::write(&ip, b"").unwrap();
+        assert_eq!(load_or_build(&a, false).unwrap(), good);
+    }
+
+    #[test]
+    fn unwritable_beside_falls_back_to_cache() {
+        let dir = TempDir::new("cache");
+        let a = asset(&dir, &SynthOptions::default());
+        // A directory where the index file should go: it cannot be written there.
+        std::fs::create_dir(index_path(&a)).unwrap();
+        let l = load_or_build_with(&a, &LoadOptions::default()).unwrap();
+        let cache = cache_index_path(&a);
+        match (&l.origin, &cache) {
+            (Origin::Built { saved: Some(p) }, Some(c)) => {
+                assert_eq!(p, c);
+                let again = load_or_build_with(&a, &LoadOptions::default()).unwrap();
+                assert_eq!(again.origin, Origin::Loaded(c.clone()));
+                let _ = std::fs::remove_file(c);
+            }
+            // No HOME/XDG_CACHE_HOME, or the cache is not writable either: still a map.
+            (Origin::Built { saved: None }, _) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(l.map.packets, 2000);
+    }
+
+    #[test]
+    fn missing_asset_is_an_io_error() {
+        let e = load_or_build(Path::new("/nonexistent/x.ts"), false).unwrap_err();
+        assert!(matches!(e, IndexError::Io { .. }));
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/x.ts: cannot read at byte 0"));
+    }
 }

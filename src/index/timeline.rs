@@ -102,7 +102,7 @@ pub fn timeline(obs: &[PcrObs]) -> Option<Timeline> {
 /// Rounds `t` up to a multiple of 300 (one 90 kHz tick), so that PTS/DTS shift by a whole
 /// number of 90 kHz ticks per loop.
 pub fn round_up_300(t: u64) -> u64 {
-    t.div_ceil(300) * 300
+    t.div_ceil(300).saturating_mul(300)
 }
 
 /// Standard frame rates as rationals.

@@ -102,6 +102,16 @@ fn main() {
     let both = time_runs(runs, || {
         std::hint::black_box(build(&file, &BuildOptions::default()).expect("build"));
     });
+    // Loading a saved index instead of scanning.
+    let saved =
+        std::env::temp_dir().join(format!("tandem-bench-{}.tandem-index", std::process::id()));
+    let stamp = tandem::index::persist::SourceStamp::of(&file).expect("stat");
+    tandem::index::persist::save_to(&first.map, &stamp, &saved).expect("save");
+    let load = time_runs(runs, || {
+        std::hint::black_box(tandem::index::persist::load(&saved).expect("load"));
+    });
+    let index_bytes = std::fs::metadata(&saved).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&saved);
     let ingests_ok = Command::new("ingests").arg("-h").output().is_ok();
     let ing = ingests_ok.then(|| {
         time_runs(runs, || {
@@ -119,6 +129,11 @@ fn main() {
     let m_ours = report("tandem build (no hash)", &ours, bytes);
     report("xxh3-128 of the file alone", &hash, bytes);
     let m_both = report("tandem build + hash (one pass)", &both, bytes);
+    report(
+        &format!("load saved index ({index_bytes} B)"),
+        &load,
+        index_bytes,
+    );
     match ing {
         Some(v) => {
             let m_ing = report(&format!("ingests -p {pcr_pid} (process)"), &v, bytes);

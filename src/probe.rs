@@ -133,13 +133,14 @@ pub struct Probe {
     pub problems_dropped: u64,
 }
 
-/// Scans the file (with the identity hash) and analyses it.
-pub fn probe(path: &Path) -> Result<Probe, IndexError> {
+/// Scans the file (with the identity hash) and analyses it, following `program` (default:
+/// the first program of the PAT).
+pub fn probe(path: &Path, program: Option<u16>) -> Result<Probe, IndexError> {
     let built = build(
         path,
         &BuildOptions {
             hash: true,
-            program: None,
+            program,
             progress: true,
         },
     )?;

@@ -14,11 +14,14 @@ pub struct ProbeArgs {
     /// Machine-readable output (one JSON object on stdout).
     #[arg(long)]
     pub json: bool,
+    /// Program number to follow (default: the first program of the PAT).
+    #[arg(long)]
+    pub program: Option<u16>,
 }
 
 /// Runs the command; bad input prints one line and returns exit code 2.
 pub fn run(args: &ProbeArgs) -> anyhow::Result<i32> {
-    let p = match probe(&args.asset) {
+    let p = match probe(&args.asset, args.program) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("tandem: {e}");

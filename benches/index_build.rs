@@ -4,7 +4,7 @@
 //!   cargo bench --bench index_build
 //!
 //! The file comes from tools/make-bigfile.sh (run automatically when missing), or from
-//! `TANDEM_BENCH_FILE`. `TANDEM_BENCH_RUNS` sets the number of runs (default 9).
+//! `TANDEM_BENCH_FILE`. `TANDEM_BENCH_RUNS` sets the number of runs (default 15).
 //! Figures are reported, not asserted (shared, noisy machine).
 
 use std::path::{Path, PathBuf};
@@ -67,7 +67,7 @@ fn main() {
     let runs: usize = std::env::var("TANDEM_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(9)
+        .unwrap_or(15)
         .max(1);
     let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     // Warm the page cache and learn the PCR PID.
@@ -92,39 +92,44 @@ fn main() {
         first.map.loop_period as f64 / 27e6
     );
 
-    let ours = time_runs(runs, || {
-        let b = build(&file, &no_hash).expect("build");
-        std::hint::black_box(b);
-    });
-    let hash = time_runs(runs, || {
-        std::hint::black_box(identity::hash_file(&file).expect("hash"));
-    });
-    let both = time_runs(runs, || {
-        std::hint::black_box(build(&file, &BuildOptions::default()).expect("build"));
-    });
-    // Loading a saved index instead of scanning.
+    let ingests_ok = Command::new("ingests").arg("-h").output().is_ok();
+    // Interleaved rounds (ours, hash, both, load, ingests) so that machine noise hits all
+    // contenders alike.
+    let (mut ours, mut hash, mut both, mut load, mut ing) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let saved =
         std::env::temp_dir().join(format!("tandem-bench-{}.tandem-index", std::process::id()));
     let stamp = tandem::index::persist::SourceStamp::of(&file).expect("stat");
     tandem::index::persist::save_to(&first.map, &stamp, &saved).expect("save");
-    let load = time_runs(runs, || {
-        std::hint::black_box(tandem::index::persist::load(&saved).expect("load"));
-    });
     let index_bytes = std::fs::metadata(&saved).map(|m| m.len()).unwrap_or(0);
+    for _ in 0..runs {
+        ours.extend(time_runs(1, || {
+            std::hint::black_box(build(&file, &no_hash).expect("build"));
+        }));
+        hash.extend(time_runs(1, || {
+            std::hint::black_box(identity::hash_file(&file).expect("hash"));
+        }));
+        both.extend(time_runs(1, || {
+            std::hint::black_box(build(&file, &BuildOptions::default()).expect("build"));
+        }));
+        load.extend(time_runs(1, || {
+            std::hint::black_box(tandem::index::persist::load(&saved).expect("load"));
+        }));
+        if ingests_ok {
+            ing.extend(time_runs(1, || {
+                let st = Command::new("ingests")
+                    .args(["-p", &pcr_pid.to_string()])
+                    .arg(&file)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .expect("ingests");
+                assert!(st.success(), "ingests failed");
+            }));
+        }
+    }
     let _ = std::fs::remove_file(&saved);
-    let ingests_ok = Command::new("ingests").arg("-h").output().is_ok();
-    let ing = ingests_ok.then(|| {
-        time_runs(runs, || {
-            let st = Command::new("ingests")
-                .args(["-p", &pcr_pid.to_string()])
-                .arg(&file)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .expect("ingests");
-            assert!(st.success(), "ingests failed");
-        })
-    });
+    let ing = ingests_ok.then_some(ing);
 
     let m_ours = report("tandem build (no hash)", &ours, bytes);
     report("xxh3-128 of the file alone", &hash, bytes);

@@ -6,4 +6,6 @@
 pub mod cli;
 pub mod index;
 pub mod net;
+pub mod pacing;
+pub mod stream;
 pub mod ts;

@@ -3,6 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod index;
+pub mod probe;
+
 /// Exit code for bad input (file, URL, flag) that stops a run.
 pub const EXIT_BAD_INPUT: i32 = 2;
 /// Exit code when a run started but failed (socket error, peer failure).
@@ -21,13 +24,21 @@ pub struct Cli {
 
 /// Every command tandem has.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Analyse an asset: programs, PIDs, PCR, bitrate, frame rate, problems.
+    Probe(probe::ProbeArgs),
+    /// Build (or refresh) the saved offset map of an asset.
+    Index(index::IndexArgs),
+}
 
 /// Parses the command line, runs the command, returns the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let result: anyhow::Result<i32> = match cli.command {};
+    let result: anyhow::Result<i32> = match cli.command {
+        Command::Probe(a) => probe::run(&a),
+        Command::Index(a) => index::run(&a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

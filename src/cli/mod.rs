@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod index;
+pub mod play;
 pub mod probe;
 
 /// Exit code for bad input (file, URL, flag) that stops a run.
@@ -29,6 +30,8 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Build (or refresh) the saved offset map of an asset.
     Index(index::IndexArgs),
+    /// Play an asset onto UDP/RTP multicast, paced by its PCR timeline.
+    Play(play::PlayArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -38,6 +41,7 @@ pub fn run() -> i32 {
     let result: anyhow::Result<i32> = match cli.command {
         Command::Probe(a) => probe::run(&a),
         Command::Index(a) => index::run(&a),
+        Command::Play(a) => play::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -663,3 +663,70 @@ fn bad_input_exits_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn departure_timeline_has_no_burst_or_stall_on_edge_case_assets() {
+    let dir = scratch();
+    for (name, cbr) in [
+        ("sync-loss-middle.ts", true),
+        ("pcr-wrap-25fps.ts", true),
+        ("truncated-tail.ts", true),
+        ("pcr-own-pid.ts", true),
+        ("cbr-59.94fps.ts", true),
+        ("vbr-25fps.ts", false),
+    ] {
+        let asset = copy_fixture(name, &dir, None);
+        let (s, _) = expected(&asset, "edge", Framing::Udp, Some(2));
+        let count = s.datagram_count().unwrap();
+        let gaps: Vec<u64> = (1..count)
+            .map(|i| s.departure_ticks(i) - s.departure_ticks(i - 1))
+            .collect();
+        let mut sorted = gaps.clone();
+        sorted.sort();
+        let median = sorted[sorted.len() / 2];
+        let (min, max) = (sorted[0], *sorted.last().unwrap());
+        eprintln!("{name}: datagram spacing min {min} median {median} max {max} ticks");
+        assert!(min > 0, "{name}: two datagrams due at once (burst)");
+        if cbr {
+            // Constant rate, also across the sync loss, the PCR wrap and the loop point.
+            assert!(min * 10 >= median * 8, "{name}: burst ({min} vs {median})");
+            assert!(max * 10 <= median * 11, "{name}: stall ({max} vs {median})");
+        } else {
+            assert!(max <= HZ / 10, "{name}: stall of {max} ticks");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sync_loss_asset_plays_its_valid_packets() {
+    let dir = scratch();
+    let asset = copy_fixture("sync-loss-middle.ts", &dir, None);
+    let map = load_or_build(&asset, false).unwrap();
+    assert!(map.segments.len() > 1, "fixture has a sync loss");
+    let bytes = std::fs::read(&asset).unwrap();
+    let valid: Vec<u8> = map
+        .segments
+        .iter()
+        .flat_map(|sg| {
+            let a = sg.byte_offset as usize;
+            bytes[a..a + sg.packets as usize * PACKET_SIZE].to_vec()
+        })
+        .collect();
+    let dest = group();
+    let url = format!("udp://{dest}");
+    let cap = capture(dest, Duration::from_millis(1_000), Duration::from_secs(20));
+    let out = play(&[asset.to_str().unwrap(), "--dest", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let got: Vec<u8> = cap
+        .join()
+        .unwrap()
+        .into_iter()
+        .flat_map(|r| r.bytes)
+        .collect();
+    assert_eq!(got.len(), valid.len());
+    assert!(got == valid, "output is not the asset's valid packets");
+    let _ = std::fs::remove_dir_all(&dir);
+}

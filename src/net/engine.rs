@@ -65,15 +65,19 @@ pub struct Sink {
 pub struct GateCheck {
     /// Datagram about to go out on the live target.
     pub index: u64,
-    /// How far behind its due time it is (ns).
+    /// How long after its allowed send time it is about to go out (ns): the length of the
+    /// late wake or stall. A planned catch-up (after a rewind) does not count.
+    pub late_ns: u64,
+    /// How far behind its due time on the timeline it is (ns).
     pub behind_ns: u64,
     /// Monotonic clock now (ns).
     pub now_ns: u64,
 }
 
 /// The check a late live send must pass: returns whether this engine still owns the live
-/// output. Called only when a live send is more than `after_ns` behind its due time, so
-/// the normal path costs one comparison.
+/// output. Called only when a live send is about to go out more than `after_ns` after its
+/// allowed time (a late wake or a stall of the process; see [`GateCheck::late_ns`]), so the
+/// normal path costs one comparison.
 #[derive(Clone)]
 pub struct OwnershipGate {
     /// Bound on lateness below which no check is made (ns).
@@ -637,15 +641,17 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
             Err(FetchError::Stopped) => break Ok(()),
             Err(FetchError::Reader(e)) => break Err(EngineError::Reader(e)),
         }
-        let due = ctx.pacer.due_ns(i);
+        let decision = ctx.pacer.last_decision().filter(|d| d.index == i);
         let mut target = Target::from_u8(ctx.shared.target.load(Ordering::Acquire));
         let mut t_send = mono_ns();
         if target == Target::Live {
-            if let Some(g) = &ctx.gate {
-                let behind = t_send.saturating_sub(due);
-                if behind > g.after_ns {
+            if let (Some(g), Some(d)) = (&ctx.gate, decision) {
+                let late = t_send.saturating_sub(d.allowed_ns);
+                if late > g.after_ns {
+                    let behind = t_send.saturating_sub(d.due_ns);
                     let ok = (g.check)(GateCheck {
                         index: i,
+                        late_ns: late,
                         behind_ns: behind,
                         now_ns: t_send,
                     });
@@ -666,7 +672,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                         if ctx.log {
                             tracing::warn!(
                                 index = i,
-                                behind_us = behind / 1000,
+                                late_us = late / 1000,
                                 "ownership gate refused a late live send; live output stopped"
                             );
                         }
@@ -707,7 +713,6 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                 }
             }
         }
-        let decision = ctx.pacer.last_decision();
         ctx.pacer.sent(i, t_send);
         stats.first_index.get_or_insert(i);
         stats.pacer = ctx.pacer.stats();
@@ -724,7 +729,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
             });
             p.1 = stats;
         }
-        if let Some(d) = decision.filter(|d| d.late && d.index == i) {
+        if let Some(d) = decision.filter(|d| d.late) {
             if ctx.log {
                 if let Some(quiet) = late_log.allow(t_send) {
                     tracing::warn!(
@@ -935,7 +940,7 @@ mod tests {
         cfg.log = false;
         cfg.gate = Some(OwnershipGate {
             after_ns: 10_000_000,
-            check: Arc::new(|c| c.behind_ns < 10_000_000),
+            check: Arc::new(|c| c.late_ns < 10_000_000 && c.behind_ns < 10_000_000),
         });
         let h = Engine::start(cfg).unwrap();
         while h.last_sent().is_none() {

@@ -84,6 +84,10 @@ pub struct Decision {
     pub index: u64,
     /// Its due time on the timeline (ns, driver clock).
     pub due_ns: u64,
+    /// The earliest instant it was allowed to go out (its due time, or later under the 2x
+    /// catch-up rule). A send well after this instant means the process was late (a late
+    /// timer wake or a stall), not a planned catch-up.
+    pub allowed_ns: u64,
     /// `now - allowed time` when decided (0 if on time).
     pub lateness_ns: u64,
     /// `now - due time` (0 if not behind).
@@ -198,6 +202,7 @@ impl<S: Schedule> Pacer<S> {
         self.last_decision = Some(Decision {
             index: self.next,
             due_ns: due,
+            allowed_ns: allowed,
             lateness_ns: lateness,
             behind_ns: now.saturating_sub(due),
             late,

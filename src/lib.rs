@@ -7,5 +7,6 @@ pub mod cli;
 pub mod index;
 pub mod net;
 pub mod pacing;
+pub mod probe;
 pub mod stream;
 pub mod ts;

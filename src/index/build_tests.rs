@@ -316,3 +316,23 @@ fn no_hash_build_has_zero_hash_same_map() {
     assert_eq!(b.identity.size, a.identity.size);
     assert_eq!(b.datagrams, a.datagrams);
 }
+
+#[test]
+fn pcr_pid_fallback_when_pmt_says_none_or_wrong() {
+    for (pmt_pcr, named) in [(0x1FFF, None), (0x0200, Some(Pid::new(0x200)))] {
+        let o = SynthOptions {
+            pmt_pcr_pid: pmt_pcr,
+            ..SynthOptions::default()
+        };
+        let b = built(&synth_ts(&o));
+        assert_eq!(b.map.pcr_pid, Pid::new(VIDEO_PID));
+        assert_eq!(b.map.anchors.len(), 100);
+        assert_eq!(
+            b.report.problems,
+            vec![Problem::PcrPidFallback {
+                pmt_pcr_pid: named,
+                used: Pid::new(VIDEO_PID)
+            }]
+        );
+    }
+}

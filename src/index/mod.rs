@@ -186,10 +186,20 @@ pub fn interpolate(anchors: &[Anchor], p: u64) -> u64 {
 }
 
 fn interpolate_pair(a: Anchor, b: Anchor, p: u64) -> u64 {
-    let dp = (b.packet.saturating_sub(a.packet)).max(1) as i128;
+    let dp = (b.packet.saturating_sub(a.packet)).max(1);
     let dt = b.time as i128 - a.time as i128;
-    // Saturating: a valid map never comes near the limits, a damaged one must not panic.
-    let t = (a.time as i128).saturating_add((p as i128 - a.packet as i128).saturating_mul(dt) / dp);
+    let dx = p as i128 - a.packet as i128;
+    // Fast path in 64 bits (always taken for real files: steps are <= 100 ms, pieces short);
+    // both paths truncate toward zero, so they agree exactly.
+    let step = match (i64::try_from(dt), i64::try_from(dx), i64::try_from(dp)) {
+        (Ok(dt), Ok(dx), Ok(dp)) => match dx.checked_mul(dt) {
+            Some(m) => (m / dp) as i128,
+            None => (dx as i128).saturating_mul(dt as i128) / dp as i128,
+        },
+        // Saturating: a valid map never comes near the limits, a damaged one must not panic.
+        _ => dx.saturating_mul(dt) / dp as i128,
+    };
+    let t = (a.time as i128).saturating_add(step);
     t.clamp(0, u64::MAX as i128) as u64
 }
 
@@ -254,6 +264,20 @@ mod tests {
             assert_eq!(it.at(p), interpolate(&a, p), "p = {p}");
         }
         assert_eq!(it.at(5), 500);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_interpolation_matches_wide_math(
+            ap in 0u64..1 << 40, dpk in 1u64..1 << 20, at in 0u64..1 << 50,
+            dt in 0u64..1 << 40, p in 0u64..1 << 41,
+        ) {
+            let a = anchor(ap, at);
+            let b = anchor(ap + dpk, at + dt);
+            let wide = at as i128 + (p as i128 - ap as i128) * dt as i128 / dpk as i128;
+            let wide = wide.clamp(0, u64::MAX as i128) as u64;
+            proptest::prop_assert_eq!(interpolate_pair(a, b, p), wide);
+        }
     }
 
     #[test]

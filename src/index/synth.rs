@@ -35,6 +35,8 @@ pub struct SynthOptions {
     pub pcr_jump: Option<(u64, u64)>,
     /// Set `discontinuity_indicator` on the PCR packets at these packet indices.
     pub flag_discontinuity_at: Vec<u64>,
+    /// `PCR_PID` written in the PMT (default: the video PID, which carries the PCRs).
+    pub pmt_pcr_pid: u16,
 }
 
 impl Default for SynthOptions {
@@ -49,6 +51,7 @@ impl Default for SynthOptions {
             psi_every: 500,
             pcr_jump: None,
             flag_discontinuity_at: Vec::new(),
+            pmt_pcr_pid: VIDEO_PID,
         }
     }
 }
@@ -112,7 +115,7 @@ fn pat() -> Vec<u8> {
     ])
 }
 
-fn pmt() -> Vec<u8> {
+fn pmt(pcr_pid: u16) -> Vec<u8> {
     let v = VIDEO_PID;
     section(vec![
         0x02,
@@ -123,8 +126,8 @@ fn pmt() -> Vec<u8> {
         0xC1,
         0x00,
         0x00,
-        0xE0 | (v >> 8) as u8,
-        v as u8,
+        0xE0 | (pcr_pid >> 8) as u8,
+        pcr_pid as u8,
         0xF0,
         0x00,
         0x1B,
@@ -156,7 +159,7 @@ pub fn synth_ts(o: &SynthOptions) -> Vec<u8> {
                 let (pid, k, sec) = if slot(o, i) == Slot::Pat {
                     (0u16, 0, pat())
                 } else {
-                    (PMT_PID, 1, pmt())
+                    (PMT_PID, 1, pmt(o.pmt_pcr_pid))
                 };
                 b[1] = 0x40 | (pid >> 8) as u8;
                 b[2] = pid as u8;

@@ -6,4 +6,5 @@
 pub mod cli;
 pub mod index;
 pub mod net;
+pub mod recv;
 pub mod ts;

@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod recv;
+
 /// Exit code for bad input (file, URL, flag) that stops a run.
 pub const EXIT_BAD_INPUT: i32 = 2;
 /// Exit code when a run started but failed (socket error, peer failure).
@@ -21,13 +23,18 @@ pub struct Cli {
 
 /// Every command tandem has.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Receive udp:// or rtp:// and measure it: TR 101 290, RTP, gaps, pacing (--json).
+    Recv(recv::RecvArgs),
+}
 
 /// Parses the command line, runs the command, returns the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let result: anyhow::Result<i32> = match cli.command {};
+    let result: anyhow::Result<i32> = match cli.command {
+        Command::Recv(args) => recv::run(args),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -1,4 +1,5 @@
 //! The I/O layer: destination URLs, socket2 multicast sockets, the clock, timers and the
 //! drivers that run the sans-IO core. Nothing outside `net` reads a clock or touches a socket.
 
+pub mod recv_socket;
 pub mod url;

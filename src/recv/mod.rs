@@ -428,6 +428,9 @@ impl Analyzer {
             negative: self.gap_negative,
         };
         let mut warnings = Vec::new();
+        if self.datagrams == 0 {
+            warnings.push("no datagrams received".into());
+        }
         if self.looks_like_rtp > 0 {
             warnings.push(format!(
                 "{} datagrams look like RTP carrying TS; receive with rtp:// instead of udp://",

@@ -208,7 +208,7 @@ pub fn human(r: &Report) -> String {
     }
     if let Some(rtp) = &r.rtp {
         o.push_str(&format!(
-            "RTP: {} packets, expected {}, lost {}, duplicates {}, reordered {}, resyncs {}, SSRC {} ({} changes), wrong PT {}, invalid {}\n",
+            "RTP: {} packets, expected {}, lost {}, duplicates {}, reordered {}, resyncs {}, SSRC {} ({} changes), wrong PT {}, invalid {}, jitter {:.1} us (max {:.1})\n",
             rtp.packets,
             rtp.expected,
             rtp.lost,
@@ -218,7 +218,9 @@ pub fn human(r: &Report) -> String {
             rtp.ssrc.map_or("none".into(), |s| format!("0x{s:08x}")),
             rtp.ssrc_change_count,
             rtp.wrong_payload_type.count,
-            rtp.parse_errors.count
+            rtp.parse_errors.count,
+            rtp.interarrival_jitter_us,
+            rtp.interarrival_jitter_max_us
         ));
     }
     if let Some(d) = r.run.as_ref().and_then(|r| r.socket_drops) {

@@ -42,7 +42,8 @@
 //! rtp               null | {packets, parse_errors (check), expected, received, lost,
 //!                   duplicates, reordered, out_of_window, resyncs, ssrc,
 //!                   ssrc_change_count, ssrc_changes: [{t_s, datagram, from, to}],
-//!                   wrong_payload_type (check), payload_types: [[pt, count]]}
+//!                   wrong_payload_type (check), payload_types: [[pt, count]],
+//!                   interarrival_jitter_us, interarrival_jitter_max_us}
 //! warnings          [string]
 //! ```
 //!

@@ -53,6 +53,11 @@ pub struct RtpReport {
     pub wrong_payload_type: Check,
     /// Payload types seen with their counts, as `[pt, count]`.
     pub payload_types: Vec<(u8, u64)>,
+    /// RFC 3550 §6.4.1 interarrival jitter at the end of the run (us, 90 kHz clock of
+    /// MP2T assumed), and its largest value during the run.
+    pub interarrival_jitter_us: f64,
+    /// See `interarrival_jitter_us`.
+    pub interarrival_jitter_max_us: f64,
 }
 
 /// RTP state of a run.
@@ -62,6 +67,10 @@ pub struct RtpMonitor {
     done: SeqTracker,
     report: RtpReport,
     pt_counts: Vec<u64>,
+    /// Previous relative transit time (90 kHz units) and the jitter estimate (units x 16).
+    transit: Option<i64>,
+    jitter16: i64,
+    jitter16_max: i64,
 }
 
 impl RtpMonitor {
@@ -99,11 +108,26 @@ impl RtpMonitor {
                     });
                 }
                 self.retire();
+                self.transit = None;
             }
             _ => {}
         }
         self.report.ssrc = Some(h.ssrc);
+        self.jitter(h.timestamp, at.rx_ns);
         self.seq.push(h.sequence)
+    }
+
+    /// RFC 3550 A.8: `D = (Rj - Ri) - (Sj - Si)`, `J += (|D| - J) / 16`, in timestamp
+    /// units (kept x16 as in A.8 to avoid rounding loss).
+    fn jitter(&mut self, timestamp: u32, rx_ns: u64) {
+        let arrival = ((rx_ns as u128 * 90_000) / 1_000_000_000) as u32;
+        let transit = arrival.wrapping_sub(timestamp) as i32 as i64;
+        if let Some(prev) = self.transit {
+            let d = (transit - prev).abs();
+            self.jitter16 += d - ((self.jitter16 + 8) >> 4);
+            self.jitter16_max = self.jitter16_max.max(self.jitter16);
+        }
+        self.transit = Some(transit);
     }
 
     /// Counts a datagram that is not RTP.
@@ -132,6 +156,9 @@ impl RtpMonitor {
         r.reordered = self.done.reordered + self.seq.reordered;
         r.resyncs = self.done.resyncs + self.seq.resyncs;
         r.out_of_window = self.done.out_of_window + self.seq.out_of_window;
+        let us = |j16: i64| (j16 >> 4) as f64 * 1e6 / 90_000.0;
+        r.interarrival_jitter_us = us(self.jitter16);
+        r.interarrival_jitter_max_us = us(self.jitter16_max);
         r.payload_types = self
             .pt_counts
             .iter()
@@ -178,5 +205,20 @@ mod tests {
         assert_eq!(r.lost, 1);
         assert_eq!(r.wrong_payload_type.count, 1);
         assert_eq!(r.payload_types, vec![(33, 5), (96, 1)]);
+    }
+
+    #[test]
+    fn interarrival_jitter_follows_a8() {
+        let mut m = RtpMonitor::default();
+        // Timestamps advance 900 (10 ms); arrivals alternate 9 ms and 11 ms apart, so
+        // |D| = 90 units (1 ms) each time: J converges to 90 units = 1000 us.
+        let mut rx = 1_000_000_000u64;
+        for i in 0..400u32 {
+            m.packet(&RtpHeader::mp2t(i as u16, i * 900, 1), at(rx));
+            rx += if i % 2 == 0 { 9_000_000 } else { 11_000_000 };
+        }
+        let r = m.report();
+        assert!((r.interarrival_jitter_us - 1000.0).abs() < 20.0, "{r:?}");
+        assert!(r.interarrival_jitter_max_us >= r.interarrival_jitter_us);
     }
 }

@@ -6,5 +6,7 @@
 pub mod cli;
 pub mod index;
 pub mod net;
+pub mod pacing;
 pub mod recv;
+pub mod stream;
 pub mod ts;

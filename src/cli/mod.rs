@@ -3,6 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod index;
+pub mod play;
+pub mod probe;
 pub mod recv;
 
 /// Exit code for bad input (file, URL, flag) that stops a run.
@@ -24,6 +27,12 @@ pub struct Cli {
 /// Every command tandem has.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Analyse an asset: programs, PIDs, PCR, bitrate, frame rate, problems.
+    Probe(probe::ProbeArgs),
+    /// Build (or refresh) the saved offset map of an asset.
+    Index(index::IndexArgs),
+    /// Play an asset onto UDP/RTP multicast, paced by its PCR timeline.
+    Play(play::PlayArgs),
     /// Receive udp:// or rtp:// and measure it: TR 101 290, RTP, gaps, pacing (--json).
     Recv(recv::RecvArgs),
 }
@@ -33,6 +42,9 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result: anyhow::Result<i32> = match cli.command {
+        Command::Probe(a) => probe::run(&a),
+        Command::Index(a) => index::run(&a),
+        Command::Play(a) => play::run(&a),
         Command::Recv(args) => recv::run(args),
     };
     match result {

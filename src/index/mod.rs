@@ -13,6 +13,20 @@
 use crate::ts::packet::{Cc, Pid, PACKETS_PER_DATAGRAM, PACKET_SIZE};
 use crate::ts::pcr::Pcr;
 
+pub mod build;
+pub mod error;
+pub mod identity;
+pub mod persist;
+pub mod report;
+pub mod scan;
+pub mod synth;
+pub mod timeline;
+
+pub use build::{build, build_bytes, BuildOptions, Built};
+pub use error::{BuildError, IndexError, PersistError};
+pub use persist::{load_or_build, load_or_build_with, LoadOptions, Loaded, Origin};
+pub use report::{Problem, Report};
+
 /// An asset's identity: what two servers compare before they agree to play "the same file".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct AssetIdentity {
@@ -168,12 +182,51 @@ pub fn interpolate(anchors: &[Anchor], p: u64) -> u64 {
     // The pair (a, b) to interpolate/extrapolate on: the one around p, clamped to the ends.
     let i = anchors.partition_point(|a| a.packet <= p);
     let i = i.clamp(1, anchors.len() - 1);
-    let (a, b) = (anchors[i - 1], anchors[i]);
-    let dp = (b.packet - a.packet).max(1) as i128;
-    let dt = b.time as i128 - a.time as i128;
-    let t = a.time as i128 + (p as i128 - a.packet as i128) * dt / dp;
-    t.max(0) as u64
+    interpolate_pair(anchors[i - 1], anchors[i], p)
 }
+
+fn interpolate_pair(a: Anchor, b: Anchor, p: u64) -> u64 {
+    let dp = (b.packet.saturating_sub(a.packet)).max(1) as i128;
+    let dt = b.time as i128 - a.time as i128;
+    // Saturating: a valid map never comes near the limits, a damaged one must not panic.
+    let t = (a.time as i128).saturating_add((p as i128 - a.packet as i128).saturating_mul(dt) / dp);
+    t.clamp(0, u64::MAX as i128) as u64
+}
+
+/// [`interpolate`] for non-decreasing packet numbers in amortised O(1) (a cursor over the
+/// anchors); gives exactly the same values.
+#[derive(Debug, Clone)]
+pub struct Interpolator<'a> {
+    anchors: &'a [Anchor],
+    i: usize,
+}
+
+impl<'a> Interpolator<'a> {
+    /// A cursor at the start of `anchors`.
+    pub fn new(anchors: &'a [Anchor]) -> Self {
+        Interpolator { anchors, i: 0 }
+    }
+
+    /// Time of packet `p`; `p` must not decrease between calls (a smaller `p` restarts
+    /// the cursor).
+    pub fn at(&mut self, p: u64) -> u64 {
+        let a = self.anchors;
+        if a.len() < 2 {
+            return 0;
+        }
+        if self.i > 0 && a[self.i - 1].packet > p {
+            self.i = 0;
+        }
+        while self.i < a.len() && a[self.i].packet <= p {
+            self.i += 1;
+        }
+        let i = self.i.clamp(1, a.len() - 1);
+        interpolate_pair(a[i - 1], a[i], p)
+    }
+}
+
+#[cfg(test)]
+mod build_tests;
 
 #[cfg(test)]
 mod tests {
@@ -196,6 +249,11 @@ mod tests {
         assert_eq!(interpolate(&a, 5), 500); // extrapolated at the first pair's rate
         assert_eq!(interpolate(&a, 0), 0);
         assert_eq!(interpolate(&a[..1], 5), 0);
+        let mut it = Interpolator::new(&a);
+        for p in 0..60 {
+            assert_eq!(it.at(p), interpolate(&a, p), "p = {p}");
+        }
+        assert_eq!(it.at(5), 500);
     }
 
     #[test]

@@ -1,0 +1,73 @@
+//! `tandem index ASSET [--force]`: builds (or loads) the offset map and saves it beside the
+//! asset, printing a summary.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::index::{load_or_build_with, LoadOptions, Origin};
+use crate::ts::pcr::HZ;
+
+/// Arguments of `tandem index`.
+#[derive(Debug, clap::Args)]
+pub struct IndexArgs {
+    /// The MPEG-TS asset.
+    pub asset: PathBuf,
+    /// Rebuild even when a valid index exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Program number to follow (default: the first program of the PAT).
+    #[arg(long)]
+    pub program: Option<u16>,
+}
+
+/// Runs the command; bad input prints one line and returns exit code 2.
+pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let loaded = match load_or_build_with(
+        &args.asset,
+        &LoadOptions {
+            progress: true,
+            force: args.force,
+            program: args.program,
+        },
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tandem: {e}");
+            return Ok(super::EXIT_BAD_INPUT);
+        }
+    };
+    let elapsed = started.elapsed();
+    let m = &loaded.map;
+    let secs = m.loop_period as f64 / HZ as f64;
+    println!("asset      {}", args.asset.display());
+    println!("identity   {}", m.identity);
+    println!(
+        "packets    {} in {} datagrams of 7 ({} segment{})",
+        m.packets,
+        m.datagram_count(),
+        m.segments.len(),
+        if m.segments.len() == 1 { "" } else { "s" }
+    );
+    println!(
+        "duration   {secs:.3} s (loop period {} ticks)",
+        m.loop_period
+    );
+    println!("pcr pid    {} ({} PCRs)", m.pcr_pid, m.anchors.len());
+    match (m.video_pid, m.frame_rate) {
+        (Some(v), Some((n, d))) => println!(
+            "video      PID {v}, {} frames at {:.3} fps ({n}/{d})",
+            m.frames,
+            n as f64 / d as f64
+        ),
+        (Some(v), None) => println!("video      PID {v}, {} frames, rate unknown", m.frames),
+        (None, _) => println!("video      none"),
+    }
+    match &loaded.origin {
+        Origin::Loaded(p) => println!("index      loaded from {} (up to date)", p.display()),
+        Origin::Built { saved: Some(p) } => println!("index      built, saved to {}", p.display()),
+        Origin::Built { saved: None } => println!("index      built, NOT saved (see warning)"),
+    }
+    println!("time       {:.1} ms", elapsed.as_secs_f64() * 1e3);
+    Ok(0)
+}

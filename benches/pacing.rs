@@ -84,8 +84,12 @@ fn figures(report: &Value, cpu_s: f64, ran_s: f64) -> Figures {
     }
 }
 
-fn spawn(cmd: &mut Command, log: &Path) -> Child {
+/// Starts `cmd` with stderr (and stdout unless already set) going to `log`.
+fn spawn(cmd: &mut Command, log: &Path, own_stdout: bool) -> Child {
     let err = std::fs::File::create(log).expect("log file");
+    if !own_stdout {
+        cmd.stdout(err.try_clone().expect("log file"));
+    }
     cmd.stdin(Stdio::null())
         .stderr(err)
         .spawn()
@@ -121,7 +125,7 @@ fn one_run(dir: &Path, asset: &Path, seconds: f64, run: usize) -> (Figures, Figu
             "--json",
         ])
         .stdout(out);
-        spawn(&mut c, &dir.join(format!("recv-{name}-{run}.log")))
+        spawn(&mut c, &dir.join(format!("recv-{name}-{run}.log")), true)
     };
     let mut rt = recv(GROUP_TANDEM, "tandem");
     let mut rm = recv(GROUP_MULTICAT, "multicat");
@@ -139,6 +143,7 @@ fn one_run(dir: &Path, asset: &Path, seconds: f64, run: usize) -> (Figures, Figu
             "--loop",
         ]),
         &dir.join(format!("play-{run}.log")),
+        false,
     );
     let mc = spawn(
         Command::new("multicat").args([
@@ -147,6 +152,7 @@ fn one_run(dir: &Path, asset: &Path, seconds: f64, run: usize) -> (Figures, Figu
             &format!("{GROUP_MULTICAT}@127.0.0.1"),
         ]),
         &dir.join(format!("multicat-{run}.log")),
+        false,
     );
     let st = rt.wait().expect("recv tandem");
     let sm = rm.wait().expect("recv multicat");

@@ -6,11 +6,11 @@
 //! ```
 //! The JSON layout is documented in [`crate::recv`].
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::net::recv_socket::{run_recv, stop_on_signals, RecvConfig};
+use crate::net::sockets::resolve_iface;
 use crate::net::url::Dest;
 use crate::recv::stats::{Check, Percentiles};
 use crate::recv::Report;
@@ -22,9 +22,9 @@ use super::{EXIT_BAD_INPUT, EXIT_RUNTIME};
 pub struct RecvArgs {
     /// What to receive: udp://GROUP:PORT (raw TS) or rtp://GROUP:PORT (RFC 2250).
     pub url: String,
-    /// IPv4 address of the interface to join the group on.
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
-    pub iface: Ipv4Addr,
+    /// Interface to join the group on: an IPv4 address of this host or a name (lo, eth0).
+    #[arg(long, default_value = "127.0.0.1", value_name = "NAME|ADDR")]
+    pub iface: String,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "S")]
     pub seconds: Option<f64>,
@@ -57,9 +57,19 @@ pub fn run(args: RecvArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
+    let iface = match resolve_iface(&args.iface) {
+        Ok(ip) => ip,
+        Err(e) => {
+            eprintln!(
+                "tandem recv: cannot receive {dest}: --iface {}: {e}",
+                args.iface
+            );
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
     let cfg = RecvConfig {
         dest,
-        iface: args.iface,
+        iface,
         duration,
         expect_datagrams: args.expect_datagrams,
         capture: args.capture,

@@ -1,4 +1,4 @@
-//! The receive driver of `tandem recv`: one socket2 UDP socket bound to the group (with
+//! The receive driver of `tandem recv`: one UDP socket bound to the group (with
 //! SO_REUSEADDR) and joined on a named interface (IP_ADD_MEMBERSHIP), datagrams read with
 //! `recvmsg(2)` together with their kernel receive time (`SO_TIMESTAMPNS`, socket(7)) and
 //! the socket's drop counter (`SO_RXQ_OVFL`), fed to the sans-IO [`Analyzer`].
@@ -9,14 +9,13 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::mem::{size_of, MaybeUninit};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-
+use super::sockets::{self, SocketError};
 use super::url::Dest;
 use crate::recv::{ts_payload, Analyzer, ClockSource, EndReason, Report, RunInfo};
 
@@ -28,17 +27,15 @@ const POLL: Duration = Duration::from_millis(50);
 /// Why the receiver could not be set up or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RecvError {
-    /// A socket call failed while opening the receiver (bad group, port or interface).
-    #[error("cannot receive {dest} on interface {iface}: {what}: {source}")]
+    /// The receive socket could not be opened (bad group, port or interface).
+    #[error("cannot receive {dest} on interface {iface}: {source}")]
     Open {
         /// The URL.
         dest: String,
         /// The interface address.
         iface: Ipv4Addr,
-        /// The step that failed.
-        what: &'static str,
-        /// The OS error.
-        source: io::Error,
+        /// What failed, naming the address.
+        source: SocketError,
     },
     /// The capture file could not be created or written.
     #[error("capture file {path}: {source}")]
@@ -67,7 +64,7 @@ impl RecvError {
 
 /// A bound, joined receive socket with kernel timestamps enabled.
 pub struct RecvSocket {
-    sock: Socket,
+    sock: UdpSocket,
     /// Whether `SO_TIMESTAMPNS` was accepted.
     pub timestamps: bool,
 }
@@ -85,34 +82,23 @@ pub struct Received {
     pub drops: Option<u32>,
 }
 
-/// Opens the receiver for `addr` on `iface`: SO_REUSEADDR, bind the group (or the unicast
-/// address), IP_ADD_MEMBERSHIP on `iface` for a multicast group, an 8 MiB receive buffer,
-/// `SO_TIMESTAMPNS` and `SO_RXQ_OVFL`, and a 50 ms read timeout.
+/// Opens the receiver for `dest` on `iface` with [`sockets::receiver`] (SO_REUSEADDR,
+/// bind the group or unicast address, IP_ADD_MEMBERSHIP on `iface`, an 8 MiB receive
+/// buffer), then enables `SO_TIMESTAMPNS` and `SO_RXQ_OVFL` and a 50 ms read timeout.
 pub fn open_recv_socket(dest: &Dest, iface: Ipv4Addr) -> Result<RecvSocket, RecvError> {
-    let addr: SocketAddrV4 = dest.addr;
-    let err = |what: &'static str| {
-        let dest = dest.to_string();
-        move |source| RecvError::Open {
-            dest,
-            iface,
-            what,
-            source,
-        }
+    let err = |source| RecvError::Open {
+        dest: dest.to_string(),
+        iface,
+        source,
     };
-    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-        .map_err(err("create socket"))?;
-    sock.set_reuse_address(true)
-        .map_err(err("set SO_REUSEADDR"))?;
-    // Best effort: the kernel clamps to rmem_max; a smaller buffer is not fatal.
-    let _ = sock.set_recv_buffer_size(RECV_BUFFER);
-    sock.bind(&SockAddr::from(addr))
-        .map_err(err("bind group address and port"))?;
-    if addr.ip().is_multicast() {
-        sock.join_multicast_v4(addr.ip(), &iface)
-            .map_err(err("join multicast group (IP_ADD_MEMBERSHIP)"))?;
-    }
-    sock.set_read_timeout(Some(POLL))
-        .map_err(err("set SO_RCVTIMEO"))?;
+    let sock = sockets::receiver(dest.addr, iface, Some(RECV_BUFFER)).map_err(err)?;
+    sock.set_read_timeout(Some(POLL)).map_err(|e| {
+        err(SocketError::Io {
+            what: "set SO_RCVTIMEO for",
+            addr: dest.addr.to_string(),
+            source: e,
+        })
+    })?;
     let fd = sock.as_raw_fd();
     let timestamps = set_int_option(fd, libc::SO_TIMESTAMPNS, 1).is_ok();
     let _ = set_int_option(fd, libc::SO_RXQ_OVFL, 1);
@@ -411,5 +397,6 @@ mod tests {
         assert!(e.is_bad_input());
         let msg = e.to_string();
         assert!(msg.contains("192.0.2.77") && msg.contains("join"), "{msg}");
+        assert!(msg.contains("udp://239.255.90.2:20001"), "{msg}");
     }
 }

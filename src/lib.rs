@@ -8,5 +8,6 @@ pub mod index;
 pub mod net;
 pub mod pacing;
 pub mod probe;
+pub mod recv;
 pub mod stream;
 pub mod ts;

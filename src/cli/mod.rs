@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 pub mod index;
 pub mod play;
 pub mod probe;
+pub mod recv;
 
 /// Exit code for bad input (file, URL, flag) that stops a run.
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -32,6 +33,8 @@ pub enum Command {
     Index(index::IndexArgs),
     /// Play an asset onto UDP/RTP multicast, paced by its PCR timeline.
     Play(play::PlayArgs),
+    /// Receive udp:// or rtp:// and measure it: TR 101 290, RTP, gaps, pacing (--json).
+    Recv(recv::RecvArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -42,6 +45,7 @@ pub fn run() -> i32 {
         Command::Probe(a) => probe::run(&a),
         Command::Index(a) => index::run(&a),
         Command::Play(a) => play::run(&a),
+        Command::Recv(args) => recv::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod engine;
+pub mod recv_socket;
 mod ring;
 pub mod sockets;
 pub mod url;

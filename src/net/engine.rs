@@ -24,8 +24,6 @@ use crate::pacing::{Pacer, PacerAction, PacerStats, Schedule};
 use crate::stream::reader::DatagramSource;
 use crate::stream::OutputStream;
 
-/// Longest single sleep, so a stop request is seen promptly even before the first datagram.
-const MAX_SLEEP_NS: u64 = 50_000_000;
 /// At most one lateness / send-error log line per this interval.
 const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 
@@ -224,13 +222,17 @@ pub struct EngineConfig {
     pub history_ns: u64,
     /// Datagrams rendered ahead of the sender (ns of stream).
     pub ahead_ns: u64,
+    /// Longest single sleep (ns). A stop request or a rewinding [`EngineHandle::switch_at`]
+    /// is seen at the next wake: at most one datagram spacing, or this bound if shorter.
+    /// The failover secondary may lower it (e.g. 1 ms) to react faster on low-rate assets.
+    pub max_sleep_ns: u64,
     /// Log late wakes and send errors (rate-limited) with `tracing`.
     pub log: bool,
 }
 
 impl EngineConfig {
     /// Defaults: start at datagram 0, no sinks, target off, 500 us late threshold, 1 s of
-    /// history, 0.5 s ahead, logging on.
+    /// history, 0.5 s ahead, sleeps of at most 50 ms, logging on.
     pub fn new(stream: Arc<OutputStream>, asset: File, origin_mono_ns: u64) -> EngineConfig {
         EngineConfig {
             stream,
@@ -246,6 +248,7 @@ impl EngineConfig {
             waker: None,
             history_ns: 1_000_000_000,
             ahead_ns: 500_000_000,
+            max_sleep_ns: 50_000_000,
             log: true,
         }
     }
@@ -359,6 +362,7 @@ impl Engine {
                 waker: cfg.waker,
                 log: cfg.log,
                 late_threshold_ns: cfg.late_threshold_ns,
+                max_sleep_ns: cfg.max_sleep_ns.max(1),
             };
             std::thread::Builder::new()
                 .name("tandem-sender".into())
@@ -372,6 +376,7 @@ impl Engine {
             shared,
             ring,
             stream,
+            start_index: cfg.start_index,
             origin_mono_ns: cfg.origin_mono_ns,
             sender: Some(sender),
             reader: Some(reader),
@@ -384,6 +389,7 @@ pub struct EngineHandle {
     shared: Arc<Shared>,
     ring: Arc<Ring>,
     stream: Arc<OutputStream>,
+    start_index: u64,
     origin_mono_ns: u64,
     sender: Option<JoinHandle<Result<EngineStats, EngineError>>>,
     reader: Option<JoinHandle<()>>,
@@ -469,6 +475,12 @@ impl EngineHandle {
             .0
     }
 
+    /// The datagram the sender handles next: after the last one sent (or the start index).
+    /// A pending rewind is not reflected until the sender applies it.
+    pub fn next_index(&self) -> u64 {
+        self.last_sent().map_or(self.start_index, |l| l.index + 1)
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
         let mut s = self
@@ -546,6 +558,7 @@ struct SenderCtx {
     waker: Option<Arc<mio::Waker>>,
     log: bool,
     late_threshold_ns: u64,
+    max_sleep_ns: u64,
 }
 
 impl SenderCtx {
@@ -631,7 +644,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         let i = match ctx.pacer.poll(now) {
             PacerAction::Done => break Ok(()),
             PacerAction::WaitUntil(t) => {
-                sleep_until_mono(t.min(now + MAX_SLEEP_NS));
+                sleep_until_mono(t.min(now + ctx.max_sleep_ns));
                 continue;
             }
             PacerAction::Send(i) => i,
@@ -923,6 +936,36 @@ mod tests {
         fn is_none_or_lt(&self, n: u64) -> bool {
             self.map(|l| l.index < n).unwrap_or(true)
         }
+    }
+
+    #[test]
+    fn switch_ahead_takes_effect_exactly_at_its_index() {
+        let (_, s, file) = setup(None);
+        let g = group(4);
+        let rx = receiver(g, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() + 50_000_000);
+        cfg.live = Some(Sink {
+            socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
+            dest: g,
+        });
+        cfg.log = false;
+        cfg.max_sleep_ns = 1_000_000;
+        let h = Engine::start(cfg).unwrap();
+        assert_eq!(h.target(), Target::Off);
+        h.switch_at(120, Target::Live).unwrap();
+        let mut buf = [0u8; 2048];
+        let n = rx.recv(&mut buf).unwrap();
+        let (hdr, _) = crate::stream::rtp::RtpHeader::parse(&buf[..n]).unwrap();
+        let base = s.rtp_session().unwrap().sequence_base;
+        assert_eq!(hdr.sequence.wrapping_sub(base), 120);
+        assert_eq!(h.target(), Target::Live);
+        h.stop();
+        let last = h.last_sent().unwrap();
+        assert!(h.next_index() > last.index);
+        let st = h.join().unwrap();
+        assert_eq!(st.first_index, Some(0));
+        assert_eq!(st.pacer.seeks, 0);
     }
 
     #[test]

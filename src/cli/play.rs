@@ -256,7 +256,8 @@ fn play(args: &PlayArgs, plan: Plan) -> anyhow::Result<i32> {
 fn summary(st: &EngineStats) {
     let p = &st.pacer;
     tracing::info!(
-        sent = p.sent,
+        sent = st.sent_live + st.sent_muted,
+        scheduled = p.sent,
         late_wakes = p.late_wakes,
         max_lateness_us = p.max_lateness_ns / 1000,
         max_behind_us = p.max_behind_ns / 1000,
@@ -266,7 +267,8 @@ fn summary(st: &EngineStats) {
         "done"
     );
     println!(
-        "sent {} datagrams, late wakes {}, max lateness {} us, max behind {} us, catch-up sends {}, send errors {}, reader underruns {}",
+        "sent {} datagrams ({} scheduled), late wakes {}, max lateness {} us, max behind {} us, catch-up sends {}, send errors {}, reader underruns {}",
+        st.sent_live + st.sent_muted,
         p.sent,
         p.late_wakes,
         p.max_lateness_ns / 1000,

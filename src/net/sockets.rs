@@ -19,6 +19,9 @@ pub enum SocketError {
     /// The address is not assigned to any interface of this host.
     #[error("{0} is not an address of this host's interfaces")]
     NotLocal(Ipv4Addr),
+    /// A destination a UDP sender cannot use (unspecified or broadcast).
+    #[error("cannot send to {0}: give a multicast group or a unicast address")]
+    BadDest(SocketAddrV4),
     /// A socket call failed.
     #[error("{what} {addr}: {source}")]
     Io {
@@ -125,6 +128,9 @@ impl SenderOptions {
 /// A UDP socket for sending to `dest` (multicast or unicast). It is bound to
 /// `iface:0`, so a source address that is not local fails here with a clear error.
 pub fn sender(dest: SocketAddrV4, opts: &SenderOptions) -> Result<UdpSocket, SocketError> {
+    if dest.ip().is_unspecified() || dest.ip().is_broadcast() || dest.port() == 0 {
+        return Err(SocketError::BadDest(dest));
+    }
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
         .map_err(io_err("create a UDP socket for", dest))?;
     if dest.ip().is_multicast() {
@@ -221,6 +227,15 @@ mod tests {
         let (n, from) = rx.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello");
         assert_eq!(from.ip(), std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn unusable_destinations_are_refused() {
+        let opts = SenderOptions::new(Ipv4Addr::LOCALHOST);
+        for d in ["0.0.0.0:5000", "255.255.255.255:5000", "239.1.1.1:0"] {
+            let e = sender(d.parse().unwrap(), &opts).unwrap_err();
+            assert!(matches!(e, SocketError::BadDest(_)), "{d}: {e}");
+        }
     }
 
     #[test]

@@ -77,7 +77,7 @@ struct Plan {
     dest: Dest,
     iface: std::net::Ipv4Addr,
     sink: Sink,
-    origin_mono: u64,
+    origin_mono: i64,
     origin_real: u64,
     start_index: u64,
 }
@@ -136,11 +136,14 @@ fn prepare(args: &PlayArgs) -> Result<Plan, BadInput> {
         Some(ms) => {
             let real = ms.saturating_mul(1_000_000);
             let mono = real_to_mono(real);
-            let now = mono_ns() + START_LEAD_NS / 10;
-            let start = if mono >= now {
+            // Join in progress when the origin has passed: the first datagram due after a
+            // short lead (measured on the realtime clock, so an origin before this
+            // machine's boot works too).
+            let now = real_ns() + START_LEAD_NS / 10;
+            let start = if real >= now {
                 0
             } else {
-                stream.index_at(ns_to_ticks(now - mono))
+                stream.index_at(ns_to_ticks(now - real))
             };
             if stream.datagram_count().is_some_and(|c| start >= c) {
                 return Err(BadInput(anyhow::anyhow!(
@@ -149,7 +152,11 @@ fn prepare(args: &PlayArgs) -> Result<Plan, BadInput> {
             }
             (mono, real, start)
         }
-        None => (mono_ns() + START_LEAD_NS, real_ns() + START_LEAD_NS, 0),
+        None => (
+            (mono_ns() + START_LEAD_NS) as i64,
+            real_ns() + START_LEAD_NS,
+            0,
+        ),
     };
     Ok(Plan {
         stream: Arc::new(stream),

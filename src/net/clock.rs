@@ -46,8 +46,9 @@ pub fn real_ns() -> u64 {
 
 /// Converts a realtime instant (unix ns, offset applied) to the monotonic clock, by
 /// reading both clocks back to back (the pair with the tightest bracket of three tries).
-/// Instants before the monotonic clock's zero saturate to 0.
-pub fn real_to_mono(real: u64) -> u64 {
+/// Signed: an instant before the monotonic clock's zero (before boot) is negative, which
+/// happens when a machine that rebooted joins a session started long ago.
+pub fn real_to_mono(real: u64) -> i64 {
     let mut best: Option<(u64, u64, u64)> = None;
     for _ in 0..3 {
         let m0 = mono_ns();
@@ -59,7 +60,7 @@ pub fn real_to_mono(real: u64) -> u64 {
         }
     }
     let (_, m, r) = best.unwrap_or((0, mono_ns(), real_ns()));
-    (m as i128 + real as i128 - r as i128).max(0) as u64
+    (m as i128 + real as i128 - r as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// Sleeps until CLOCK_MONOTONIC reaches `deadline_ns` (absolute; returns at once if it
@@ -106,6 +107,9 @@ mod tests {
         // Near mono + 2 s (loose: a shared machine may stall; this checks sign and scale).
         let d = m as i128 - (now_mono as i128 + 2_000_000_000);
         assert!(d.abs() < 1_000_000_000, "{d}");
+        // Before boot: negative, not clamped.
+        let before_boot = real_to_mono(now_real - now_mono - 3_600_000_000_000);
+        assert!(before_boot < -3_000_000_000_000, "{before_boot}");
         assert!(mono_ns() >= now_mono);
     }
 

@@ -24,6 +24,10 @@ use crate::pacing::{Pacer, PacerAction, PacerStats, Schedule};
 use crate::stream::reader::DatagramSource;
 use crate::stream::OutputStream;
 
+/// The pacer runs on `CLOCK_MONOTONIC + PACER_EPOCH_NS` so that a timeline origin before
+/// boot (a negative monotonic instant) is still a `u64`: 2^62 ns is about 146 years.
+const PACER_EPOCH_NS: u64 = 1 << 62;
+
 /// At most one lateness / send-error log line per this interval.
 const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 
@@ -199,8 +203,9 @@ pub struct EngineConfig {
     pub stream: Arc<OutputStream>,
     /// The asset file (read with pread).
     pub asset: File,
-    /// CLOCK_MONOTONIC instant of timeline time 0 (ns).
-    pub origin_mono_ns: u64,
+    /// CLOCK_MONOTONIC instant of timeline time 0 (ns; negative = before boot, see
+    /// [`super::clock::real_to_mono`]).
+    pub origin_mono_ns: i64,
     /// First datagram to send.
     pub start_index: u64,
     /// The live sink.
@@ -233,7 +238,7 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// Defaults: start at datagram 0, no sinks, target off, 500 us late threshold, 1 s of
     /// history, 0.5 s ahead, sleeps of at most 50 ms, logging on.
-    pub fn new(stream: Arc<OutputStream>, asset: File, origin_mono_ns: u64) -> EngineConfig {
+    pub fn new(stream: Arc<OutputStream>, asset: File, origin_mono_ns: i64) -> EngineConfig {
         EngineConfig {
             stream,
             asset,
@@ -350,7 +355,7 @@ impl Engine {
             let ctx = SenderCtx {
                 pacer: Pacer::new(
                     StreamSchedule(stream.clone()),
-                    cfg.origin_mono_ns,
+                    (cfg.origin_mono_ns as i128 + PACER_EPOCH_NS as i128).max(0) as u64,
                     cfg.start_index,
                 ),
                 ring: ring.clone(),
@@ -390,7 +395,7 @@ pub struct EngineHandle {
     ring: Arc<Ring>,
     stream: Arc<OutputStream>,
     start_index: u64,
-    origin_mono_ns: u64,
+    origin_mono_ns: i64,
     sender: Option<JoinHandle<Result<EngineStats, EngineError>>>,
     reader: Option<JoinHandle<()>>,
 }
@@ -401,15 +406,15 @@ impl EngineHandle {
         &self.stream
     }
 
-    /// CLOCK_MONOTONIC instant of timeline time 0.
-    pub fn origin_mono_ns(&self) -> u64 {
+    /// CLOCK_MONOTONIC instant of timeline time 0 (negative = before boot).
+    pub fn origin_mono_ns(&self) -> i64 {
         self.origin_mono_ns
     }
 
-    /// CLOCK_MONOTONIC instant datagram `i` is due.
-    pub fn due_mono_ns(&self, i: u64) -> u64 {
-        self.origin_mono_ns
-            .saturating_add(self.stream.departure_ns(i))
+    /// CLOCK_MONOTONIC instant datagram `i` is due (negative = before boot).
+    pub fn due_mono_ns(&self, i: u64) -> i64 {
+        (self.origin_mono_ns as i128 + self.stream.departure_ns(i) as i128)
+            .clamp(i64::MIN as i128, i64::MAX as i128) as i64
     }
 
     /// The target in force now.
@@ -618,6 +623,11 @@ impl LogLimiter {
     }
 }
 
+/// CLOCK_MONOTONIC on the pacer's epoch.
+fn pacer_now() -> u64 {
+    mono_ns() + PACER_EPOCH_NS
+}
+
 fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
     if !set_thread_timer_slack_1ns() {
         tracing::debug!("PR_SET_TIMERSLACK refused; wakes may be up to 50 us late");
@@ -640,11 +650,11 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         if ctx.shared.switch_index.load(Ordering::Acquire) <= ctx.pacer.next_index() {
             ctx.apply_switch();
         }
-        let now = mono_ns();
+        let now = pacer_now();
         let i = match ctx.pacer.poll(now) {
             PacerAction::Done => break Ok(()),
             PacerAction::WaitUntil(t) => {
-                sleep_until_mono(t.min(now + ctx.max_sleep_ns));
+                sleep_until_mono(t.min(now + ctx.max_sleep_ns) - PACER_EPOCH_NS);
                 continue;
             }
             PacerAction::Send(i) => i,
@@ -656,7 +666,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         }
         let decision = ctx.pacer.last_decision().filter(|d| d.index == i);
         let mut target = Target::from_u8(ctx.shared.target.load(Ordering::Acquire));
-        let mut t_send = mono_ns();
+        let mut t_send = pacer_now();
         if target == Target::Live {
             if let (Some(g), Some(d)) = (&ctx.gate, decision) {
                 let late = t_send.saturating_sub(d.allowed_ns);
@@ -666,7 +676,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                         index: i,
                         late_ns: late,
                         behind_ns: behind,
-                        now_ns: t_send,
+                        now_ns: t_send - PACER_EPOCH_NS,
                     });
                     if !ok {
                         let fallback = ctx.shared.fallback();
@@ -693,7 +703,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                         ctx.pacer.sent(i, t_send);
                         continue;
                     }
-                    t_send = mono_ns();
+                    t_send = pacer_now();
                 }
             }
             // The live flag, read right before the send.
@@ -737,7 +747,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                 .unwrap_or_else(|e| e.into_inner());
             p.0 = Some(LastSent {
                 index: i,
-                mono_ns: t_send,
+                mono_ns: t_send - PACER_EPOCH_NS,
                 target,
             });
             p.1 = stats;
@@ -826,7 +836,7 @@ mod tests {
         let g = group(0);
         let rx = receiver(g, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() + 20_000_000);
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 20_000_000);
         cfg.live = Some(Sink {
             socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
             dest: g,
@@ -864,7 +874,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let gate_calls = Arc::new(AtomicU64::new(0));
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() + 10_000_000);
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 10_000_000);
         cfg.live = Some(Sink {
             socket: sender(gl, &opts).unwrap(),
             dest: gl,
@@ -944,7 +954,7 @@ mod tests {
         let g = group(4);
         let rx = receiver(g, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() + 50_000_000);
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 50_000_000);
         cfg.live = Some(Sink {
             socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
             dest: g,
@@ -974,7 +984,7 @@ mod tests {
         let g = group(3);
         // Origin 1 s in the past from datagram 0: every send is far behind, so the gate
         // is asked at the first live send.
-        let mut cfg = EngineConfig::new(s, file, mono_ns().saturating_sub(1_000_000_000));
+        let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 - 1_000_000_000);
         cfg.live = Some(Sink {
             socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
             dest: g,
@@ -999,14 +1009,14 @@ mod tests {
     #[test]
     fn bad_configs_are_errors() {
         let (_, s, file) = setup(Some(1));
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns());
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64);
         cfg.initial_target = Target::Live;
         assert!(matches!(
             Engine::start(cfg),
             Err(EngineError::NoSink(Target::Live))
         ));
         let (_, _, file) = setup(Some(1));
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns());
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64);
         cfg.start_index = s.datagram_count().unwrap();
         assert!(matches!(
             Engine::start(cfg),

@@ -6,5 +6,8 @@
 pub mod cli;
 pub mod index;
 pub mod net;
+pub mod pacing;
 pub mod probe;
+pub mod recv;
+pub mod stream;
 pub mod ts;

@@ -4,7 +4,9 @@
 use clap::{Parser, Subcommand};
 
 pub mod index;
+pub mod play;
 pub mod probe;
+pub mod recv;
 
 /// Exit code for bad input (file, URL, flag) that stops a run.
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -29,6 +31,10 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Build (or refresh) the saved offset map of an asset.
     Index(index::IndexArgs),
+    /// Play an asset onto UDP/RTP multicast, paced by its PCR timeline.
+    Play(play::PlayArgs),
+    /// Receive udp:// or rtp:// and measure it: TR 101 290, RTP, gaps, pacing (--json).
+    Recv(recv::RecvArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -38,6 +44,8 @@ pub fn run() -> i32 {
     let result: anyhow::Result<i32> = match cli.command {
         Command::Probe(a) => probe::run(&a),
         Command::Index(a) => index::run(&a),
+        Command::Play(a) => play::run(&a),
+        Command::Recv(args) => recv::run(args),
     };
     match result {
         Ok(code) => code,

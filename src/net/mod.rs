@@ -1,4 +1,9 @@
 //! The I/O layer: destination URLs, socket2 multicast sockets, the clock, timers and the
 //! drivers that run the sans-IO core. Nothing outside `net` reads a clock or touches a socket.
 
+pub mod clock;
+pub mod engine;
+pub mod recv_socket;
+mod ring;
+pub mod sockets;
 pub mod url;

@@ -1,0 +1,1026 @@
+//! The playout engine: a reader thread renders datagrams from frame-aligned chunks of the
+//! asset into a ring, a sender thread paces them out with absolute `clock_nanosleep`
+//! (CLOCK_MONOTONIC, TIMER_ABSTIME, 1 ns timer slack), following the sans-IO
+//! [`Pacer`](crate::pacing::Pacer).
+//!
+//! The [`EngineHandle`] is what the failover driver holds: it chooses the target of every
+//! datagram (off / muted group / live group), switches target from a given datagram index
+//! (rewinding when that index is already past, then catching up at <= 2x rate), cuts live
+//! output at once (a flag read right before every send), reports what was sent last, and
+//! gates sends after a late wake behind an ownership check. The bytes of datagram `i` never
+//! depend on any of this: only on `i` and the session.
+
+use std::fs::File;
+use std::net::{SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use super::clock::{mono_ns, set_thread_timer_slack_1ns, sleep_until_mono};
+use super::ring::{FetchError, Ring};
+use super::sockets::send_to;
+use crate::pacing::{Pacer, PacerAction, PacerStats, Schedule};
+use crate::stream::reader::DatagramSource;
+use crate::stream::OutputStream;
+
+/// The pacer runs on `CLOCK_MONOTONIC + PACER_EPOCH_NS` so that a timeline origin before
+/// boot (a negative monotonic instant) is still a `u64`: 2^62 ns is about 146 years.
+const PACER_EPOCH_NS: u64 = 1 << 62;
+
+/// At most one lateness / send-error log line per this interval.
+const LOG_INTERVAL_NS: u64 = 1_000_000_000;
+
+/// Where datagrams go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[repr(u8)]
+pub enum Target {
+    /// Nowhere: the engine keeps time and position but sends nothing.
+    Off = 0,
+    /// The muted group (a standby output nobody watches).
+    Muted = 1,
+    /// The live group.
+    Live = 2,
+}
+
+impl Target {
+    fn from_u8(v: u8) -> Target {
+        match v {
+            1 => Target::Muted,
+            2 => Target::Live,
+            _ => Target::Off,
+        }
+    }
+}
+
+/// A socket and the address it sends to.
+#[derive(Debug)]
+pub struct Sink {
+    /// A socket from [`super::sockets::sender`].
+    pub socket: UdpSocket,
+    /// Group (or unicast address) and port.
+    pub dest: SocketAddrV4,
+}
+
+/// What the ownership gate is asked before a live send that runs late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateCheck {
+    /// Datagram about to go out on the live target.
+    pub index: u64,
+    /// How long after its allowed send time it is about to go out (ns): the length of the
+    /// late wake or stall. A planned catch-up (after a rewind) does not count.
+    pub late_ns: u64,
+    /// How far behind its due time on the timeline it is (ns).
+    pub behind_ns: u64,
+    /// Monotonic clock now (ns).
+    pub now_ns: u64,
+}
+
+/// The check a late live send must pass: returns whether this engine still owns the live
+/// output. Called only when a live send is about to go out more than `after_ns` after its
+/// allowed time (a late wake or a stall of the process; see [`GateCheck::late_ns`]), so the
+/// normal path costs one comparison.
+#[derive(Clone)]
+pub struct OwnershipGate {
+    /// Bound on lateness below which no check is made (ns).
+    pub after_ns: u64,
+    /// The check. `false`: the datagram is not sent and the target drops from live to the
+    /// fallback (muted when a muted sink exists, else off).
+    pub check: Arc<dyn Fn(GateCheck) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for OwnershipGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnershipGate")
+            .field("after_ns", &self.after_ns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the engine reports as it runs (see [`EngineConfig::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// A send decided more than the late threshold after its allowed time.
+    Late {
+        /// Datagram index.
+        index: u64,
+        /// Delay past the allowed send time (ns).
+        lateness_ns: u64,
+        /// Distance behind the timeline (ns).
+        behind_ns: u64,
+    },
+    /// A send failed (the engine goes on).
+    SendError {
+        /// Datagram index.
+        index: u64,
+        /// The target it was meant for.
+        target: Target,
+        /// The OS error kind.
+        kind: std::io::ErrorKind,
+        /// The OS error message.
+        message: String,
+    },
+    /// A scheduled target switch took effect (before datagram `index`).
+    Switched {
+        /// First datagram sent to the new target.
+        index: u64,
+        /// The new target.
+        target: Target,
+        /// Datagrams rewound (already sent before, sent again to the new target).
+        rewound: u64,
+    },
+    /// The ownership gate refused a late live send; the target dropped to `fallback`.
+    GateClosed {
+        /// The datagram not sent.
+        index: u64,
+        /// Its distance behind the timeline (ns).
+        behind_ns: u64,
+        /// The target now in force.
+        fallback: Target,
+    },
+    /// The session is over (or the engine was stopped).
+    Finished,
+}
+
+/// The last datagram handed to the kernel (or skipped, for target off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastSent {
+    /// Datagram index.
+    pub index: u64,
+    /// CLOCK_MONOTONIC right before the send call (ns).
+    pub mono_ns: u64,
+    /// Where it went.
+    pub target: Target,
+}
+
+/// Counters of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    /// Pacer counters (sent, late wakes, max lateness, catch-up, seeks).
+    pub pacer: PacerStats,
+    /// Datagrams handed to a socket, per target: [muted, live].
+    pub sent_muted: u64,
+    /// See `sent_muted`.
+    pub sent_live: u64,
+    /// Failed sends.
+    pub send_errors: u64,
+    /// Live sends refused by the ownership gate.
+    pub gated: u64,
+    /// Fetches that waited for the reader.
+    pub underruns: u64,
+    /// First datagram index sent.
+    pub first_index: Option<u64>,
+}
+
+/// Why the engine did not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A target was requested for which no sink was configured.
+    #[error("no {0:?} destination is configured")]
+    NoSink(Target),
+    /// Start index at or past the end of a finite session.
+    #[error("start datagram {start} is past the end of the session ({count} datagrams)")]
+    PastEnd {
+        /// Requested start.
+        start: u64,
+        /// Session length.
+        count: u64,
+    },
+    /// A thread could not be spawned.
+    #[error("spawning the {0} thread: {1}")]
+    Spawn(&'static str, std::io::Error),
+    /// The reader failed (asset unreadable).
+    #[error("reading the asset: {0}")]
+    Reader(String),
+    /// A thread panicked (a bug).
+    #[error("the {0} thread panicked")]
+    Panicked(&'static str),
+}
+
+/// Everything the engine needs.
+pub struct EngineConfig {
+    /// The session to play.
+    pub stream: Arc<OutputStream>,
+    /// The asset file (read with pread).
+    pub asset: File,
+    /// CLOCK_MONOTONIC instant of timeline time 0 (ns; negative = before boot, see
+    /// [`super::clock::real_to_mono`]).
+    pub origin_mono_ns: i64,
+    /// First datagram to send.
+    pub start_index: u64,
+    /// The live sink.
+    pub live: Option<Sink>,
+    /// The muted sink.
+    pub muted: Option<Sink>,
+    /// Target at start.
+    pub initial_target: Target,
+    /// Sends later than this after their allowed time count as late wakes (ns).
+    pub late_threshold_ns: u64,
+    /// Ownership check for late live sends.
+    pub gate: Option<OwnershipGate>,
+    /// Events (late wakes, send errors, switches). Never blocks: events are dropped when
+    /// the channel is full.
+    pub events: Option<SyncSender<EngineEvent>>,
+    /// Woken after every event is queued (for a mio driver).
+    pub waker: Option<Arc<mio::Waker>>,
+    /// Datagrams kept behind the sender for cheap rewinds (ns of stream).
+    pub history_ns: u64,
+    /// Datagrams rendered ahead of the sender (ns of stream).
+    pub ahead_ns: u64,
+    /// Longest single sleep (ns). A stop request or a rewinding [`EngineHandle::switch_at`]
+    /// is seen at the next wake: at most one datagram spacing, or this bound if shorter.
+    /// The failover secondary may lower it (e.g. 1 ms) to react faster on low-rate assets.
+    pub max_sleep_ns: u64,
+    /// Log late wakes and send errors (rate-limited) with `tracing`.
+    pub log: bool,
+}
+
+impl EngineConfig {
+    /// Defaults: start at datagram 0, no sinks, target off, 500 us late threshold, 1 s of
+    /// history, 0.5 s ahead, sleeps of at most 50 ms, logging on.
+    pub fn new(stream: Arc<OutputStream>, asset: File, origin_mono_ns: i64) -> EngineConfig {
+        EngineConfig {
+            stream,
+            asset,
+            origin_mono_ns,
+            start_index: 0,
+            live: None,
+            muted: None,
+            initial_target: Target::Off,
+            late_threshold_ns: 500_000,
+            gate: None,
+            events: None,
+            waker: None,
+            history_ns: 1_000_000_000,
+            ahead_ns: 500_000_000,
+            max_sleep_ns: 50_000_000,
+            log: true,
+        }
+    }
+}
+
+/// State shared by the handle and the sender thread.
+struct Shared {
+    stop: AtomicBool,
+    target: AtomicU8,
+    /// Index from which `switch` applies (u64::MAX: none pending).
+    switch_index: AtomicU64,
+    switch: Mutex<Option<(u64, Target)>>,
+    progress: Mutex<(Option<LastSent>, EngineStats)>,
+    has_live: bool,
+    has_muted: bool,
+}
+
+impl Shared {
+    fn fallback(&self) -> Target {
+        if self.has_muted {
+            Target::Muted
+        } else {
+            Target::Off
+        }
+    }
+    fn check_sink(&self, t: Target) -> Result<(), EngineError> {
+        match t {
+            Target::Live if !self.has_live => Err(EngineError::NoSink(t)),
+            Target::Muted if !self.has_muted => Err(EngineError::NoSink(t)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The schedule of a session, for the pacer.
+struct StreamSchedule(Arc<OutputStream>);
+
+impl Schedule for StreamSchedule {
+    fn departure_ns(&self, i: u64) -> u64 {
+        self.0.departure_ns(i)
+    }
+    fn count(&self) -> Option<u64> {
+        self.0.datagram_count()
+    }
+}
+
+/// The playout engine (see the module documentation).
+pub struct Engine;
+
+impl Engine {
+    /// Starts the reader and sender threads.
+    pub fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
+        let stream = cfg.stream.clone();
+        if let Some(count) = stream.datagram_count() {
+            if cfg.start_index >= count {
+                return Err(EngineError::PastEnd {
+                    start: cfg.start_index,
+                    count,
+                });
+            }
+        }
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            target: AtomicU8::new(Target::Off as u8),
+            switch_index: AtomicU64::new(u64::MAX),
+            switch: Mutex::new(None),
+            progress: Mutex::new((None, EngineStats::default())),
+            has_live: cfg.live.is_some(),
+            has_muted: cfg.muted.is_some(),
+        });
+        shared.check_sink(cfg.initial_target)?;
+        shared
+            .target
+            .store(cfg.initial_target as u8, Ordering::Release);
+
+        // Ring sized from the stream's datagram rate.
+        let per_sec = stream.bitrate() / (crate::ts::packet::DATAGRAM_PAYLOAD as f64 * 8.0);
+        let ahead = ((per_sec * cfg.ahead_ns as f64 / 1e9).ceil() as u64).clamp(16, 1 << 15);
+        let history = ((per_sec * cfg.history_ns as f64 / 1e9).ceil() as u64).clamp(16, 1 << 16);
+        let slot_len = stream.header_len() + crate::ts::packet::DATAGRAM_PAYLOAD;
+        let ring = Arc::new(Ring::new(
+            ahead + history,
+            ahead,
+            slot_len,
+            cfg.start_index,
+            stream.datagram_count(),
+        ));
+
+        let reader = {
+            let ring = ring.clone();
+            let src = DatagramSource::with_default_plan(stream.clone(), cfg.asset);
+            std::thread::Builder::new()
+                .name("tandem-reader".into())
+                .spawn(move || reader_loop(src, &ring))
+                .map_err(|e| EngineError::Spawn("reader", e))?
+        };
+        let sender = {
+            let shared = shared.clone();
+            let ctx = SenderCtx {
+                pacer: Pacer::new(
+                    StreamSchedule(stream.clone()),
+                    (cfg.origin_mono_ns as i128 + PACER_EPOCH_NS as i128).max(0) as u64,
+                    cfg.start_index,
+                ),
+                ring: ring.clone(),
+                shared,
+                live: cfg.live,
+                muted: cfg.muted,
+                gate: cfg.gate,
+                events: cfg.events,
+                waker: cfg.waker,
+                log: cfg.log,
+                late_threshold_ns: cfg.late_threshold_ns,
+                max_sleep_ns: cfg.max_sleep_ns.max(1),
+            };
+            std::thread::Builder::new()
+                .name("tandem-sender".into())
+                .spawn(move || sender_loop(ctx))
+                .map_err(|e| {
+                    ring.stop();
+                    EngineError::Spawn("sender", e)
+                })?
+        };
+        Ok(EngineHandle {
+            shared,
+            ring,
+            stream,
+            start_index: cfg.start_index,
+            origin_mono_ns: cfg.origin_mono_ns,
+            sender: Some(sender),
+            reader: Some(reader),
+        })
+    }
+}
+
+/// Control of a running engine (see the module documentation).
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+    ring: Arc<Ring>,
+    stream: Arc<OutputStream>,
+    start_index: u64,
+    origin_mono_ns: i64,
+    sender: Option<JoinHandle<Result<EngineStats, EngineError>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// The session being played.
+    pub fn stream(&self) -> &Arc<OutputStream> {
+        &self.stream
+    }
+
+    /// CLOCK_MONOTONIC instant of timeline time 0 (negative = before boot).
+    pub fn origin_mono_ns(&self) -> i64 {
+        self.origin_mono_ns
+    }
+
+    /// CLOCK_MONOTONIC instant datagram `i` is due (negative = before boot).
+    pub fn due_mono_ns(&self, i: u64) -> i64 {
+        (self.origin_mono_ns as i128 + self.stream.departure_ns(i) as i128)
+            .clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    }
+
+    /// The target in force now.
+    pub fn target(&self) -> Target {
+        Target::from_u8(self.shared.target.load(Ordering::Acquire))
+    }
+
+    /// Changes the target from the next send on (no rewind). Cancels a pending switch.
+    pub fn set_target(&self, t: Target) -> Result<(), EngineError> {
+        self.shared.check_sink(t)?;
+        self.cancel_switch();
+        self.shared.target.store(t as u8, Ordering::Release);
+        Ok(())
+    }
+
+    /// Sends datagrams from `index` on to `t`. If `index` is ahead, the current target keeps
+    /// the datagrams before it; if it is behind the sender, the sender rewinds to it (the
+    /// datagrams between go out again, to `t`) and catches up at <= 2x the nominal rate.
+    /// The switch is applied by the sender before its next datagram (at most one datagram
+    /// spacing after this call).
+    pub fn switch_at(&self, index: u64, t: Target) -> Result<(), EngineError> {
+        self.shared.check_sink(t)?;
+        let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
+        *sw = Some((index, t));
+        self.shared.switch_index.store(index, Ordering::Release);
+        Ok(())
+    }
+
+    fn cancel_switch(&self) {
+        let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
+        *sw = None;
+        self.shared.switch_index.store(u64::MAX, Ordering::Release);
+    }
+
+    /// Stops live output now: the very next send sees it. The target drops to muted (when
+    /// a muted sink exists) or off, and a pending switch to live is cancelled. Returns
+    /// whether the target was live.
+    pub fn stop_live(&self) -> bool {
+        {
+            let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
+            if sw.is_some_and(|(_, t)| t == Target::Live) {
+                *sw = None;
+                self.shared.switch_index.store(u64::MAX, Ordering::Release);
+            }
+        }
+        self.shared
+            .target
+            .compare_exchange(
+                Target::Live as u8,
+                self.shared.fallback() as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// The last datagram sent (index, monotonic time right before the send, target).
+    pub fn last_sent(&self) -> Option<LastSent> {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+
+    /// The datagram the sender handles next: after the last one sent (or the start index).
+    /// A pending rewind is not reflected until the sender applies it.
+    pub fn next_index(&self) -> u64 {
+        self.last_sent().map_or(self.start_index, |l| l.index + 1)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EngineStats {
+        let mut s = self
+            .shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1;
+        s.underruns = self.ring.underruns();
+        s
+    }
+
+    /// Asks the engine to stop after the datagram in flight.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+    }
+
+    /// Whether the sender thread has ended (session over, stopped or failed).
+    pub fn is_finished(&self) -> bool {
+        self.sender.as_ref().map_or(true, |h| h.is_finished())
+    }
+
+    /// Waits for the threads and returns the final counters.
+    pub fn join(mut self) -> Result<EngineStats, EngineError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<EngineStats, EngineError> {
+        let result = match self.sender.take() {
+            Some(h) => h.join().unwrap_or(Err(EngineError::Panicked("sender"))),
+            None => Err(EngineError::Panicked("sender")),
+        };
+        self.ring.stop();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        result.map(|mut s| {
+            s.underruns = self.ring.underruns();
+            s
+        })
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        if self.sender.is_some() {
+            self.stop();
+            let _ = self.finish();
+        }
+    }
+}
+
+fn reader_loop(mut src: DatagramSource<File>, ring: &Ring) {
+    let mut bufs: Vec<Vec<u8>> = Vec::new();
+    while let Some(w) = ring.work() {
+        bufs.resize_with(w.count as usize, Vec::new);
+        for (n, b) in bufs.iter_mut().enumerate() {
+            if let Err(e) = src.render(w.start + n as u64, b) {
+                ring.fail(e.to_string());
+                return;
+            }
+        }
+        ring.store(w, &bufs[..w.count as usize]);
+    }
+}
+
+struct SenderCtx {
+    pacer: Pacer<StreamSchedule>,
+    ring: Arc<Ring>,
+    shared: Arc<Shared>,
+    live: Option<Sink>,
+    muted: Option<Sink>,
+    gate: Option<OwnershipGate>,
+    events: Option<SyncSender<EngineEvent>>,
+    waker: Option<Arc<mio::Waker>>,
+    log: bool,
+    late_threshold_ns: u64,
+    max_sleep_ns: u64,
+}
+
+impl SenderCtx {
+    fn emit(&self, e: EngineEvent) {
+        if let Some(tx) = &self.events {
+            if tx.try_send(e).is_ok() {
+                if let Some(w) = &self.waker {
+                    let _ = w.wake();
+                }
+            }
+        }
+    }
+
+    /// Applies a pending switch whose index has been reached (or passed: rewind).
+    fn apply_switch(&mut self) {
+        let next = self.pacer.next_index();
+        if next < self.shared.switch_index.load(Ordering::Acquire) {
+            return;
+        }
+        let pending = {
+            let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
+            let p = sw.take();
+            self.shared.switch_index.store(u64::MAX, Ordering::Release);
+            p
+        };
+        let Some((index, target)) = pending else {
+            return;
+        };
+        if index < next {
+            self.pacer.seek(index);
+        }
+        self.shared.target.store(target as u8, Ordering::Release);
+        self.emit(EngineEvent::Switched {
+            index,
+            target,
+            rewound: next.saturating_sub(index),
+        });
+    }
+}
+
+/// Rate-limited log of a recurring condition.
+struct LogLimiter {
+    last_ns: u64,
+    quiet: u64,
+}
+
+impl LogLimiter {
+    /// Whether to log now; returns how many were not logged since the last line.
+    fn allow(&mut self, now: u64) -> Option<u64> {
+        if self.last_ns == 0 || now.saturating_sub(self.last_ns) >= LOG_INTERVAL_NS {
+            self.last_ns = now;
+            Some(std::mem::take(&mut self.quiet))
+        } else {
+            self.quiet += 1;
+            None
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC on the pacer's epoch.
+fn pacer_now() -> u64 {
+    mono_ns() + PACER_EPOCH_NS
+}
+
+fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
+    if !set_thread_timer_slack_1ns() {
+        tracing::debug!("PR_SET_TIMERSLACK refused; wakes may be up to 50 us late");
+    }
+    ctx.pacer.set_late_threshold_ns(ctx.late_threshold_ns);
+    let mut buf = Vec::with_capacity(2048);
+    let mut stats = EngineStats::default();
+    let mut late_log = LogLimiter {
+        last_ns: 0,
+        quiet: 0,
+    };
+    let mut err_log = LogLimiter {
+        last_ns: 0,
+        quiet: 0,
+    };
+    let result = loop {
+        if ctx.shared.stop.load(Ordering::Acquire) {
+            break Ok(());
+        }
+        if ctx.shared.switch_index.load(Ordering::Acquire) <= ctx.pacer.next_index() {
+            ctx.apply_switch();
+        }
+        let now = pacer_now();
+        let i = match ctx.pacer.poll(now) {
+            PacerAction::Done => break Ok(()),
+            PacerAction::WaitUntil(t) => {
+                sleep_until_mono(t.min(now + ctx.max_sleep_ns) - PACER_EPOCH_NS);
+                continue;
+            }
+            PacerAction::Send(i) => i,
+        };
+        match ctx.ring.fetch(i, &mut buf) {
+            Ok(()) => {}
+            Err(FetchError::Stopped) => break Ok(()),
+            Err(FetchError::Reader(e)) => break Err(EngineError::Reader(e)),
+        }
+        let decision = ctx.pacer.last_decision().filter(|d| d.index == i);
+        let mut target = Target::from_u8(ctx.shared.target.load(Ordering::Acquire));
+        let mut t_send = pacer_now();
+        if target == Target::Live {
+            if let (Some(g), Some(d)) = (&ctx.gate, decision) {
+                let late = t_send.saturating_sub(d.allowed_ns);
+                if late > g.after_ns {
+                    let behind = t_send.saturating_sub(d.due_ns);
+                    let ok = (g.check)(GateCheck {
+                        index: i,
+                        late_ns: late,
+                        behind_ns: behind,
+                        now_ns: t_send - PACER_EPOCH_NS,
+                    });
+                    if !ok {
+                        let fallback = ctx.shared.fallback();
+                        let _ = ctx.shared.target.compare_exchange(
+                            Target::Live as u8,
+                            fallback as u8,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                        stats.gated += 1;
+                        ctx.emit(EngineEvent::GateClosed {
+                            index: i,
+                            behind_ns: behind,
+                            fallback,
+                        });
+                        if ctx.log {
+                            tracing::warn!(
+                                index = i,
+                                late_us = late / 1000,
+                                "ownership gate refused a late live send; live output stopped"
+                            );
+                        }
+                        // Not sent anywhere: the position still advances.
+                        ctx.pacer.sent(i, t_send);
+                        continue;
+                    }
+                    t_send = pacer_now();
+                }
+            }
+            // The live flag, read right before the send.
+            target = Target::from_u8(ctx.shared.target.load(Ordering::Acquire));
+        }
+        let sink = match target {
+            Target::Off => None,
+            Target::Muted => ctx.muted.as_ref(),
+            Target::Live => ctx.live.as_ref(),
+        };
+        if let Some(sink) = sink {
+            match send_to(&sink.socket, &buf, sink.dest) {
+                Ok(()) => match target {
+                    Target::Live => stats.sent_live += 1,
+                    _ => stats.sent_muted += 1,
+                },
+                Err(e) => {
+                    stats.send_errors += 1;
+                    if ctx.log {
+                        if let Some(quiet) = err_log.allow(t_send) {
+                            tracing::warn!(index = i, dest = %sink.dest, error = %e, more = quiet, "send failed");
+                        }
+                    }
+                    ctx.emit(EngineEvent::SendError {
+                        index: i,
+                        target,
+                        kind: e.kind(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        ctx.pacer.sent(i, t_send);
+        stats.first_index.get_or_insert(i);
+        stats.pacer = ctx.pacer.stats();
+        {
+            let mut p = ctx
+                .shared
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            p.0 = Some(LastSent {
+                index: i,
+                mono_ns: t_send - PACER_EPOCH_NS,
+                target,
+            });
+            p.1 = stats;
+        }
+        if let Some(d) = decision.filter(|d| d.late) {
+            if ctx.log {
+                if let Some(quiet) = late_log.allow(t_send) {
+                    tracing::warn!(
+                        index = i,
+                        late_us = d.lateness_ns / 1000,
+                        behind_us = d.behind_ns / 1000,
+                        more = quiet,
+                        "pacer woke late; catching up at <= 2x rate"
+                    );
+                }
+            }
+            ctx.emit(EngineEvent::Late {
+                index: i,
+                lateness_ns: d.lateness_ns,
+                behind_ns: d.behind_ns,
+            });
+        }
+    };
+    ctx.ring.stop();
+    stats.pacer = ctx.pacer.stats();
+    ctx.shared
+        .progress
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .1 = stats;
+    ctx.emit(EngineEvent::Finished);
+    result.map(|()| stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::sockets::{receiver, sender, SenderOptions};
+    use crate::net::url::Framing;
+    use crate::stream::testutil::{asset, gather, Spec};
+    use crate::stream::SessionParams;
+    use std::io::Write;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    fn group(n: u32) -> SocketAddrV4 {
+        let pid = std::process::id();
+        SocketAddrV4::new(
+            Ipv4Addr::new(239, 255, 91, (pid % 200) as u8 + n as u8),
+            20_000 + (pid % 20_000) as u16 + n as u16,
+        )
+    }
+
+    fn setup(loops: Option<u64>) -> (Vec<u8>, Arc<OutputStream>, File) {
+        // A fast synthetic stream: 9000 packets/s (13.5 Mb/s), ~1300 datagrams/s.
+        let spec = Spec {
+            packets: 700,
+            ticks_per_packet: 3_000,
+            ..Spec::default()
+        };
+        let (bytes, map) = asset(&spec);
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "tandem-engine-{}-{}.ts",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        File::create(&path).unwrap().write_all(&bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let s = OutputStream::new(
+            Arc::new(map),
+            SessionParams {
+                session_id: "engine".into(),
+                framing: Framing::Rtp,
+                loops,
+            },
+        )
+        .unwrap();
+        (bytes, Arc::new(s), file)
+    }
+
+    #[test]
+    fn plays_a_finite_session_to_live() {
+        let (bytes, s, file) = setup(Some(2));
+        let g = group(0);
+        let rx = receiver(g, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 20_000_000);
+        cfg.live = Some(Sink {
+            socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
+            dest: g,
+        });
+        cfg.initial_target = Target::Live;
+        cfg.log = false;
+        let h = Engine::start(cfg).unwrap();
+        let count = s.datagram_count().unwrap();
+        let mut got = vec![];
+        let mut buf = [0u8; 2048];
+        while (got.len() as u64) < count {
+            match rx.recv(&mut buf) {
+                Ok(n) => got.push(buf[..n].to_vec()),
+                Err(e) => panic!("after {} datagrams: {e}; {:?}", got.len(), h.stats()),
+            }
+        }
+        let st = h.join().unwrap();
+        assert_eq!(st.pacer.sent, count);
+        assert_eq!(st.sent_live, count);
+        let mut want = Vec::new();
+        for (i, d) in got.iter().enumerate() {
+            s.render(i as u64, &gather(&bytes, &s, i as u64), &mut want)
+                .unwrap();
+            assert_eq!(d, &want, "datagram {i}");
+        }
+    }
+
+    #[test]
+    fn switch_with_rewind_stop_live_and_gate() {
+        let (_, s, file) = setup(None);
+        let (gl, gm) = (group(1), group(2));
+        let opts = SenderOptions::new(Ipv4Addr::LOCALHOST);
+        let rx_live = receiver(gl, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
+        rx_live
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let gate_calls = Arc::new(AtomicU64::new(0));
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 10_000_000);
+        cfg.live = Some(Sink {
+            socket: sender(gl, &opts).unwrap(),
+            dest: gl,
+        });
+        cfg.muted = Some(Sink {
+            socket: sender(gm, &opts).unwrap(),
+            dest: gm,
+        });
+        cfg.initial_target = Target::Muted;
+        cfg.log = false;
+        let calls = gate_calls.clone();
+        cfg.gate = Some(OwnershipGate {
+            after_ns: 1_000_000_000_000, // never in this test unless forced below
+            check: Arc::new(move |_| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                false
+            }),
+        });
+        let (tx, rx_events) = std::sync::mpsc::sync_channel(1024);
+        cfg.events = Some(tx);
+        let h = Engine::start(cfg).unwrap();
+        // Wait until a few hundred datagrams went to muted.
+        while h.last_sent().is_none_or_lt(300) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let last = h.last_sent().unwrap();
+        assert_eq!(last.target, Target::Muted);
+        let from = last.index.saturating_sub(50);
+        h.switch_at(from, Target::Live).unwrap();
+        // The first live datagram is `from` (rewound), then consecutive ones.
+        let mut buf = [0u8; 2048];
+        let seq0 = s.rtp_session().unwrap().sequence_base;
+        let mut seqs = vec![];
+        for _ in 0..200 {
+            let n = rx_live.recv(&mut buf).unwrap();
+            let (hdr, _) = crate::stream::rtp::RtpHeader::parse(&buf[..n]).unwrap();
+            seqs.push(hdr.sequence.wrapping_sub(seq0) as u64);
+        }
+        assert_eq!(seqs[0], from % 65536);
+        assert!(seqs.windows(2).all(|w| w[1] == (w[0] + 1) % 65536));
+        let switched = rx_events
+            .try_iter()
+            .find_map(|e| match e {
+                EngineEvent::Switched {
+                    index,
+                    target: Target::Live,
+                    rewound,
+                } => Some((index, rewound)),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(switched.0, from);
+        assert!(switched.1 >= 50);
+        assert!(h.stop_live());
+        assert_eq!(h.target(), Target::Muted);
+        assert!(!h.stop_live());
+        assert!(matches!(h.set_target(Target::Live), Ok(())));
+        h.stop();
+        let st = h.join().unwrap();
+        assert!(st.pacer.seeks >= 1);
+        assert!(st.sent_live >= 200);
+        assert_eq!(gate_calls.load(Ordering::Relaxed), st.gated);
+    }
+
+    trait LastExt {
+        fn is_none_or_lt(&self, n: u64) -> bool;
+    }
+    impl LastExt for Option<LastSent> {
+        fn is_none_or_lt(&self, n: u64) -> bool {
+            self.map(|l| l.index < n).unwrap_or(true)
+        }
+    }
+
+    #[test]
+    fn switch_ahead_takes_effect_exactly_at_its_index() {
+        let (_, s, file) = setup(None);
+        let g = group(4);
+        let rx = receiver(g, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 50_000_000);
+        cfg.live = Some(Sink {
+            socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
+            dest: g,
+        });
+        cfg.log = false;
+        cfg.max_sleep_ns = 1_000_000;
+        let h = Engine::start(cfg).unwrap();
+        assert_eq!(h.target(), Target::Off);
+        h.switch_at(120, Target::Live).unwrap();
+        let mut buf = [0u8; 2048];
+        let n = rx.recv(&mut buf).unwrap();
+        let (hdr, _) = crate::stream::rtp::RtpHeader::parse(&buf[..n]).unwrap();
+        let base = s.rtp_session().unwrap().sequence_base;
+        assert_eq!(hdr.sequence.wrapping_sub(base), 120);
+        assert_eq!(h.target(), Target::Live);
+        h.stop();
+        let last = h.last_sent().unwrap();
+        assert!(h.next_index() > last.index);
+        let st = h.join().unwrap();
+        assert_eq!(st.first_index, Some(0));
+        assert_eq!(st.pacer.seeks, 0);
+    }
+
+    #[test]
+    fn gate_refusal_drops_live() {
+        let (_, s, file) = setup(None);
+        let g = group(3);
+        // Origin 1 s in the past from datagram 0: every send is far behind, so the gate
+        // is asked at the first live send.
+        let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 - 1_000_000_000);
+        cfg.live = Some(Sink {
+            socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
+            dest: g,
+        });
+        cfg.initial_target = Target::Live;
+        cfg.log = false;
+        cfg.gate = Some(OwnershipGate {
+            after_ns: 10_000_000,
+            check: Arc::new(|c| c.late_ns < 10_000_000 && c.behind_ns < 10_000_000),
+        });
+        let h = Engine::start(cfg).unwrap();
+        while h.last_sent().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(h.target(), Target::Off);
+        h.stop();
+        let st = h.join().unwrap();
+        assert_eq!(st.gated, 1);
+        assert_eq!(st.sent_live, 0);
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        let (_, s, file) = setup(Some(1));
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64);
+        cfg.initial_target = Target::Live;
+        assert!(matches!(
+            Engine::start(cfg),
+            Err(EngineError::NoSink(Target::Live))
+        ));
+        let (_, _, file) = setup(Some(1));
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64);
+        cfg.start_index = s.datagram_count().unwrap();
+        assert!(matches!(
+            Engine::start(cfg),
+            Err(EngineError::PastEnd { .. })
+        ));
+    }
+}

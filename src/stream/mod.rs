@@ -1,0 +1,21 @@
+//! The output stream of a playout session (sans-IO).
+//!
+//! A session is the asset played `loops` times back to back (or endlessly). Datagram `i`
+//! holds output packets `7i .. 7i+7`; output packet `j` is asset packet `j % P` of pass
+//! `j / P` (see `docs/architecture.md`). [`OutputStream`] turns `i` into its departure time
+//! and its exact wire bytes (RTP header, loop rewriting of PCR/PTS/DTS/CC); [`reader`] feeds
+//! it the asset's packets from frame-aligned chunks of the file; [`rtp`] and [`sdp`] are the
+//! RFC 3550 / RFC 2250 / RFC 4566 pieces.
+//!
+//! Nothing here depends on when or where the engine runs: two engines with the same asset
+//! and [`SessionParams`] produce byte-identical datagrams.
+
+pub mod chunk;
+mod output;
+pub mod reader;
+pub mod rtp;
+pub mod sdp;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use output::{BoundaryKind, OutputStream, RenderError, SessionParams, StreamError};

@@ -1,0 +1,641 @@
+//! [`OutputStream`]: datagram index -> departure time and wire bytes.
+
+use std::sync::Arc;
+
+use super::rtp::{RtpSession, HEADER_LEN};
+use crate::index::{flags, OffsetMap};
+use crate::net::url::Framing;
+use crate::ts::packet::{edit, Cc, Packet, Pid, PACKETS_PER_DATAGRAM, PACKET_SIZE, SYNC_BYTE};
+use crate::ts::pcr::{ticks_to_ns, Pcr, HZ, PCR_MODULUS, PER_90KHZ, PTS_MODULUS};
+use crate::ts::pes;
+
+const PPD: u64 = PACKETS_PER_DATAGRAM as u64;
+/// TR 101 290 2.3b: a PCR step outside 0..=100 ms without the discontinuity flag is an error.
+const MAX_PCR_STEP: u64 = HZ / 10;
+
+/// The parameters that, with the asset, fix every byte of a session's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionParams {
+    /// Session id: the RTP SSRC, initial sequence number and timestamp are derived from it.
+    pub session_id: String,
+    /// Raw UDP or RTP.
+    pub framing: Framing,
+    /// Number of passes over the asset; `None` plays endlessly.
+    pub loops: Option<u64>,
+}
+
+/// Which datagrams count as a switch point for [`OutputStream::next_boundary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundaryKind {
+    /// A datagram carrying a PCR of the PCR PID.
+    Pcr,
+    /// A datagram in which a video frame starts (PUSI on the video PID).
+    Frame,
+    /// Either of the above.
+    Either,
+}
+
+/// Why an offset map cannot be played.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The map holds no packets.
+    #[error("the asset holds no valid TS packets")]
+    Empty,
+    /// Fewer than two PCRs: there is no timeline to pace by (ISO/IEC 13818-1 §2.4.2.2).
+    #[error("the asset has {count} PCR(s) on PID {pid}; at least two are needed to pace it")]
+    NoPcr {
+        /// PCRs found.
+        count: usize,
+        /// The PCR PID.
+        pid: Pid,
+    },
+    /// The timeline has zero length.
+    #[error("the asset's PCR timeline has zero length")]
+    ZeroPeriod,
+    /// `loops == Some(0)`.
+    #[error("the loop count must be at least 1")]
+    ZeroLoops,
+}
+
+/// Why a datagram could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The index is past the end of a finite session.
+    #[error("datagram {index} is past the end of the session ({count} datagrams)")]
+    PastEnd {
+        /// Requested index.
+        index: u64,
+        /// Datagrams in the session.
+        count: u64,
+    },
+    /// The caller passed the wrong number of bytes.
+    #[error("datagram {index} needs {expected} bytes of asset packets, got {got}")]
+    WrongLength {
+        /// Datagram index.
+        index: u64,
+        /// Bytes expected (`188 x packets`).
+        expected: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// An asset packet does not start with 0x47: the file changed since it was indexed.
+    #[error("asset packet {packet} (datagram {index}) has sync byte 0x{byte:02x}; the file changed since it was indexed?")]
+    NoSync {
+        /// Datagram index.
+        index: u64,
+        /// Asset packet index (among valid packets).
+        packet: u64,
+        /// The byte found.
+        byte: u8,
+    },
+}
+
+/// The output of one session: random access to every datagram by index.
+#[derive(Debug, Clone)]
+pub struct OutputStream {
+    map: Arc<OffsetMap>,
+    params: SessionParams,
+    rtp: Option<RtpSession>,
+    /// CC advance per loop, indexed by PID (8192 entries).
+    cc_advance: Vec<u8>,
+    /// The raw PCR step at the loop point is not a valid continuation: mark the first PCR
+    /// of every later pass with `discontinuity_indicator` (ISO/IEC 13818-1 §2.4.3.5).
+    loop_discontinuity: bool,
+    first_pcr_packet: u64,
+}
+
+impl OutputStream {
+    /// Prepares a session over `map`. Fails when the asset cannot be paced.
+    pub fn new(map: Arc<OffsetMap>, params: SessionParams) -> Result<OutputStream, StreamError> {
+        if map.packets == 0 {
+            return Err(StreamError::Empty);
+        }
+        if map.anchors.len() < 2 {
+            return Err(StreamError::NoPcr {
+                count: map.anchors.len(),
+                pid: map.pcr_pid,
+            });
+        }
+        if map.loop_period == 0 {
+            return Err(StreamError::ZeroPeriod);
+        }
+        if params.loops == Some(0) {
+            return Err(StreamError::ZeroLoops);
+        }
+        let mut cc_advance = vec![0u8; 8192];
+        for e in &map.pid_cc {
+            cc_advance[e.pid.value() as usize] = e.advance & 0x0F;
+        }
+        let (first, last) = (map.anchors[0], map.anchors[map.anchors.len() - 1]);
+        let step = first
+            .pcr
+            .add(map.loop_period % PCR_MODULUS)
+            .ticks_since(last.pcr);
+        let rtp = (params.framing == Framing::Rtp)
+            .then(|| RtpSession::from_session_id(&params.session_id));
+        Ok(OutputStream {
+            loop_discontinuity: step == 0 || step > MAX_PCR_STEP,
+            first_pcr_packet: first.packet,
+            map,
+            params,
+            rtp,
+            cc_advance,
+        })
+    }
+
+    /// The offset map.
+    pub fn map(&self) -> &Arc<OffsetMap> {
+        &self.map
+    }
+
+    /// The session parameters.
+    pub fn params(&self) -> &SessionParams {
+        &self.params
+    }
+
+    /// The RTP constants (`None` for raw UDP).
+    pub fn rtp_session(&self) -> Option<RtpSession> {
+        self.rtp
+    }
+
+    /// Whether passes after the first start with a flagged PCR discontinuity (the asset's own
+    /// PCRs do not continue across its end, e.g. it holds a PCR discontinuity itself).
+    pub fn loop_discontinuity(&self) -> bool {
+        self.loop_discontinuity
+    }
+
+    /// Output packets of the whole session (`None` = endless).
+    pub fn total_packets(&self) -> Option<u64> {
+        self.params
+            .loops
+            .map(|l| l.saturating_mul(self.map.packets))
+    }
+
+    /// Datagrams in the session (`None` = endless).
+    pub fn datagram_count(&self) -> Option<u64> {
+        self.total_packets().map(|p| p.div_ceil(PPD))
+    }
+
+    /// Number of TS packets in datagram `i`: 7, fewer for the last one of a finite session,
+    /// 0 past the end.
+    pub fn packets_in(&self, i: u64) -> usize {
+        let first = i.saturating_mul(PPD);
+        match self.total_packets() {
+            None => PACKETS_PER_DATAGRAM,
+            Some(t) => t.saturating_sub(first).min(PPD) as usize,
+        }
+    }
+
+    /// Wire length of datagram `i` (header + packets).
+    pub fn datagram_len(&self, i: u64) -> usize {
+        let n = self.packets_in(i);
+        if n == 0 {
+            0
+        } else {
+            self.header_len() + n * PACKET_SIZE
+        }
+    }
+
+    /// Bytes before the TS packets: 12 for RTP, 0 for raw UDP.
+    pub fn header_len(&self) -> usize {
+        if self.rtp.is_some() {
+            HEADER_LEN
+        } else {
+            0
+        }
+    }
+
+    /// `(pass, asset packet)` of output packet `j`.
+    pub fn locate(&self, j: u64) -> (u64, u64) {
+        (j / self.map.packets, j % self.map.packets)
+    }
+
+    /// Departure time of datagram `i` in 27 MHz ticks relative to the session origin: the
+    /// timeline time of its first packet (RFC 2250 §2, target transmission time of the
+    /// first byte), `packet_time(j % P) + k x loop_period` with `j = 7i`.
+    pub fn departure_ticks(&self, i: u64) -> u64 {
+        let (k, p) = self.locate(i.saturating_mul(PPD));
+        let shift = (k as u128 * self.map.loop_period as u128).min(u64::MAX as u128) as u64;
+        self.map.packet_time(p).saturating_add(shift)
+    }
+
+    /// [`Self::departure_ticks`] in nanoseconds.
+    pub fn departure_ns(&self, i: u64) -> u64 {
+        ticks_to_ns(self.departure_ticks(i))
+    }
+
+    /// The first datagram whose departure is at or after `ticks` (for joining a session in
+    /// progress); equals [`Self::datagram_count`] when the session is over by then.
+    pub fn index_at(&self, ticks: u64) -> u64 {
+        let hi = match self.datagram_count() {
+            Some(c) => c,
+            None => {
+                let passes = ticks / self.map.loop_period + 2;
+                passes.saturating_mul(self.map.packets).div_ceil(PPD) + 1
+            }
+        };
+        let (mut lo, mut hi) = (0u64, hi);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.departure_ticks(mid) < ticks {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Nominal bitrate of the output TS in bits per second (packets over the loop period).
+    pub fn bitrate(&self) -> f64 {
+        (self.map.packets * PACKET_SIZE as u64 * 8) as f64 * HZ as f64 / self.map.loop_period as f64
+    }
+
+    /// The asset packet ranges `(pass, first, end)` of datagram `i` (one, or two when the
+    /// datagram straddles a loop point).
+    fn runs(&self, i: u64) -> [(u64, u64, u64); 2] {
+        let n = self.packets_in(i) as u64;
+        let (k, p) = self.locate(i.saturating_mul(PPD));
+        let end = (p + n).min(self.map.packets);
+        let rest = p + n - end;
+        [(k, p, end), (k + 1, 0, rest)]
+    }
+
+    /// [`flags`] of datagram `i`: `HAS_PCR` is exact (from the PCR anchors); `FRAME_START`
+    /// is set when a datagram of the map overlapping `i` has it (exact when the pass starts
+    /// on a datagram boundary, otherwise it may also be set on the datagram before).
+    pub fn flags(&self, i: u64) -> u8 {
+        let mut f = 0;
+        for (_, a, b) in self.runs(i) {
+            if a >= b {
+                continue;
+            }
+            let anchors = &self.map.anchors;
+            let x = anchors.partition_point(|x| x.packet < a);
+            if x < anchors.len() && anchors[x].packet < b {
+                f |= flags::HAS_PCR;
+            }
+            let (da, db) = (a / PPD, (b - 1) / PPD);
+            for d in da..=db {
+                if let Some(e) = self.map.datagrams.get(d as usize) {
+                    f |= e.flags & flags::FRAME_START;
+                }
+            }
+        }
+        f
+    }
+
+    /// The first datagram after `after` that is a boundary of `kind` (the failover switch
+    /// point). `Frame` falls back to `Pcr` for assets without video frame starts. For a
+    /// finite session, returns [`Self::datagram_count`] when no boundary is left.
+    pub fn next_boundary(&self, after: u64, kind: BoundaryKind) -> u64 {
+        let has_frames = self.map.frames > 0
+            && self
+                .map
+                .datagrams
+                .iter()
+                .any(|d| d.flags & flags::FRAME_START != 0);
+        let mask = match kind {
+            BoundaryKind::Pcr => flags::HAS_PCR,
+            BoundaryKind::Frame if has_frames => flags::FRAME_START,
+            BoundaryKind::Frame => flags::HAS_PCR,
+            BoundaryKind::Either => flags::HAS_PCR | flags::FRAME_START,
+        };
+        let count = self.datagram_count().unwrap_or(u64::MAX);
+        // Every pass holds a PCR, so one pass and a bit is always enough.
+        let limit = after
+            .saturating_add(self.map.datagram_count() + 2)
+            .min(count);
+        let mut i = after.saturating_add(1);
+        while i < limit {
+            if self.flags(i) & mask != 0 {
+                return i;
+            }
+            i += 1;
+        }
+        limit
+    }
+
+    /// Renders datagram `i` into `out` (cleared first): the RTP header for RTP framing, then
+    /// its packets with the loop rewriting of pass `k`: PCR + `k x loop_period` (§2.4.3.5),
+    /// PTS/DTS + `k x loop_period / 300` (§2.4.3.7), CC + `k x advance` per PID (§2.4.3.3).
+    /// `asset` holds the datagram's asset packets (see [`Self::locate`]) back to back.
+    pub fn render(&self, i: u64, asset: &[u8], out: &mut Vec<u8>) -> Result<(), RenderError> {
+        let n = self.packets_in(i);
+        if n == 0 {
+            return Err(RenderError::PastEnd {
+                index: i,
+                count: self.datagram_count().unwrap_or(u64::MAX),
+            });
+        }
+        if asset.len() != n * PACKET_SIZE {
+            return Err(RenderError::WrongLength {
+                index: i,
+                expected: n * PACKET_SIZE,
+                got: asset.len(),
+            });
+        }
+        out.clear();
+        if let Some(rtp) = &self.rtp {
+            out.extend_from_slice(&rtp.header(i, self.departure_ticks(i)).emit());
+        }
+        let base = out.len();
+        out.extend_from_slice(asset);
+        for m in 0..n {
+            let (k, p) = self.locate(i * PPD + m as u64);
+            let pkt = &mut out[base + m * PACKET_SIZE..base + (m + 1) * PACKET_SIZE];
+            if pkt[0] != SYNC_BYTE {
+                return Err(RenderError::NoSync {
+                    index: i,
+                    packet: p,
+                    byte: pkt[0],
+                });
+            }
+            if k > 0 {
+                self.rewrite(pkt, k, p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Loop rewriting of one packet of pass `k >= 1`.
+    fn rewrite(&self, pkt: &mut [u8], k: u64, p: u64) {
+        let Ok(view) = Packet::new_checked(pkt) else {
+            // An adaptation field we cannot parse: only the header's CC is safe to touch.
+            let pid = Pid::new(u16::from_be_bytes([pkt[1], pkt[2]]));
+            let cc = Cc::new(pkt[3]).add(self.cc_shift(pid, k));
+            edit::set_cc(pkt, cc);
+            return;
+        };
+        let (pid, cc, pcr, pusi, scrambled) = (
+            view.pid(),
+            view.cc(),
+            view.pcr(),
+            view.pusi(),
+            view.scrambled(),
+        );
+        edit::set_cc(pkt, cc.add(self.cc_shift(pid, k)));
+        if let Some(pcr) = pcr {
+            let shift = (k as u128 * self.map.loop_period as u128 % PCR_MODULUS as u128) as u64;
+            edit::set_pcr(pkt, pcr.add(shift));
+            if self.loop_discontinuity && p == self.first_pcr_packet {
+                // adaptation field flags byte: discontinuity_indicator (§2.4.3.5).
+                pkt[5] |= 0x80;
+            }
+        }
+        if pusi && !scrambled {
+            let per_loop = self.map.loop_period / PER_90KHZ;
+            let shift = (k as u128 * per_loop as u128 % PTS_MODULUS as u128) as u64;
+            pes::shift_timestamps(pkt, shift);
+        }
+    }
+
+    /// CC shift of `pid` in pass `k`: `k x advance mod 16`.
+    fn cc_shift(&self, pid: Pid, k: u64) -> u8 {
+        let adv = self.cc_advance[pid.value() as usize] as u64;
+        ((k % 16) * adv % 16) as u8
+    }
+
+    /// The PCR an analyzer reads from the output for asset anchor `a` in pass `k`.
+    pub fn output_pcr(&self, raw: Pcr, k: u64) -> Pcr {
+        raw.add((k as u128 * self.map.loop_period as u128 % PCR_MODULUS as u128) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{self, Spec};
+    use super::*;
+    use crate::stream::rtp::RtpHeader;
+    use crate::ts::pes::timestamps;
+    use std::collections::HashMap;
+
+    fn stream(spec: &Spec, framing: Framing, loops: Option<u64>) -> (Vec<u8>, OutputStream) {
+        let (bytes, map) = testutil::asset(spec);
+        let s = OutputStream::new(
+            Arc::new(map),
+            SessionParams {
+                session_id: "test".into(),
+                framing,
+                loops,
+            },
+        )
+        .unwrap();
+        (bytes, s)
+    }
+
+    /// Renders the whole session by gathering packets straight from the asset bytes.
+    fn render_all(bytes: &[u8], s: &OutputStream) -> Vec<Vec<u8>> {
+        let count = s.datagram_count().unwrap();
+        (0..count)
+            .map(|i| {
+                let asset = testutil::gather(bytes, s, i);
+                let mut out = Vec::new();
+                s.render(i, &asset, &mut out).unwrap();
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_pass_is_the_asset() {
+        let spec = Spec::default();
+        let (bytes, s) = stream(&spec, Framing::Udp, Some(1));
+        let all: Vec<u8> = render_all(&bytes, &s).concat();
+        assert_eq!(all, bytes);
+        assert_eq!(s.datagram_count(), Some(spec.packets.div_ceil(7)));
+    }
+
+    #[test]
+    fn loop_keeps_cc_pcr_pts_continuous() {
+        let spec = Spec {
+            packets: 1000, // 1000 % 7 = 6: datagrams straddle the loop point
+            ..Spec::default()
+        };
+        let (bytes, s) = stream(&spec, Framing::Udp, Some(3));
+        let out = render_all(&bytes, &s);
+        assert_eq!(out.len() as u64, (3 * 1000u64).div_ceil(7));
+        assert_eq!(out.last().unwrap().len(), (3000 % 7) as usize * 188);
+        assert!(out[..out.len() - 1].iter().all(|d| d.len() == 1316));
+        let ts: Vec<u8> = out.concat();
+        let mut last_cc: HashMap<Pid, Cc> = HashMap::new();
+        let mut last_pcr: Option<Pcr> = None;
+        let mut pts_by_pass: Vec<Vec<u64>> = vec![vec![]; 3];
+        for (j, pkt) in ts.chunks(188).enumerate() {
+            let p = Packet::new_checked(pkt).unwrap();
+            if p.pid() != Pid::NULL && p.has_payload() {
+                if let Some(prev) = last_cc.get(&p.pid()) {
+                    assert!(p.cc().follows(*prev), "CC error at output packet {j}");
+                }
+                last_cc.insert(p.pid(), p.cc());
+            }
+            if let Some(pcr) = p.pcr() {
+                if let Some(prev) = last_pcr {
+                    let step = pcr.ticks_since(prev);
+                    assert!(step > 0 && step <= MAX_PCR_STEP, "PCR step {step} at {j}");
+                    // The step is the packet distance at the asset's rate.
+                    assert_eq!(step % spec.ticks_per_packet, 0);
+                }
+                last_pcr = Some(pcr);
+            }
+            if let Some(pts) = timestamps(&p).pts {
+                pts_by_pass[j / 1000].push(pts);
+            }
+        }
+        assert!(!s.loop_discontinuity());
+        let per_loop = s.map().loop_period / 300;
+        assert_eq!(per_loop, 1000 * spec.ticks_per_packet / 300);
+        for k in 1..3 {
+            assert_eq!(pts_by_pass[k].len(), pts_by_pass[0].len());
+            for (a, b) in pts_by_pass[0].iter().zip(&pts_by_pass[k]) {
+                assert_eq!(*b, (a + k as u64 * per_loop) % PTS_MODULUS);
+            }
+        }
+    }
+
+    #[test]
+    fn departure_times_follow_the_timeline_across_loops() {
+        let spec = Spec {
+            packets: 1000,
+            ..Spec::default()
+        };
+        let (_, s) = stream(&spec, Framing::Udp, None);
+        assert_eq!(s.datagram_count(), None);
+        let tpp = spec.ticks_per_packet;
+        for i in [0u64, 1, 142, 143, 500, 10_000] {
+            assert_eq!(s.departure_ticks(i), 7 * i * tpp, "datagram {i}");
+            assert_eq!(s.index_at(s.departure_ticks(i)), i);
+            assert_eq!(s.index_at(s.departure_ticks(i) + 1), i + 1);
+        }
+        assert_eq!(s.index_at(0), 0);
+        let bits = s.bitrate();
+        let want = 188.0 * 8.0 * 27e6 / tpp as f64;
+        assert!((bits - want).abs() < 1e-6 * want, "{bits} vs {want}");
+    }
+
+    #[test]
+    fn finite_session_index_at_end() {
+        let (_, s) = stream(&Spec::default(), Framing::Udp, Some(2));
+        let c = s.datagram_count().unwrap();
+        assert_eq!(s.index_at(u64::MAX / 2), c);
+        assert_eq!(s.packets_in(c), 0);
+        let mut out = Vec::new();
+        assert_eq!(
+            s.render(c, &[], &mut out),
+            Err(RenderError::PastEnd { index: c, count: c })
+        );
+    }
+
+    #[test]
+    fn rtp_header_per_datagram() {
+        let spec = Spec::default();
+        let (bytes, s) = stream(&spec, Framing::Rtp, Some(2));
+        let out = render_all(&bytes, &s);
+        let rtp = RtpSession::from_session_id("test");
+        for (i, d) in out.iter().enumerate() {
+            let (h, payload) = RtpHeader::parse(d).unwrap();
+            assert_eq!(h.payload_type, 33);
+            assert_eq!(h.ssrc, rtp.ssrc);
+            assert_eq!(h.sequence, rtp.sequence_base.wrapping_add(i as u16));
+            let ts = (s.departure_ticks(i as u64) / 300) as u32;
+            assert_eq!(h.timestamp, rtp.timestamp_base.wrapping_add(ts));
+            assert_eq!(payload.len(), s.packets_in(i as u64) * 188);
+            assert_eq!(d.len(), s.datagram_len(i as u64));
+        }
+    }
+
+    #[test]
+    fn render_is_a_pure_function_of_the_index() {
+        let spec = Spec {
+            packets: 1000,
+            ..Spec::default()
+        };
+        let (bytes, s) = stream(&spec, Framing::Rtp, None);
+        let (_, s2) = stream(&spec, Framing::Rtp, None);
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for i in [5000u64, 3, 5000, 142, 7] {
+            s.render(i, &testutil::gather(&bytes, &s, i), &mut a)
+                .unwrap();
+            s2.render(i, &testutil::gather(&bytes, &s2, i), &mut b)
+                .unwrap();
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let (bytes, s) = stream(&Spec::default(), Framing::Udp, None);
+        let mut out = Vec::new();
+        assert!(matches!(
+            s.render(0, &bytes[..100], &mut out),
+            Err(RenderError::WrongLength { got: 100, .. })
+        ));
+        let mut junk = testutil::gather(&bytes, &s, 3);
+        junk[188 * 2] = 0;
+        assert_eq!(
+            s.render(3, &junk, &mut out),
+            Err(RenderError::NoSync {
+                index: 3,
+                packet: 23,
+                byte: 0
+            })
+        );
+        let (_, mut map) = testutil::asset(&Spec::default());
+        map.anchors.truncate(1);
+        let params = SessionParams {
+            session_id: String::new(),
+            framing: Framing::Udp,
+            loops: None,
+        };
+        assert!(matches!(
+            OutputStream::new(Arc::new(map.clone()), params.clone()),
+            Err(StreamError::NoPcr { count: 1, .. })
+        ));
+        map.packets = 0;
+        assert_eq!(
+            OutputStream::new(Arc::new(map), params).err(),
+            Some(StreamError::Empty)
+        );
+    }
+
+    #[test]
+    fn boundaries() {
+        let spec = Spec {
+            packets: 1000,
+            ..Spec::default()
+        };
+        let (_, s) = stream(&spec, Framing::Udp, None);
+        // PCRs (and frame starts) sit on asset packets that are multiples of `pcr_every`.
+        let pcr_at = |j: u64| (j % 1000) % spec.pcr_every == 0;
+        let has = |i: u64| (7 * i..7 * i + 7).any(pcr_at);
+        for after in [0u64, 3, 140, 141, 142, 143, 1000, 1001] {
+            let b = s.next_boundary(after, BoundaryKind::Pcr);
+            assert!(b > after && has(b), "after {after}: {b}");
+            assert!((after + 1..b).all(|i| !has(i)), "after {after}: {b}");
+            let f = s.next_boundary(after, BoundaryKind::Frame);
+            assert!(f > after && f <= b, "after {after}: frame {f} pcr {b}");
+        }
+        let (_, fin) = stream(&spec, Framing::Udp, Some(1));
+        assert_eq!(fin.next_boundary(142, BoundaryKind::Pcr), 143);
+    }
+
+    #[test]
+    fn flags_pcr_discontinuity_at_loop_when_asset_pcrs_jump() {
+        let spec = Spec {
+            pcr_jump_at: Some(500),
+            ..Spec::default()
+        };
+        let (bytes, s) = stream(&spec, Framing::Udp, Some(2));
+        assert!(s.loop_discontinuity());
+        let ts = render_all(&bytes, &s).concat();
+        let first = s.map().anchors[0].packet as usize;
+        let in_pass = |k: usize| {
+            Packet::new_checked(&ts[(k * spec.packets as usize + first) * 188..])
+                .unwrap()
+                .discontinuity()
+        };
+        assert!(!in_pass(0));
+        assert!(in_pass(1));
+    }
+}

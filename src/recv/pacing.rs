@@ -223,7 +223,7 @@ impl Mdi {
     /// One datagram of `bytes` TS bytes at `rx_ns`, showing `lost_packets` CC losses.
     pub fn push(&mut self, rx_ns: u64, bytes: usize, lost_packets: u64) {
         let start = *self.start.get_or_insert(rx_ns);
-        if rx_ns >= start + MDI_INTERVAL_NS {
+        if rx_ns >= start.saturating_add(MDI_INTERVAL_NS) {
             self.close(rx_ns);
             let skip = (rx_ns - start) / MDI_INTERVAL_NS;
             self.start = Some(start + skip * MDI_INTERVAL_NS);
@@ -240,7 +240,8 @@ impl Mdi {
             let rate = total as f64 / (end_ns - start) as f64; // bytes per ns
             let (mut vb_min, mut vb_max, mut received) = (0f64, 0f64, 0f64);
             for &(t, b) in &self.arrivals {
-                let pre = received - rate * (t - start) as f64;
+                // A receive time before the first one (clock step) counts as the first.
+                let pre = received - rate * t.saturating_sub(start) as f64;
                 received += b as f64;
                 vb_min = vb_min.min(pre);
                 vb_max = vb_max.max(pre + b as f64);

@@ -132,6 +132,7 @@ fn handover_without_loss_is_clean_and_the_gap_is_measured() {
     assert!(c.gap_us < 5e6);
     assert!(r.gaps.max_us >= c.gap_us);
     assert_eq!(c.cc_errors, 0);
+    assert_eq!(c.datagrams_missing_est, Some(0), "{c:?}");
     assert_eq!(r.tr101290.cc_error.count, 0, "{:?}", r.tr101290.cc_error);
     assert_eq!(r.tr101290.sync_byte_error.count, 0);
     assert_eq!(r.sources.len(), 2);
@@ -150,6 +151,9 @@ fn handover_with_loss_costs_one_cc_error_per_pid() {
     got.sort_unstable();
     assert_eq!(got, expected, "{c:?}");
     assert_eq!(c.cc_errors, expected.len() as u64);
+    assert_eq!(c.datagrams_missing_est, Some(drop as i64), "{c:?}");
+    let est = c.ts_packets_missing_est.unwrap();
+    assert!((est - 7 * drop as i64).abs() <= 2, "{c:?}");
     assert_eq!(r.tr101290.cc_error.count, expected.len() as u64);
     for p in &r.pids {
         let want = u64::from(expected.contains(&p.pid));

@@ -438,6 +438,8 @@ fn sender_change_gap_and_cc_errors_at_the_change() {
             "{} {expect_gap}",
             c.gap_us
         );
+        assert_eq!(c.ts_packets_missing_est, Some(7 * drop as i64));
+        assert_eq!(c.datagrams_missing_est, Some(drop as i64));
         if drop == 0 {
             assert_eq!(c.cc_errors, 0);
             assert_eq!(r.tr101290.cc_error.count, 0);

@@ -304,6 +304,10 @@ fn main() {
         .iter()
         .map(|(t, m)| (t.dep[0] / m.dep[0], t.dep[1] / m.dep[1]))
         .collect();
+    // Keep the JSON reports and logs, not the asset copy and its indexes.
+    for ext in ["ts", "aux", "ts.tandem-index"] {
+        let _ = std::fs::remove_file(asset.with_extension(ext));
+    }
     let p50 = med[0].1;
     let r50 = median(ratios.iter().map(|r| r.0).collect());
     let r90 = median(ratios.iter().map(|r| r.1).collect());

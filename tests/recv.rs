@@ -132,6 +132,7 @@ fn handover_without_loss_is_clean_and_the_gap_is_measured() {
     assert!(c.gap_us < 5e6);
     assert!(r.gaps.max_us >= c.gap_us);
     assert_eq!(c.cc_errors, 0);
+    assert_eq!(c.datagrams_missing_est, Some(0), "{c:?}");
     assert_eq!(r.tr101290.cc_error.count, 0, "{:?}", r.tr101290.cc_error);
     assert_eq!(r.tr101290.sync_byte_error.count, 0);
     assert_eq!(r.sources.len(), 2);
@@ -150,6 +151,9 @@ fn handover_with_loss_costs_one_cc_error_per_pid() {
     got.sort_unstable();
     assert_eq!(got, expected, "{c:?}");
     assert_eq!(c.cc_errors, expected.len() as u64);
+    assert_eq!(c.datagrams_missing_est, Some(drop as i64), "{c:?}");
+    let est = c.ts_packets_missing_est.unwrap();
+    assert!((est - 7 * drop as i64).abs() <= 2, "{c:?}");
     assert_eq!(r.tr101290.cc_error.count, expected.len() as u64);
     for p in &r.pids {
         let want = u64::from(expected.contains(&p.pid));
@@ -250,4 +254,72 @@ fn cli_prints_json_and_exits_2_on_a_bad_interface() {
     assert_eq!(v["run"]["ended_by"], "expected");
     assert_eq!(v["run"]["clock"], "kernel");
     assert!(v["datagrams"].as_u64().unwrap() >= 20);
+}
+
+/// Every fixture through the analyzer (no sockets): datagrams of 1316 bytes 4.2112 ms
+/// apart (2.5 Mb/s), as a raw sender would emit the file.
+fn analyze_file(name: &str) -> Report {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    let data = std::fs::read(&path).unwrap();
+    let mut a = tandem::recv::Analyzer::new(tandem::net::url::Framing::Udp);
+    let src = SocketAddr::from(([127, 0, 0, 1], 4000));
+    for (i, d) in data.chunks(1316).enumerate() {
+        a.push(d, src, 1_000_000_000 + i as u64 * 4_211_200);
+    }
+    a.report()
+}
+
+#[test]
+fn fixtures_through_the_analyzer() {
+    let r = analyze_file("cbr-25fps.ts");
+    let t = &r.tr101290;
+    let total = t.sync_loss.count
+        + t.sync_byte_error.count
+        + t.pat_error.count
+        + t.cc_error.count
+        + t.pmt_error.count
+        + t.crc_error.count
+        + t.pcr_repetition_error.count
+        + t.pcr_discontinuity_error.count;
+    assert_eq!(total, 0, "{t:?}");
+    assert_eq!(r.pacing.timeline.segments, 1);
+    // The file is CBR at 2.5 Mb/s, so the synthetic send times follow its PCRs.
+    assert!(
+        r.pacing.timeline.departure_error.p99_us < 5.0,
+        "{:?}",
+        r.pacing.timeline
+    );
+    let bps = r.pacing.timeline.bitrate_bps.unwrap();
+    assert!((bps - 2_500_000.0).abs() < 2_500.0, "{bps}");
+
+    let r = analyze_file("sync-loss-middle.ts");
+    assert_eq!(r.tr101290.sync_loss.count, 1);
+    assert!(r.tr101290.sync_byte_error.count > 100);
+
+    let r = analyze_file("no-pcr.ts");
+    assert_eq!(r.pacing.timeline.pcr_pid, None);
+    assert!(r.warnings.iter().any(|w| w.contains("no PCR")));
+
+    let r = analyze_file("pcr-own-pid.ts");
+    assert_eq!(r.pacing.timeline.pcr_pid, Some(0x1FF));
+    assert_eq!(r.tr101290.pcr_repetition_error.count, 0);
+
+    let r = analyze_file("pcr-wrap-25fps.ts");
+    assert_eq!(r.pacing.timeline.segments, 1);
+    assert_eq!(r.tr101290.pcr_discontinuity_error.count, 0);
+    assert!(r.pacing.timeline.departure_error.p99_us < 5.0);
+
+    let r = analyze_file("truncated-tail.ts");
+    assert_eq!(r.datagram_sizes.partial_packets, 1);
+
+    let r = analyze_file("not-ts.bin");
+    assert!(r.tr101290.sync_byte_error.count > 300);
+    assert_eq!(r.tr101290.sync_loss.count, 0); // never acquired
+
+    assert_eq!(analyze_file("empty.ts").datagrams, 0);
+
+    let r = analyze_file("vbr-25fps.ts");
+    assert_eq!(r.tr101290.cc_error.count, 0);
 }

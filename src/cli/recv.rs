@@ -156,7 +156,7 @@ pub fn human(r: &Report) -> String {
     o.push_str(&format!("sender changes: {}\n", r.sender_changes.count));
     for c in &r.sender_changes.list {
         o.push_str(&format!(
-            "  at {:.3} s {} -> {}: gap {:.1} us, CC errors {} (pids {:?}, >= {} packets lost){}\n",
+            "  at {:.3} s {} -> {}: gap {:.1} us, CC errors {} (pids {:?}, >= {} packets lost), missing ~{} datagrams{}\n",
             c.t_s,
             c.from,
             c.to,
@@ -164,6 +164,8 @@ pub fn human(r: &Report) -> String {
             c.cc_errors,
             c.cc_error_pids,
             c.cc_lost_packets,
+            c.datagrams_missing_est
+                .map_or("?".into(), |d| d.to_string()),
             c.rtp_seq_missing
                 .map(|m| format!(", RTP seq missing {m}"))
                 .unwrap_or_default()

@@ -25,7 +25,8 @@
 //! datagram_sizes    {non_1316, partial_packets, sizes: [[bytes, count], ...]}
 //! sources           [{addr, datagrams, first_s, last_s}], other_source_datagrams
 //! sender_changes    {count, list: [{t_s, rx_ns, datagram, from, to, gap_us,
-//!                   rtp_seq_missing, cc_errors, cc_lost_packets, cc_error_pids}]}
+//!                   rtp_seq_missing, cc_errors, cc_lost_packets, cc_error_pids,
+//!                   ts_packets_missing_est, datagrams_missing_est}]}
 //! gaps              {intervals, p50_us, p90_us, p99_us, p999_us (histogram, 3
 //!                   significant digits), max_us (exact), max_at_s, over_5ms,
 //!                   over_10ms, over_20ms, negative}
@@ -253,6 +254,8 @@ pub struct Analyzer {
     rtp: Option<RtpMonitor>,
     looks_like_rtp: u64,
     looks_like_raw: u64,
+    /// A sender change (its generation) waiting for the PCR interval that spans it.
+    estimate_pending: Option<u32>,
 }
 
 impl Analyzer {
@@ -282,6 +285,7 @@ impl Analyzer {
             rtp: (framing == Framing::Rtp).then(RtpMonitor::default),
             looks_like_rtp: 0,
             looks_like_raw: 0,
+            estimate_pending: None,
         }
     }
 
@@ -334,12 +338,14 @@ impl Analyzer {
                 (datagram, None)
             }
         };
-        if self.senders.datagram(src, at).is_some() {
+        let changed = self.senders.datagram(src, at).is_some();
+        let generation = self.senders.generation();
+        if changed {
             if let Some(c) = self.senders.last_change_mut() {
                 c.rtp_seq_missing = rtp_seq_missing;
             }
+            self.estimate_pending = Some(generation);
         }
-        let generation = self.senders.generation();
 
         *self.sizes.entry(payload.len()).or_default() += 1;
         if payload.len() != DATAGRAM_PAYLOAD {
@@ -371,13 +377,32 @@ impl Analyzer {
                 }
             }
             if let Some(pcr) = s.pcr {
-                self.timeline
-                    .pcr(s.pid.value(), pos, pcr, s.discontinuity, rx_ns);
+                let on_timeline =
+                    self.timeline
+                        .pcr(s.pid.value(), pos, pcr, s.discontinuity, rx_ns);
+                if on_timeline {
+                    self.estimate_missing_at_change();
+                }
             }
         }
         self.mdi.push(rx_ns, payload.len(), lost_here);
         self.checks.check_psi_intervals(at, start);
         self.finish(rx_ns);
+    }
+
+    /// The first timeline PCR after a sender change closes the interval spanning it.
+    fn estimate_missing_at_change(&mut self) {
+        let Some(g) = self.estimate_pending.take() else {
+            return;
+        };
+        if g != self.senders.generation() {
+            return;
+        }
+        let est = self.timeline.last_interval_missing();
+        if let Some(c) = self.senders.last_change_mut() {
+            c.ts_packets_missing_est = est.map(|m| m.round() as i64);
+            c.datagrams_missing_est = est.map(|m| (m / 7.0).round() as i64);
+        }
     }
 
     fn finish(&mut self, rx_ns: u64) {

@@ -56,7 +56,11 @@ pub struct Timeline {
     segments: u64,
     rate_packets: u64,
     rate_ticks: u64,
+    last_missing: Option<f64>,
 }
+
+/// Largest unflagged PCR step over which missing packets are still estimated.
+pub const MAX_ESTIMATE_STEP_TICKS: u64 = 10 * HZ;
 
 /// The `pacing.departure_error` and `pacing.pcr_jitter` JSON objects and the bitrate.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -86,11 +90,28 @@ impl Timeline {
         self.pending.push_back((rx_ns, first_pos));
     }
 
-    /// A PCR on `pid` at stream position `pos`, received at `rx_ns`.
-    pub fn pcr(&mut self, pid: u16, pos: u64, pcr: Pcr, discontinuity: bool, rx_ns: u64) {
+    /// Packets missing in the PCR interval closed by the last timeline PCR: the packets
+    /// the stream's rate so far puts between the two PCRs minus those received (negative
+    /// when packets were repeated). Meaningful for CBR streams; `None` without a rate, at
+    /// a flagged discontinuity or over a step above 10 s.
+    pub fn last_interval_missing(&self) -> Option<f64> {
+        self.last_missing
+    }
+
+    /// A PCR on `pid` at stream position `pos`, received at `rx_ns`. Returns whether it is
+    /// on the timeline PID (the first PID seen with a PCR).
+    pub fn pcr(&mut self, pid: u16, pos: u64, pcr: Pcr, discontinuity: bool, rx_ns: u64) -> bool {
         if *self.pcr_pid.get_or_insert(pid) != pid {
-            return;
+            return false;
         }
+        self.last_missing = self.last.and_then(|l| {
+            let step = pcr.ticks_since(l.raw);
+            if discontinuity || self.rate_ticks == 0 || step > MAX_ESTIMATE_STEP_TICKS {
+                return None;
+            }
+            let expected = step as f64 * self.rate_packets as f64 / self.rate_ticks as f64;
+            Some(expected - pos.saturating_sub(l.pos) as f64)
+        });
         let continued = self.last.and_then(|l| {
             let step = pcr.ticks_since(l.raw);
             (!discontinuity && step <= MAX_PCR_STEP_TICKS && pos > l.pos).then_some((l, step))
@@ -141,6 +162,7 @@ impl Timeline {
         }
         self.jitter.push(self.rel(rx_ns) - t_ns);
         self.last = Some(point);
+        true
     }
 
     fn rel(&self, rx_ns: u64) -> i64 {
@@ -223,7 +245,7 @@ impl Mdi {
     /// One datagram of `bytes` TS bytes at `rx_ns`, showing `lost_packets` CC losses.
     pub fn push(&mut self, rx_ns: u64, bytes: usize, lost_packets: u64) {
         let start = *self.start.get_or_insert(rx_ns);
-        if rx_ns >= start + MDI_INTERVAL_NS {
+        if rx_ns >= start.saturating_add(MDI_INTERVAL_NS) {
             self.close(rx_ns);
             let skip = (rx_ns - start) / MDI_INTERVAL_NS;
             self.start = Some(start + skip * MDI_INTERVAL_NS);
@@ -240,7 +262,8 @@ impl Mdi {
             let rate = total as f64 / (end_ns - start) as f64; // bytes per ns
             let (mut vb_min, mut vb_max, mut received) = (0f64, 0f64, 0f64);
             for &(t, b) in &self.arrivals {
-                let pre = received - rate * (t - start) as f64;
+                // A receive time before the first one (clock step) counts as the first.
+                let pre = received - rate * t.saturating_sub(start) as f64;
                 received += b as f64;
                 vb_min = vb_min.min(pre);
                 vb_max = vb_max.max(pre + b as f64);

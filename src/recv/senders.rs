@@ -49,6 +49,11 @@ pub struct SenderChange {
     pub cc_lost_packets: u64,
     /// PIDs with such an error.
     pub cc_error_pids: Vec<u16>,
+    /// TS packets missing in the PCR interval spanning the change, estimated from the
+    /// stream's rate (CBR streams; negative: repeated). Null until that interval closes.
+    pub ts_packets_missing_est: Option<i64>,
+    /// The same in datagrams of 7 packets, rounded.
+    pub datagrams_missing_est: Option<i64>,
 }
 
 /// The JSON `sender_changes` object.
@@ -111,6 +116,8 @@ impl Senders {
                 cc_errors: 0,
                 cc_lost_packets: 0,
                 cc_error_pids: Vec::new(),
+                ts_packets_missing_est: None,
+                datagrams_missing_est: None,
             });
         }
         Some(gap)

@@ -438,6 +438,8 @@ fn sender_change_gap_and_cc_errors_at_the_change() {
             "{} {expect_gap}",
             c.gap_us
         );
+        assert_eq!(c.ts_packets_missing_est, Some(7 * drop as i64));
+        assert_eq!(c.datagrams_missing_est, Some(drop as i64));
         if drop == 0 {
             assert_eq!(c.cc_errors, 0);
             assert_eq!(r.tr101290.cc_error.count, 0);
@@ -577,4 +579,70 @@ fn report_serialises_with_the_documented_top_level_fields() {
     assert!(v["pacing"]["departure_error"]["p50_us"].is_number());
     assert!(v["pacing"]["mdi"]["df_max_ms"].is_null());
     assert!(v["tr101290"]["cc_error"]["count"].is_number());
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mutated_stream() -> impl Strategy<Value = Vec<(Vec<u8>, u64, u16)>> {
+        // Real datagrams with random byte flips, truncations and clock jumps.
+        proptest::collection::vec(
+            (
+                0usize..1316,
+                any::<u8>(),
+                0usize..1400,
+                0u64..50_000_000,
+                0u16..3,
+            ),
+            1..60,
+        )
+        .prop_map(|edits| {
+            let mut g = Gen::new();
+            edits
+                .into_iter()
+                .map(|(at, byte, len, dt, port)| {
+                    let (mut d, t) = g.datagram();
+                    d[at] = byte;
+                    d.truncate(len.max(1));
+                    (d, t.wrapping_sub(dt), port)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            datagrams in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..1500), any::<u64>()), 0..30),
+            rtp in any::<bool>(),
+        ) {
+            let framing = if rtp { Framing::Rtp } else { Framing::Udp };
+            let mut a = Analyzer::new(framing);
+            for (d, t) in &datagrams {
+                a.push(d, src(1), *t);
+            }
+            let r = a.report();
+            prop_assert_eq!(r.datagrams, datagrams.len() as u64);
+            prop_assert!(serde_json::to_string(&r).is_ok());
+        }
+
+        #[test]
+        fn mutated_streams_never_panic(stream in mutated_stream(), rtp in any::<bool>()) {
+            let framing = if rtp { Framing::Rtp } else { Framing::Udp };
+            let mut a = Analyzer::new(framing);
+            for (i, (d, t, port)) in stream.iter().enumerate() {
+                let mut f = Vec::new();
+                if rtp {
+                    f.extend_from_slice(&RtpHeader_mp2t(i as u16 * 7));
+                }
+                f.extend_from_slice(d);
+                a.push(&f, src(1000 + port), *t);
+            }
+            let r = a.report();
+            prop_assert_eq!(r.datagrams, stream.len() as u64);
+            prop_assert!(serde_json::to_string(&r).is_ok());
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod demo;
 pub mod index;
 pub mod play;
 pub mod probe;
@@ -27,6 +28,8 @@ pub struct Cli {
 /// Every command tandem has.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Play the bundled asset on loopback, receive and analyse it, show how to watch it.
+    Demo(demo::DemoArgs),
     /// Analyse an asset: programs, PIDs, PCR, bitrate, frame rate, problems.
     Probe(probe::ProbeArgs),
     /// Build (or refresh) the saved offset map of an asset.
@@ -42,6 +45,7 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result: anyhow::Result<i32> = match cli.command {
+        Command::Demo(a) => demo::run(&a),
         Command::Probe(a) => probe::run(&a),
         Command::Index(a) => index::run(&a),
         Command::Play(a) => play::run(&a),

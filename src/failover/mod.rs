@@ -8,3 +8,4 @@ pub mod clock;
 pub mod detector;
 pub mod kernel;
 pub mod state;
+pub mod wire;

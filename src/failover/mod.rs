@@ -7,5 +7,6 @@
 pub mod clock;
 pub mod detector;
 pub mod kernel;
+pub mod machine;
 pub mod state;
 pub mod wire;

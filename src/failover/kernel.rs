@@ -13,6 +13,13 @@
 //!
 //! Sans-IO: the caller supplies `now` (ns, monotonic) and asks [`Kernel::next_deadline`]
 //! when to poll again.
+//!
+//! # The supervisor's own stalls
+//! When the whole process is paused (a VM stall), no component can check in, and the kernel
+//! must not blame them for it. A poll that comes more than the *stall slack* after the
+//! earliest deadline the kernel knew at its previous poll means the supervisor itself was
+//! stalled: every healthy component's window restarts at that poll (it gets one full
+//! interval to check in again). A component that really died is caught one interval later.
 
 use std::collections::BTreeMap;
 
@@ -93,16 +100,38 @@ struct Component {
 }
 
 /// The supervisor.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Kernel {
     components: BTreeMap<String, Component>,
     failed: bool,
+    stall_slack_ns: u64,
+    due_at_last_poll: Option<u64>,
 }
 
+impl Default for Kernel {
+    fn default() -> Kernel {
+        Kernel::new()
+    }
+}
+
+/// Default stall slack: 2 ms.
+pub const DEFAULT_STALL_SLACK_NS: u64 = 2_000_000;
+
 impl Kernel {
-    /// An empty kernel.
+    /// An empty kernel with the default stall slack.
     pub fn new() -> Kernel {
-        Kernel::default()
+        Kernel::with_stall_slack(DEFAULT_STALL_SLACK_NS)
+    }
+
+    /// An empty kernel: a poll later than `slack_ns` after the earliest deadline known at the
+    /// previous poll is taken as a stall of the supervisor itself.
+    pub fn with_stall_slack(slack_ns: u64) -> Kernel {
+        Kernel {
+            components: BTreeMap::new(),
+            failed: false,
+            stall_slack_ns: slack_ns,
+            due_at_last_poll: None,
+        }
     }
 
     /// Registers a component (claim 15). Its first check-in is due `interval_ns` after `now`.
@@ -167,6 +196,17 @@ impl Kernel {
     /// Marks missed check-ins at `now` and returns the next verdict not yet returned (call
     /// until `None`). After a `Failed` verdict the kernel is [`failed`](Kernel::failed).
     pub fn poll(&mut self, now: u64) -> Option<Verdict> {
+        if let Some(due) = self.due_at_last_poll {
+            if now > due.saturating_add(self.stall_slack_ns) {
+                // The supervisor was stalled: nobody could check in.
+                for c in self.components.values_mut() {
+                    if c.failed.is_none() {
+                        c.last_ns = c.last_ns.max(now);
+                    }
+                }
+            }
+        }
+        self.due_at_last_poll = self.next_deadline();
         for c in self.components.values_mut() {
             if c.failed.is_none() && now >= c.last_ns.saturating_add(c.interval_ns) {
                 c.failed = Some(Why::MissedCheckIn {
@@ -303,6 +343,24 @@ mod tests {
                 why: Why::Reported("read error: EIO at byte 1316".into())
             })
         );
+    }
+
+    #[test]
+    fn own_stall_does_not_fail_components() {
+        let mut k = Kernel::new();
+        k.register("pacer", true, 5 * MS, 0).unwrap();
+        k.check_in("pacer", 4 * MS).unwrap();
+        assert_eq!(k.poll(4 * MS), None);
+        // The whole process was paused from 4 to 40 ms: the poll due at 9 ms comes at 40 ms.
+        assert_eq!(k.poll(40 * MS), None);
+        assert_eq!(k.next_deadline(), Some(45 * MS));
+        // A component that is really dead is caught one interval later.
+        assert!(matches!(k.poll(45 * MS), Some(Verdict::Failed { .. })));
+        // Slightly late polls (within the slack) are not stalls.
+        let mut k = Kernel::new();
+        k.register("pacer", true, 5 * MS, 0).unwrap();
+        assert_eq!(k.poll(MS), None);
+        assert!(matches!(k.poll(6 * MS), Some(Verdict::Failed { .. })));
     }
 
     #[test]

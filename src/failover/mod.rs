@@ -8,5 +8,8 @@ pub mod clock;
 pub mod detector;
 pub mod kernel;
 pub mod machine;
+pub mod node;
+#[cfg(test)]
+mod sim;
 pub mod state;
 pub mod wire;

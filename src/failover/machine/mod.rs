@@ -34,7 +34,7 @@
 pub mod table;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -62,11 +62,14 @@ pub struct Config {
     /// Whether the driver reports traffic of other senders on the live group
     /// ([`Event::ForeignLive`]).
     pub live_watch: bool,
+    /// Resend the sync request this often while waiting for parameters, ns.
+    pub sync_retry_ns: u64,
 }
 
 impl Config {
     /// Defaults for a heartbeat period and the detector's miss count: verify after a stall of
-    /// one period, retry every period, time out after `miss` periods, live watching on.
+    /// one period, retry every period, time out after `miss` periods, live watching on,
+    /// sync requests repeated every 8 periods.
     pub fn new(server_id: u32, heartbeat_period_ns: u64, miss: u32) -> Config {
         let p = heartbeat_period_ns.max(1);
         Config {
@@ -76,6 +79,7 @@ impl Config {
             verify_retry_ns: p,
             verify_timeout_ns: p * miss.max(1) as u64,
             live_watch: true,
+            sync_retry_ns: 8 * p,
         }
     }
 }
@@ -228,7 +232,8 @@ pub enum Event {
         /// The peer's id.
         server: u32,
     },
-    /// A datagram from another sender arrived on the live group at kernel time `rx_ns`.
+    /// A datagram from another sender arrived on the live group at kernel time `rx_ns`. While
+    /// the live output is held this proves another owner and the server steps down.
     ForeignLive {
         /// Kernel receive time, ns (same clock as `now`).
         rx_ns: u64,
@@ -404,8 +409,11 @@ pub struct Machine {
     heartbeat_at: u64,
     verify_retry_at: Option<u64>,
     verify_deadline: Option<u64>,
+    params: bool,
+    sync_retry_at: Option<u64>,
     actions: VecDeque<Action>,
     history: VecDeque<Transition>,
+    transitions: u64,
 }
 
 impl Machine {
@@ -432,8 +440,11 @@ impl Machine {
             heartbeat_at: now,
             verify_retry_at: None,
             verify_deadline: None,
+            params: false,
+            sync_retry_at: None,
             actions: VecDeque::new(),
             history: VecDeque::new(),
+            transitions: 0,
         }
     }
 
@@ -489,9 +500,13 @@ impl Machine {
     pub fn peer_last_index(&self) -> Option<u64> {
         self.peer_last_index
     }
-    /// The last state changes, oldest first.
+    /// The last state changes (up to 32), oldest first.
     pub fn history(&self) -> impl Iterator<Item = &Transition> {
         self.history.iter()
+    }
+    /// How many state changes happened since the machine was made.
+    pub fn transition_count(&self) -> u64 {
+        self.transitions
     }
 
     /// The next action to perform, in order.
@@ -510,6 +525,7 @@ impl Machine {
             Some(self.heartbeat_at),
             self.verify_retry_at,
             self.verify_deadline,
+            self.sync_retry_at,
         ]
         .into_iter()
         .flatten()
@@ -538,6 +554,14 @@ impl Machine {
             } else {
                 self.heartbeat_at + p
             };
+        }
+        if self.sync_retry_at.is_some_and(|t| now >= t) {
+            if self.awaiting_params() {
+                self.actions.push_back(Action::SendSyncRequest);
+                self.sync_retry_at = Some(now + self.config.sync_retry_ns);
+            } else {
+                self.sync_retry_at = None;
+            }
         }
         if let LiveGate::Held {
             nonce, contested, ..
@@ -707,9 +731,12 @@ impl Machine {
                 server,
             } => self.classify_reply(nonce, state, on_air, epoch, server),
             Event::ForeignLive { rx_ns } => match self.gate {
-                LiveGate::Held { since, .. } if self.config.live_watch && rx_ns >= since => {
-                    vec![(T::PeerOnAir, ctx("another sender heard on the live group"))]
-                }
+                // Any other sender heard while holding means someone else owns the group,
+                // including datagrams that arrived during the stall itself.
+                LiveGate::Held { .. } if self.config.live_watch => vec![(
+                    T::PeerOnAir,
+                    ctx(format!("another sender heard on the live group at {rx_ns}")),
+                )],
                 _ => Vec::new(),
             },
             Event::Restart => vec![(T::Restart, ctx("restarted"))],
@@ -786,7 +813,19 @@ impl Machine {
             {
                 Some(T::PrimaryStopped)
             }
-            State::SecondarySynchronized if state == State::Failed => Some(T::FailedNotice),
+            // The server followed failed, or restarted as a secondary that cannot be on air
+            // (it must synchronise behind an on-air server first): nobody is on air.
+            State::SecondarySynchronized
+                if matches!(
+                    state,
+                    State::Failed
+                        | State::SecondaryOffline
+                        | State::Secondary
+                        | State::SecondarySynchronizing
+                ) =>
+            {
+                Some(T::FailedNotice)
+            }
             _ => None,
         };
         match t {
@@ -840,6 +879,11 @@ impl Machine {
         Vec::new()
     }
 
+    /// A started secondary without session parameters keeps asking for them.
+    fn awaiting_params(&self) -> bool {
+        !self.params && matches!(self.state, State::Secondary | State::SecondarySynchronizing)
+    }
+
     fn guard(&self, when: &str) -> bool {
         match when {
             "" => true,
@@ -865,8 +909,10 @@ impl Machine {
         for step in rule.steps {
             self.run(*step, &c, now);
         }
-        if trigger == Trigger::LockAcquired {
-            self.locked = true;
+        match trigger {
+            Trigger::LockAcquired => self.locked = true,
+            Trigger::ParamsReceived => self.params = true,
+            _ => {}
         }
         if rule.to != rule.from {
             if let Some(role) = self.state.role() {
@@ -893,6 +939,7 @@ impl Machine {
                 self.history.pop_front();
             }
             self.history.push_back(t.clone());
+            self.transitions += 1;
             self.actions.push_back(Action::Transition(t));
             self.actions.push_back(Action::SendHeartbeat);
             self.heartbeat_at = now + self.config.heartbeat_period_ns;
@@ -991,7 +1038,12 @@ impl Machine {
                     self.actions.push_back(Action::StopMuted);
                 }
             }
-            Step::SyncRequest => self.actions.push_back(Action::SendSyncRequest),
+            Step::SyncRequest => {
+                // Parameters are asked for afresh (a new server on air to follow).
+                self.params = false;
+                self.sync_retry_at = Some(now + self.config.sync_retry_ns);
+                self.actions.push_back(Action::SendSyncRequest);
+            }
             Step::SyncParams => self.actions.push_back(Action::SendSyncParams),
             Step::ClockSync => {
                 self.locked = false;

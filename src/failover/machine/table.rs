@@ -54,7 +54,8 @@ pub enum Trigger {
     PrimaryStopped,
     /// The detector declared the primary failed (missed heartbeats, live group silent).
     FailureDeclared,
-    /// The primary's kernel sent a Failed notice (or its heartbeats say `Failed`).
+    /// The primary's kernel sent a Failed notice, or its heartbeats say `Failed` or show it
+    /// restarted in a secondary state that cannot be on air.
     FailedNotice,
     /// A component monitor commanded this secondary to take over.
     MonitorTakeover,

@@ -330,6 +330,7 @@ impl Node {
                     Event::PeerStatus {
                         state,
                         epoch: h.epoch,
+                        owner: h.owner,
                         server: h.sender_id,
                         last_index,
                     },
@@ -520,7 +521,9 @@ impl Node {
             Role::Secondary => SenderRole::Secondary,
         };
         self.stamper.set_role(role);
-        let header = self.stamper.header(self.header_epoch(), now.real);
+        let header = self
+            .stamper
+            .header(self.header_epoch(), self.machine.is_owner(), now.real);
         self.out.push_back(Output::Send {
             to,
             msg: Msg { header, body },

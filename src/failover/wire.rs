@@ -8,7 +8,8 @@
 //!      4    1 version (1)
 //!      5    1 kind (see Kind)
 //!      6    1 sender role (0 primary, 1 secondary, 2 monitor, 3 sync component, 4 client)
-//!      7    1 flags (reserved, 0)
+//!      7    1 flags: bit 0 = the sender owns the live group (sending, or holding after a
+//!             stall); other bits 0
 //!      8    4 sender id
 //!     12    8 boot id (sender's realtime ns at process start; replay rule)
 //!     20    8 session id
@@ -180,11 +181,20 @@ impl SenderRole {
     }
 }
 
+/// Header flag bits.
+pub mod flag {
+    /// The sender owns the live group (it is on air, or holds its output after a stall).
+    pub const OWNER: u8 = 0x01;
+}
+
 /// The fixed header of every message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     /// Who sent it.
     pub role: SenderRole,
+    /// Whether the sender owns the live group ([`flag::OWNER`]); its `epoch` is then the one
+    /// it claimed.
+    pub owner: bool,
     /// The sender's id (unique within the installation).
     pub sender_id: u32,
     /// The sender's boot id: its realtime ns at process start. A higher boot id from the same
@@ -458,7 +468,7 @@ pub fn encode(msg: &Msg, key: &Key) -> Result<Vec<u8>, WireError> {
     out.push(VERSION);
     out.push(msg.body.kind() as u8);
     out.push(h.role.code());
-    out.push(0);
+    out.push(if h.owner { flag::OWNER } else { 0 });
     out.extend_from_slice(&h.sender_id.to_be_bytes());
     for v in [h.boot_id, h.session_id, h.epoch, h.seq, h.real_ns] {
         out.extend_from_slice(&v.to_be_bytes());
@@ -536,7 +546,7 @@ pub fn decode(bytes: &[u8], key: &Key, session: Option<u64>) -> Result<Msg, Wire
         field: "sender role",
         offset: off::ROLE,
     })?;
-    if bytes[off::FLAGS] != 0 {
+    if bytes[off::FLAGS] & !flag::OWNER != 0 {
         return Err(WireError::BadField {
             field: "flags",
             offset: off::FLAGS,
@@ -544,6 +554,7 @@ pub fn decode(bytes: &[u8], key: &Key, session: Option<u64>) -> Result<Msg, Wire
     }
     let header = Header {
         role,
+        owner: bytes[off::FLAGS] & flag::OWNER != 0,
         sender_id: u32::from_be_bytes([
             bytes[off::SENDER],
             bytes[off::SENDER + 1],
@@ -877,12 +888,13 @@ impl Stamper {
         self.session_id = session_id;
     }
 
-    /// The next header.
-    pub fn header(&mut self, epoch: u64, real_ns: u64) -> Header {
+    /// The next header: the epoch the sender knows (or claimed, with `owner`), its realtime.
+    pub fn header(&mut self, epoch: u64, owner: bool, real_ns: u64) -> Header {
         let seq = self.next_seq;
         self.next_seq += 1;
         Header {
             role: self.role,
+            owner,
             sender_id: self.sender_id,
             boot_id: self.boot_id,
             session_id: self.session_id,

@@ -10,6 +10,7 @@ fn key() -> Key {
 fn header(seq: u64) -> Header {
     Header {
         role: SenderRole::Primary,
+        owner: false,
         sender_id: 0x0102_0304,
         boot_id: 0x1111_2222_3333_4444,
         session_id: 0xABCD,
@@ -261,6 +262,33 @@ fn refusals_are_distinct() {
 }
 
 #[test]
+fn owner_flag() {
+    let msg = Msg {
+        header: Header {
+            owner: true,
+            ..header(1)
+        },
+        body: Body::SyncRequest,
+    };
+    let bytes = encode(&msg, &key()).unwrap();
+    assert_eq!(bytes[off::FLAGS], flag::OWNER);
+    assert_eq!(decode(&bytes, &key(), None).unwrap(), msg);
+    // Unknown flag bits are refused even on an authentic message.
+    let mut odd = bytes.clone();
+    odd[off::FLAGS] = 0x03;
+    let n = odd.len() - MAC_LEN;
+    let tag = key().tag(&odd[..n]);
+    odd[n..].copy_from_slice(&tag);
+    assert_eq!(
+        decode(&odd, &key(), None),
+        Err(WireError::BadField {
+            field: "flags",
+            offset: off::FLAGS
+        })
+    );
+}
+
+#[test]
 fn session_zero_is_accepted_for_clients() {
     let msg = Msg {
         header: Header {
@@ -317,8 +345,8 @@ fn too_large_body_is_refused() {
 fn replay_guard() {
     let mut g = ReplayGuard::new();
     let mut s = Stamper::new(SenderRole::Secondary, 5, 1_000, 0xABCD);
-    let h1 = s.header(1, 10);
-    let h2 = s.header(1, 11);
+    let h1 = s.header(1, false, 10);
+    let h2 = s.header(1, false, 11);
     assert_eq!((h1.seq, h2.seq), (1, 2));
     assert_eq!(g.check(&h1), Ok(()));
     assert_eq!(g.check(&h2), Ok(()));
@@ -333,10 +361,10 @@ fn replay_guard() {
     assert!(g.check(&h2).is_err(), "same seq twice");
     // The sender restarts: new (higher) boot id, sequence starts over.
     let mut s2 = Stamper::new(SenderRole::Secondary, 5, 2_000, 0xABCD);
-    let r1 = s2.header(1, 12);
+    let r1 = s2.header(1, false, 12);
     assert_eq!(g.check(&r1), Ok(()));
     // A replay of the old boot is refused.
-    let h3 = s.header(1, 13);
+    let h3 = s.header(1, false, 13);
     assert_eq!(
         g.check(&h3),
         Err(ReplayError::OldBoot {
@@ -347,7 +375,7 @@ fn replay_guard() {
     );
     // Another sender is independent.
     let mut other = Stamper::new(SenderRole::Primary, 6, 1, 0xABCD);
-    assert_eq!(g.check(&other.header(1, 1)), Ok(()));
+    assert_eq!(g.check(&other.header(1, false, 1)), Ok(()));
 }
 
 fn arb_state() -> impl Strategy<Value = State> {
@@ -446,8 +474,13 @@ proptest! {
     }
 
     #[test]
-    fn round_trip(body in arb_body(), seq in any::<u64>(), epoch in any::<u64>()) {
-        let msg = Msg { header: Header { seq, epoch, ..header(1) }, body };
+    fn round_trip(
+        body in arb_body(),
+        seq in any::<u64>(),
+        epoch in any::<u64>(),
+        owner in any::<bool>(),
+    ) {
+        let msg = Msg { header: Header { seq, epoch, owner, ..header(1) }, body };
         let bytes = encode(&msg, &key()).unwrap();
         prop_assert_eq!(decode(&bytes, &key(), Some(0xABCD)).unwrap(), msg);
     }

@@ -143,6 +143,8 @@ pub enum Event {
         state: State,
         /// The epoch in its header.
         epoch: u64,
+        /// Whether it owns the live group (header flag): then `epoch` is its claim.
+        owner: bool,
         /// Its server id.
         server: u32,
         /// The last datagram it says it sent.
@@ -619,9 +621,10 @@ impl Machine {
             Event::PeerStatus {
                 state,
                 epoch,
+                owner,
                 server,
                 last_index,
-            } => self.classify_peer(state, epoch, server, last_index),
+            } => self.classify_peer(state, epoch, owner, server, last_index),
             Event::PeerLost { silent_ns } => vec![(
                 T::SecondaryLost,
                 ctx(format!("secondary silent for {} us", silent_ns / 1_000)),
@@ -786,13 +789,14 @@ impl Machine {
         &mut self,
         state: State,
         epoch: u64,
+        owner: bool,
         server: u32,
         last_index: Option<u64>,
     ) -> Vec<(Trigger, Ctx)> {
         use Trigger as T;
         self.peer_state = Some(state);
         self.note_peer_index(last_index);
-        let claims = self.classify_epoch(epoch, server, state.on_air(), Via::SyncLink);
+        let claims = self.classify_epoch(epoch, server, owner, Via::SyncLink);
         if !claims.is_empty() {
             return claims;
         }

@@ -97,6 +97,7 @@ fn peer(state: State, epoch: u64) -> Event {
     Event::PeerStatus {
         state,
         epoch,
+        owner: state.on_air(),
         server: PEER,
         last_index: Some(900),
     }
@@ -882,4 +883,25 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_starting_peer_is_not_a_claim() {
+    // A peer that is verifying before its first start shows an on-air state but does not
+    // own the group (header flag clear): no step-down even with a tie it would win.
+    let mut m = reach(State::SecondaryNoPrimary, "");
+    let e = m.owner_epoch().unwrap();
+    let status = |owner| Event::PeerStatus {
+        state: State::PrimaryNoSecondary,
+        epoch: e,
+        owner,
+        server: 7,
+        last_index: None,
+    };
+    m.handle(status(false), MS);
+    assert!(m.sending_live());
+    assert_eq!(m.state(), State::SecondaryNoPrimary);
+    m.handle(status(true), 2 * MS);
+    assert!(!m.sending_live());
+    assert_eq!(m.state(), State::SecondarySynchronizing);
 }

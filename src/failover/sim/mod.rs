@@ -285,6 +285,7 @@ impl Sim {
         let msg = Msg {
             header: Header {
                 role: SenderRole::Monitor,
+                owner: false,
                 sender_id: MONITOR_ID,
                 boot_id: 1,
                 session_id: SESSION,

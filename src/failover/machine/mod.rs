@@ -59,6 +59,11 @@ pub struct Config {
     pub verify_retry_ns: u64,
     /// Give up waiting for an ownership reply after this long, ns.
     pub verify_timeout_ns: u64,
+    /// A "not owner" reply counts only if handled within this long after its query was sent
+    /// (the peer's promise not to declare lasts one detection window from the query; the
+    /// resumed output must reach it before then). Assumes a one-way link delay well below
+    /// a heartbeat period.
+    pub reply_fresh_ns: u64,
     /// Whether the driver reports traffic of other senders on the live group
     /// ([`Event::ForeignLive`]).
     pub live_watch: bool,
@@ -68,8 +73,8 @@ pub struct Config {
 
 impl Config {
     /// Defaults for a heartbeat period and the detector's miss count: verify after a stall of
-    /// one period, retry every period, time out after `miss` periods, live watching on,
-    /// sync requests repeated every 8 periods.
+    /// one period, retry every period, time out after `miss` periods, replies fresh for
+    /// `miss - 1` periods, live watching on, sync requests repeated every 8 periods.
     pub fn new(server_id: u32, heartbeat_period_ns: u64, miss: u32) -> Config {
         let p = heartbeat_period_ns.max(1);
         Config {
@@ -78,6 +83,11 @@ impl Config {
             stall_verify_ns: p,
             verify_retry_ns: p,
             verify_timeout_ns: p * miss.max(1) as u64,
+            reply_fresh_ns: if miss > 1 {
+                p * (miss as u64 - 1)
+            } else {
+                p / 2
+            },
             live_watch: true,
             sync_retry_ns: 8 * p,
         }
@@ -360,8 +370,10 @@ pub enum LiveGate {
         purpose: HoldPurpose,
         /// Since when, ns.
         since: u64,
-        /// The outstanding ownership query.
+        /// The outstanding ownership query (a fresh nonce for every retry).
         nonce: u64,
+        /// When that query was sent, ns.
+        asked_at: u64,
         /// The peer answered that it owns the live group too, with a lower claim: wait until
         /// it steps down.
         contested: bool,
@@ -536,7 +548,9 @@ impl Machine {
 
     /// Timers due at `now`: heartbeats, ownership-query retries and timeouts. A heartbeat
     /// timer found late by at least [`Config::stall_verify_ns`] while sending on the live
-    /// group means this server was stalled: it holds and verifies (trigger `Stall`).
+    /// group means this server was stalled: it holds and verifies (trigger `Stall`). A
+    /// verification timeout found that late does not confirm anything: the query is sent
+    /// again with a fresh timeout.
     ///
     /// Feed every pending input (drain the sockets) before calling this.
     pub fn handle_timeout(&mut self, now: u64) {
@@ -565,13 +579,19 @@ impl Machine {
                 self.sync_retry_at = None;
             }
         }
-        if let LiveGate::Held {
-            nonce, contested, ..
-        } = self.gate
-        {
-            if self.verify_deadline.is_some_and(|d| now >= d) {
+        if let LiveGate::Held { contested, .. } = self.gate {
+            if let Some(d) = self.verify_deadline.filter(|&d| now >= d) {
                 let waited = self.config.verify_timeout_ns / 1_000;
-                if contested {
+                if now - d >= self.config.stall_verify_ns {
+                    // This server was stalled itself while waiting: the silence proves
+                    // nothing (an owner's first datagrams may still be on their way). Ask
+                    // again with a fresh nonce and a fresh timeout.
+                    self.run(
+                        Step::Verify,
+                        &ctx("verification interrupted by a stall"),
+                        now,
+                    );
+                } else if contested {
                     self.fire(
                         Trigger::PeerOnAir,
                         ctx(format!(
@@ -589,7 +609,17 @@ impl Machine {
                     );
                 }
             } else if self.verify_retry_at.is_some_and(|r| now >= r) {
-                self.actions.push_back(Action::SendOwnershipQuery { nonce });
+                let fresh = self.next_nonce;
+                self.next_nonce += 1;
+                if let LiveGate::Held {
+                    nonce, asked_at, ..
+                } = &mut self.gate
+                {
+                    *nonce = fresh;
+                    *asked_at = now;
+                }
+                self.actions
+                    .push_back(Action::SendOwnershipQuery { nonce: fresh });
                 self.verify_retry_at = Some(now + self.config.verify_retry_ns);
             }
         }
@@ -597,13 +627,13 @@ impl Machine {
 
     /// Handles one event at `now`.
     pub fn handle(&mut self, event: Event, now: u64) {
-        for (trigger, c) in self.classify(event) {
+        for (trigger, c) in self.classify(event, now) {
             self.fire(trigger, c, now);
         }
     }
 
     /// Turns an event into the triggers it means in the current state.
-    fn classify(&mut self, event: Event) -> Vec<(Trigger, Ctx)> {
+    fn classify(&mut self, event: Event, now: u64) -> Vec<(Trigger, Ctx)> {
         use Trigger as T;
         match event {
             Event::Started => {
@@ -732,7 +762,7 @@ impl Machine {
                 on_air,
                 epoch,
                 server,
-            } => self.classify_reply(nonce, state, on_air, epoch, server),
+            } => self.classify_reply(nonce, state, on_air, epoch, server, now),
             Event::ForeignLive { rx_ns } => match self.gate {
                 // Any other sender heard while holding means someone else owns the group,
                 // including datagrams that arrived during the stall itself.
@@ -852,16 +882,24 @@ impl Machine {
         on_air: bool,
         epoch: u64,
         server: u32,
+        now: u64,
     ) -> Vec<(Trigger, Ctx)> {
         let LiveGate::Held {
             purpose,
             nonce: want,
+            asked_at,
             ..
         } = self.gate
         else {
             return Vec::new();
         };
         if nonce != want {
+            return Vec::new();
+        }
+        if !on_air && now.saturating_sub(asked_at) >= self.config.reply_fresh_ns {
+            // "Not owner" is a lease that starts when the peer got the query: handled this
+            // late (this server stalled meanwhile), it may have expired. Wait for a fresh
+            // answer to the next retry instead.
             return Vec::new();
         }
         self.epoch = self.epoch.max(epoch);
@@ -964,6 +1002,7 @@ impl Machine {
                         purpose: HoldPurpose::Resume,
                         since: now,
                         nonce: 0,
+                        asked_at: now,
                         contested: false,
                     };
                     self.actions.push_back(Action::HoldLive);
@@ -977,12 +1016,14 @@ impl Machine {
                         purpose,
                         since,
                         nonce,
+                        asked_at: now,
                         contested: false,
                     },
                     _ => LiveGate::Held {
                         purpose: HoldPurpose::Start,
                         since: now,
                         nonce,
+                        asked_at: now,
                         contested: false,
                     },
                 };

@@ -573,6 +573,26 @@ impl Sim {
         }
     }
 
+    /// Every transition and action of both nodes, in time order (debugging aid).
+    pub fn dump(&self) -> String {
+        let mut all: Vec<(u64, usize, String)> = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for t in &n.transitions {
+                all.push((t.at, i, t.to_string()));
+            }
+            for (at, a) in &n.actions {
+                if !matches!(a, Action::Transition(_)) {
+                    all.push((*at, i, format!("{a:?}")));
+                }
+            }
+        }
+        all.sort_by_key(|a| (a.0, a.1));
+        all.iter()
+            .map(|(t, i, s)| format!("{:>9} us node {i}: {s}", t / US))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The transitions of node `i` as (from, to) pairs.
     pub fn path(&self, i: usize) -> Vec<(State, State)> {
         self.nodes[i]

@@ -80,28 +80,9 @@ fn run(seed: u64, cfg: SimConfig) -> (Sim, Tally) {
     (sim, tally)
 }
 
-fn dump(sim: &Sim) -> String {
-    let mut all: Vec<(u64, usize, String)> = Vec::new();
-    for (i, n) in sim.nodes.iter().enumerate() {
-        for t in &n.transitions {
-            all.push((t.at, i, t.to_string()));
-        }
-        for (at, a) in &n.actions {
-            if !matches!(a, Action::Transition(_)) {
-                all.push((*at, i, format!("{a:?}")));
-            }
-        }
-    }
-    all.sort_by_key(|a| (a.0, a.1));
-    all.iter()
-        .map(|(t, i, s)| format!("{:>9} us node {i}: {s}", t / US))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn check_settled(sim: &Sim, what: &str) {
     if std::env::var_os("SIM_DUMP").is_some() {
-        println!("{}", dump(sim));
+        println!("{}", sim.dump());
     }
     let senders: Vec<usize> = (0..2).filter(|&i| sim.sending(i)).collect();
     if senders.len() != 1 {

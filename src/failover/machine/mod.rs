@@ -374,8 +374,9 @@ pub enum LiveGate {
         nonce: u64,
         /// When that query was sent, ns.
         asked_at: u64,
-        /// The peer answered that it owns the live group too, with a lower claim: wait until
-        /// it steps down.
+        /// An owner's claim was seen while holding (a lower one from the peer's answer, or
+        /// any from a message): without a fresh "not owner" answer, the server yields at the
+        /// timeout.
         contested: bool,
     },
 }
@@ -418,7 +419,10 @@ pub struct Machine {
     locked: bool,
     primary_heard: bool,
     peer_state: Option<State>,
+    peer_heard_at: Option<u64>,
     peer_last_index: Option<u64>,
+    /// Ownership queries of the current hold: (nonce, sent at), the latest last.
+    asked: VecDeque<(u64, u64)>,
     next_nonce: u64,
     heartbeat_at: u64,
     verify_retry_at: Option<u64>,
@@ -449,7 +453,9 @@ impl Machine {
             locked: false,
             primary_heard: false,
             peer_state: None,
+            peer_heard_at: None,
             peer_last_index: None,
+            asked: VecDeque::new(),
             next_nonce: 1,
             heartbeat_at: now,
             verify_retry_at: None,
@@ -591,11 +597,19 @@ impl Machine {
                         &ctx("verification interrupted by a stall"),
                         now,
                     );
+                } else if !contested && self.peer_may_take_over(now) {
+                    // The peer is alive and could declare this server failed, but no answer
+                    // got through: silence is no proof here. Keep holding and ask again.
+                    self.run(
+                        Step::Verify,
+                        &ctx("the peer is alive but did not answer"),
+                        now,
+                    );
                 } else if contested {
                     self.fire(
                         Trigger::PeerOnAir,
                         ctx(format!(
-                            "peer still claims the live group after {waited} us"
+                            "another server claims the live group, no answer within {waited} us"
                         )),
                         now,
                     );
@@ -618,6 +632,7 @@ impl Machine {
                     *nonce = fresh;
                     *asked_at = now;
                 }
+                self.note_query(fresh, now);
                 self.actions
                     .push_back(Action::SendOwnershipQuery { nonce: fresh });
                 self.verify_retry_at = Some(now + self.config.verify_retry_ns);
@@ -635,6 +650,19 @@ impl Machine {
     /// Turns an event into the triggers it means in the current state.
     fn classify(&mut self, event: Event, now: u64) -> Vec<(Trigger, Ctx)> {
         use Trigger as T;
+        if matches!(
+            event,
+            Event::PeerStatus { .. }
+                | Event::OwnershipQuery { .. }
+                | Event::OwnershipReply { .. }
+                | Event::FailedNotice { .. }
+                | Event::EpochSeen {
+                    via: Via::SyncLink,
+                    ..
+                }
+        ) {
+            self.peer_heard_at = Some(now);
+        }
         match event {
             Event::Started => {
                 self.enabled = true;
@@ -803,14 +831,21 @@ impl Machine {
             return Vec::new();
         }
         let detail = format!("server {server} claims epoch {epoch} ({via:?})");
-        match self.gate {
+        let beats = self.beats_own(epoch, server);
+        match &mut self.gate {
+            // Holding, this server sends nothing: a claim read from a message (perhaps one
+            // that waited in the socket while it stalled, from a server that has failed
+            // since) is remembered, and the fresh answer to the ownership query decides.
+            // Without such an answer the claim wins at the timeout.
             LiveGate::Held {
-                purpose: HoldPurpose::Start,
-                ..
-            } => vec![(Trigger::PeerOnAir, ctx(detail))],
-            _ if self.is_owner() && self.beats_own(epoch, server) => {
-                vec![(Trigger::HigherEpoch, ctx(detail))]
+                purpose, contested, ..
+            } => {
+                if *purpose == HoldPurpose::Start || beats {
+                    *contested = true;
+                }
+                Vec::new()
             }
+            LiveGate::Open if beats => vec![(Trigger::HigherEpoch, ctx(detail))],
             _ => Vec::new(),
         }
     }
@@ -827,7 +862,9 @@ impl Machine {
         self.peer_state = Some(state);
         self.note_peer_index(last_index);
         let claims = self.classify_epoch(epoch, server, owner, Via::SyncLink);
-        if !claims.is_empty() {
+        if !claims.is_empty() || (owner && matches!(self.gate, LiveGate::Held { .. })) {
+            // A claim on the live group is settled by the epochs or, while this server
+            // holds, by its verification; the claimant's state says nothing more.
             return claims;
         }
         if state.role() == Some(Role::Primary) || state.on_air() {
@@ -884,18 +921,14 @@ impl Machine {
         server: u32,
         now: u64,
     ) -> Vec<(Trigger, Ctx)> {
-        let LiveGate::Held {
-            purpose,
-            nonce: want,
-            asked_at,
-            ..
-        } = self.gate
-        else {
+        let LiveGate::Held { purpose, .. } = self.gate else {
             return Vec::new();
         };
-        if nonce != want {
+        // An answer to any query of this hold (with a link slower than the retry period the
+        // answer to a query comes after the next one was sent).
+        let Some(&(_, asked_at)) = self.asked.iter().find(|(n, _)| *n == nonce) else {
             return Vec::new();
-        }
+        };
         if !on_air && now.saturating_sub(asked_at) >= self.config.reply_fresh_ns {
             // "Not owner" is a lease that starts when the peer got the query: handled this
             // late (this server stalled meanwhile), it may have expired. Wait for a fresh
@@ -919,6 +952,15 @@ impl Machine {
             *contested = true;
         }
         Vec::new()
+    }
+
+    /// Whether the peer was heard within a verification window and could take the live group
+    /// by itself (it is synchronised behind this server).
+    fn peer_may_take_over(&self, now: u64) -> bool {
+        self.peer_state == Some(State::SecondarySynchronized)
+            && self
+                .peer_heard_at
+                .is_some_and(|t| now.saturating_sub(t) < self.config.verify_timeout_ns)
     }
 
     /// A started secondary without session parameters keeps asking for them.
@@ -989,6 +1031,13 @@ impl Machine {
         true
     }
 
+    fn note_query(&mut self, nonce: u64, now: u64) {
+        if self.asked.len() == 16 {
+            self.asked.pop_front();
+        }
+        self.asked.push_back((nonce, now));
+    }
+
     fn clear_verify(&mut self) {
         self.verify_retry_at = None;
         self.verify_deadline = None;
@@ -1011,6 +1060,10 @@ impl Machine {
             Step::Verify => {
                 let nonce = self.next_nonce;
                 self.next_nonce += 1;
+                if !matches!(self.gate, LiveGate::Held { .. }) {
+                    self.asked.clear();
+                }
+                self.note_query(nonce, now);
                 self.gate = match self.gate {
                     LiveGate::Held { purpose, since, .. } => LiveGate::Held {
                         purpose,

@@ -928,6 +928,27 @@ fn a_stale_not_owner_reply_is_ignored() {
 }
 
 #[test]
+fn an_answer_to_an_earlier_retry_counts_while_fresh() {
+    let mut m = reach(State::Primary, "live held");
+    let first = held_nonce(&m);
+    // A retry (fresh nonce) goes out before the first answer comes back.
+    let retry = 10 * MS + m.config().verify_retry_ns;
+    m.handle_timeout(retry);
+    assert_ne!(held_nonce(&m), first);
+    m.handle(
+        Event::OwnershipReply {
+            nonce: first,
+            state: State::SecondarySynchronized,
+            on_air: false,
+            epoch: 1,
+            server: PEER,
+        },
+        retry + 100_000,
+    );
+    assert!(m.sending_live());
+}
+
+#[test]
 fn a_stall_during_verification_restarts_it() {
     let mut m = reach(State::Primary, "live held");
     let first = held_nonce(&m);
@@ -940,7 +961,7 @@ fn a_stall_during_verification_restarts_it() {
     assert!(m
         .drain_actions()
         .contains(&Action::SendOwnershipQuery { nonce: second }));
-    // The old nonce's answer is stale and ignored.
+    // The old query's answer is stale (sent before the stall) and ignored.
     m.handle(
         Event::OwnershipReply {
             nonce: first,

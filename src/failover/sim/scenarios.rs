@@ -130,6 +130,9 @@ fn stall_then_wake(cfg: SimConfig, stall: u64) -> Sim {
     let t_freeze = sim.now;
     sim.freeze(0, stall);
     sim.run_until(t_freeze + stall + settle);
+    if std::env::var_os("SIM_DUMP").is_some() {
+        println!("{}", sim.dump());
+    }
     // The stalled primary never sent again after it woke.
     assert!(sim.live_of(0).all(|l| l.0 < t_freeze), "sent after waking");
     // It stepped down and came back as a synchronised secondary; the roles swapped.

@@ -174,7 +174,7 @@ fn rtp_stream_and_capture_round_trip() {
         .map(|(i, d)| {
             let seq = 65500u16.wrapping_add(i as u16);
             let mut f = RtpHeader::mp2t(seq, i as u32 * 378, 0xC0FFEE)
-                .to_bytes()
+                .emit()
                 .to_vec();
             f.extend_from_slice(d);
             f

@@ -2,134 +2,20 @@
 //! after CSRCs, header extension (§5.3.1) and padding, and sequence-number accounting in
 //! the style of RFC 3550 Appendix A.1 (loss, duplicates, reordering, resynchronisation).
 
-/// Length of the fixed RTP header without CSRCs (RFC 3550 §5.1).
-pub const FIXED_HEADER: usize = 12;
-/// RTP version carried in every packet (RFC 3550 §5.1: "V ... is two (2)").
-pub const VERSION: u8 = 2;
-/// Static payload type of MPEG-2 transport streams (RFC 3551 §6, `MP2T/90000`).
-pub const PT_MP2T: u8 = 33;
 /// A.1 `MAX_DROPOUT`: larger forward jumps are treated as a restart of the sequence.
 pub const MAX_DROPOUT: u16 = 3000;
 /// A.1 `MAX_MISORDER`: how far behind the highest sequence a packet may arrive late.
 pub const MAX_MISORDER: u16 = 100;
 
-/// Why a datagram is not a valid RTP packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RtpError {
-    /// Fewer bytes than the fixed header, CSRC list or extension needs.
-    #[error("RTP packet truncated: {len} bytes, header needs {needed}")]
-    Short {
-        /// Datagram length.
-        len: usize,
-        /// Bytes the header claims.
-        needed: usize,
-    },
-    /// Version field is not 2.
-    #[error("RTP version {0}, expected 2")]
-    Version(u8),
-    /// Padding count of zero or larger than the payload (RFC 3550 §5.1, P bit).
-    #[error("RTP padding count {0} is invalid")]
-    Padding(u8),
-}
-
-/// The fields of an RTP header (RFC 3550 §5.1) that a TS receiver uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RtpHeader {
-    /// P bit: the payload ends with padding.
-    pub padding: bool,
-    /// X bit: a header extension follows the CSRCs.
-    pub extension: bool,
-    /// CC: number of CSRC identifiers.
-    pub csrc_count: u8,
-    /// M bit.
-    pub marker: bool,
-    /// PT: payload type (33 = MP2T).
-    pub payload_type: u8,
-    /// Sequence number, +1 per packet, wrapping.
-    pub sequence: u16,
-    /// Timestamp (90 kHz for MP2T, RFC 2250 §2).
-    pub timestamp: u32,
-    /// Synchronisation source identifier.
-    pub ssrc: u32,
-}
-
-impl RtpHeader {
-    /// A plain MP2T header (no padding, extension or CSRCs).
-    pub fn mp2t(sequence: u16, timestamp: u32, ssrc: u32) -> RtpHeader {
-        RtpHeader {
-            padding: false,
-            extension: false,
-            csrc_count: 0,
-            marker: false,
-            payload_type: PT_MP2T,
-            sequence,
-            timestamp,
-            ssrc,
-        }
-    }
-
-    /// Encodes the 12-byte fixed header. CSRCs and extension are not written, so the
-    /// flags for them are written as 0 (used by tests and test senders).
-    pub fn to_bytes(&self) -> [u8; FIXED_HEADER] {
-        let mut b = [0u8; FIXED_HEADER];
-        b[0] = (VERSION << 6) | (u8::from(self.padding) << 5);
-        b[1] = (u8::from(self.marker) << 7) | (self.payload_type & 0x7F);
-        b[2..4].copy_from_slice(&self.sequence.to_be_bytes());
-        b[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
-        b[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        b
-    }
-}
+/// The header codec is the sender's ([`crate::stream::rtp`]): one parser for both sides.
+pub use crate::stream::rtp::{
+    RtpError, RtpHeader, HEADER_LEN as FIXED_HEADER, PAYLOAD_TYPE_MP2T as PT_MP2T, VERSION,
+};
 
 /// Parses an RTP packet; returns the header and the payload with CSRCs, extension and
 /// padding removed (RFC 3550 §5.1, §5.3.1).
 pub fn parse(buf: &[u8]) -> Result<(RtpHeader, &[u8]), RtpError> {
-    if buf.len() < FIXED_HEADER {
-        return Err(RtpError::Short {
-            len: buf.len(),
-            needed: FIXED_HEADER,
-        });
-    }
-    let version = buf[0] >> 6;
-    if version != VERSION {
-        return Err(RtpError::Version(version));
-    }
-    let h = RtpHeader {
-        padding: buf[0] & 0x20 != 0,
-        extension: buf[0] & 0x10 != 0,
-        csrc_count: buf[0] & 0x0F,
-        marker: buf[1] & 0x80 != 0,
-        payload_type: buf[1] & 0x7F,
-        sequence: u16::from_be_bytes([buf[2], buf[3]]),
-        timestamp: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
-        ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
-    };
-    let mut start = FIXED_HEADER + 4 * h.csrc_count as usize;
-    if h.extension {
-        // §5.3.1: 16-bit profile-defined field, 16-bit length in 32-bit words.
-        let ext = buf.get(start..start + 4).ok_or(RtpError::Short {
-            len: buf.len(),
-            needed: start + 4,
-        })?;
-        start += 4 + 4 * u16::from_be_bytes([ext[2], ext[3]]) as usize;
-    }
-    if buf.len() < start {
-        return Err(RtpError::Short {
-            len: buf.len(),
-            needed: start,
-        });
-    }
-    let mut end = buf.len();
-    if h.padding {
-        // §5.1: "The last octet of the padding contains a count of how many padding
-        // octets should be ignored, including itself."
-        let n = buf[end - 1];
-        if n == 0 || (n as usize) > end - start {
-            return Err(RtpError::Padding(n));
-        }
-        end -= n as usize;
-    }
-    Ok((h, &buf[start..end]))
+    RtpHeader::parse(buf)
 }
 
 /// What one sequence number did to the tracker.
@@ -294,72 +180,6 @@ impl SeqTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A header captured from `tandem play rtp://...`-style output: PT 33, seq 0x1234,
-    /// ts 0x00ABCDEF, SSRC 0xDEADBEEF.
-    const FIXED: [u8; 12] = [
-        0x80, 0x21, 0x12, 0x34, 0x00, 0xAB, 0xCD, 0xEF, 0xDE, 0xAD, 0xBE, 0xEF,
-    ];
-
-    #[test]
-    fn fixed_header_round_trip() {
-        let mut pkt = FIXED.to_vec();
-        pkt.extend_from_slice(&[0x47; 188]);
-        let (h, payload) = parse(&pkt).unwrap();
-        assert_eq!(h, RtpHeader::mp2t(0x1234, 0x00AB_CDEF, 0xDEAD_BEEF));
-        assert_eq!(payload.len(), 188);
-        assert_eq!(h.to_bytes(), FIXED);
-        let mut m = h;
-        m.marker = true;
-        m.payload_type = 96;
-        assert_eq!(m.to_bytes()[1], 0x80 | 96);
-        assert_eq!(parse(&m.to_bytes()).unwrap().0, m);
-    }
-
-    #[test]
-    fn csrc_extension_and_padding_are_skipped() {
-        // V=2, P=1, X=1, CC=2
-        let mut pkt = vec![0xB2, 0x21, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
-        pkt.extend_from_slice(&[1, 1, 1, 1, 2, 2, 2, 2]); // two CSRCs
-        pkt.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01, 9, 9, 9, 9]); // one-word extension
-        pkt.extend_from_slice(&[0x47, 0x00]); // payload
-        pkt.extend_from_slice(&[0, 0, 3]); // 3 bytes padding
-        let (h, payload) = parse(&pkt).unwrap();
-        assert!(h.padding && h.extension);
-        assert_eq!(h.csrc_count, 2);
-        assert_eq!(payload, &[0x47, 0x00]);
-    }
-
-    #[test]
-    fn malformed_headers_are_errors() {
-        assert_eq!(
-            parse(&FIXED[..11]),
-            Err(RtpError::Short {
-                len: 11,
-                needed: 12
-            })
-        );
-        let mut v1 = FIXED;
-        v1[0] = 0x40;
-        assert_eq!(parse(&v1), Err(RtpError::Version(1)));
-        let mut cc = FIXED;
-        cc[0] = 0x83; // 3 CSRCs, none present
-        assert_eq!(
-            parse(&cc),
-            Err(RtpError::Short {
-                len: 12,
-                needed: 24
-            })
-        );
-        let mut pad = FIXED.to_vec();
-        pad[0] |= 0x20;
-        pad.push(5); // padding count larger than the payload
-        assert_eq!(parse(&pad), Err(RtpError::Padding(5)));
-        let mut ext = FIXED.to_vec();
-        ext[0] |= 0x10;
-        ext.extend_from_slice(&[0, 0, 0, 9]); // 9 words missing
-        assert!(matches!(parse(&ext), Err(RtpError::Short { .. })));
-    }
 
     fn feed(t: &mut SeqTracker, seqs: &[u16]) -> Vec<SeqEvent> {
         seqs.iter().map(|&s| t.push(s)).collect()

@@ -491,7 +491,7 @@ fn rtp_loss_duplicate_and_reorder() {
 #[allow(non_snake_case)]
 fn RtpHeader_mp2t(seq: u16) -> Vec<u8> {
     rtp::RtpHeader::mp2t(seq, seq as u32 * 3000, 0x1234_5678)
-        .to_bytes()
+        .emit()
         .to_vec()
 }
 

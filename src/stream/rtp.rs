@@ -48,6 +48,17 @@ pub enum RtpError {
 }
 
 impl RtpHeader {
+    /// A plain MP2T header (payload type 33, marker clear).
+    pub fn mp2t(sequence: u16, timestamp: u32, ssrc: u32) -> RtpHeader {
+        RtpHeader {
+            marker: false,
+            payload_type: PAYLOAD_TYPE_MP2T,
+            sequence,
+            timestamp,
+            ssrc,
+        }
+    }
+
     /// Writes the 12-byte fixed header (no padding, no extension, CC = 0).
     pub fn emit(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];

@@ -1,0 +1,105 @@
+//! A real client: VLC 3 (`cvlc`) on the loopback multicast group. Its TS demuxer logs
+//! "discontinuity received" for every CC gap and its RTP access logs sequence trouble, so a
+//! clean `-vv` log is what a viewer's player says about our stream. VLC refuses to run as
+//! root: the test runs it as `nobody` with `--miface=lo`. `.ci/run` installs vlc-bin and
+//! vlc-plugin-base; without them this test fails and says what to install.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tandem");
+
+fn repo(p: &str) -> String {
+    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Lines of a VLC log that show the stream was damaged or the source changed badly.
+pub fn vlc_complaints(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("discontinuity")
+                || l.contains("pcr_reset")
+                || l.contains("rtp: ")
+                    && (l.contains("dropping") || l.contains("unknown") || l.contains("lost"))
+                || l.contains("sequence")
+                || (l.contains("ts demux") && l.contains("error"))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs cvlc as `nobody` on `url` for `secs`, returns its -vv log.
+pub fn run_vlc(url: &str, secs: u64) -> std::process::Child {
+    assert!(
+        Command::new("cvlc")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok(),
+        "cvlc not found: apt-get install -y vlc-bin vlc-plugin-base (.ci/run does)"
+    );
+    Command::new("timeout")
+        .args([
+            &secs.to_string(),
+            "runuser",
+            "-u",
+            "nobody",
+            "--",
+            "cvlc",
+            "-vv",
+            "--miface=lo",
+        ])
+        .args([
+            "--intf",
+            "dummy",
+            "--vout",
+            "dummy",
+            "--aout",
+            "dummy",
+            "--no-audio",
+            url,
+        ])
+        .env("HOME", "/tmp")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cvlc")
+}
+
+#[test]
+fn vlc_plays_our_rtp_stream_without_complaint() {
+    let url = "rtp://239.255.91.1:5094";
+    let vlc = run_vlc(&format!("rtp://@{}", &url[6..]), 8);
+    // Let VLC join before the first datagram.
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 1500;
+    let play = Command::new(BIN)
+        .args([
+            "play",
+            &repo("fixtures/cbr-25fps.ts"),
+            "--dest",
+            url,
+            "--start-at",
+            &start.to_string(),
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .expect("play");
+    assert!(play.success());
+    let out = vlc.wait_with_output().expect("vlc output");
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("ts demux"),
+        "VLC never demuxed the stream:\n{}",
+        &log[..log.len().min(4000)]
+    );
+    let bad = vlc_complaints(&log);
+    assert!(bad.is_empty(), "VLC complained:\n{}", bad.join("\n"));
+    std::thread::sleep(Duration::from_millis(10));
+}

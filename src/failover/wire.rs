@@ -312,7 +312,7 @@ pub enum Body {
         nonce: u64,
         /// The replier's state.
         state: State,
-        /// Whether the replier is sending on the live group.
+        /// Whether the replier owns the live group (sending, or holding after a stall).
         on_air: bool,
         /// The replier's epoch.
         epoch: u64,

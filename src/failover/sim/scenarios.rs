@@ -254,6 +254,10 @@ fn kernel_failure_notice_switches_without_waiting_for_misses() {
         "switch after {switch} ns"
     );
     assert!(switch < window(), "no waiting for missed heartbeats");
+    println!(
+        "kernel failure: secondary on air {} us after the failure",
+        switch / US
+    );
     // The failed primary recovers as a secondary and the roles swap.
     sim.run_until(t0 + 300 * MS);
     assert_eq!(sim.nodes[0].state(), Some(State::SecondarySynchronized));
@@ -278,6 +282,10 @@ fn engine_hang_is_caught_by_the_kernel() {
         .unwrap();
     assert_eq!(f.trigger, crate::failover::machine::Trigger::KernelFailure);
     assert!(t.at - t0 <= 5 * MS + MS, "check-in interval + link");
+    println!(
+        "engine hang: secondary on air {} us after the hang",
+        (t.at - t0) / US
+    );
     ok_no_overlap(&sim);
 }
 
@@ -359,6 +367,11 @@ fn higher_epoch_step_down_after_partition() {
         crate::failover::machine::Trigger::HigherEpoch
     );
     assert!(step_down.0 <= heal + period() + sim.cfg.sync_delay_ns + 2 * sim.cfg.step_ns);
+    println!(
+        "partition without live watching: step-down {} us after the heal, {} us of overlap",
+        (step_down.0 - heal) / US,
+        sim.overlap_steps * sim.cfg.step_ns / US
+    );
     assert!(sim.first_overlap.is_some(), "the limit is real");
     assert!(sim.resume_conflicts.is_empty());
     assert_eq!(sim.nodes[0].state(), Some(State::SecondarySynchronized));

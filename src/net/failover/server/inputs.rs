@@ -339,10 +339,12 @@ impl Server {
             let path = Path::new(&p.asset_name);
             match Asset::load(path) {
                 Ok(a) => self.set_asset(a),
-                Err(e) => return Err(format!(
+                Err(e) => {
+                    return Err(format!(
                     "no asset here: the primary plays {} ({}) and it cannot be opened here: {e:#}",
                     p.asset_name, p.asset
-                )),
+                ))
+                }
             }
         }
         let ours = self.asset.as_ref().map(|a| a.identity());

@@ -1,7 +1,12 @@
-//! `tandem demo`: the README's first command. Plays the bundled asset onto a loopback
-//! multicast group with a real `tandem play` process, receives it with the project's own
-//! analyzer (kernel receive timestamps), prints the analysis and the command a person uses
-//! to watch the stream in ffplay or VLC.
+//! `tandem demo`: the README's first command, the whole method on loopback.
+//!
+//! A primary and a secondary (two real processes, claim 27) play the bundled asset in
+//! lockstep — the primary on the live group, the secondary into the muted group — while the
+//! project's own analyzer receives the live group with kernel timestamps. Midway the primary
+//! is killed with SIGKILL; the secondary detects it and takes the live group. The demo then
+//! prints the states both servers went through, what the receiver saw at the change of
+//! sender (gap, packets lost, CC errors) against one frame, and how to watch it in ffplay or
+//! VLC. `--play-only` shows a single `tandem play` instead.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -27,6 +32,18 @@ pub struct DemoArgs {
     /// Where to play it: a loopback multicast group by default.
     #[arg(long, value_name = "URL", default_value = "rtp://239.255.42.1:5004")]
     pub dest: String,
+    /// The muted group of the secondary (failover demo).
+    #[arg(long, value_name = "URL", default_value = "rtp://239.255.42.2:5004")]
+    pub muted: String,
+    /// Seconds of stream before the primary is killed (failover demo).
+    #[arg(long, value_name = "S", default_value_t = 4.0)]
+    pub kill_after: f64,
+    /// Seconds the receiver listens in all (failover demo).
+    #[arg(long, value_name = "S", default_value_t = 8.0)]
+    pub seconds: f64,
+    /// Only play the asset once with `tandem play` and analyse it (no failover pair).
+    #[arg(long)]
+    pub play_only: bool,
     /// Print the receiver's report as JSON (schema tandem.recv/1) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -83,6 +100,15 @@ pub fn watch_hint(dest: &Dest) -> String {
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<i32> {
+    if args.play_only {
+        play_only(args)
+    } else {
+        super::demo_pair::run(args)
+    }
+}
+
+/// The single-engine demo (`--play-only`).
+fn play_only(args: &DemoArgs) -> anyhow::Result<i32> {
     let Some(asset) = locate_asset(args.asset.as_deref()) else {
         eprintln!("tandem demo: the bundled asset {DEMO_ASSET} was not found (run from the repository root or pass --asset FILE)");
         return Ok(EXIT_BAD_INPUT);

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod demo_pair;
 pub mod index;
 pub mod play;
 pub mod probe;
@@ -32,7 +33,8 @@ pub struct Cli {
 /// Every command tandem has.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Play the bundled asset on loopback, receive and analyse it, show how to watch it.
+    /// The whole method on loopback: a pair plays the bundled asset, the primary is killed,
+    /// the receiver shows the switch (`--play-only`: one engine, no failover).
     Demo(demo::DemoArgs),
     /// Analyse an asset: programs, PIDs, PCR, bitrate, frame rate, problems.
     Probe(probe::ProbeArgs),

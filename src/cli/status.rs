@@ -81,7 +81,8 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn field(v: &serde_json::Value, path: &[&str]) -> String {
+/// The value at `path` in a status object, as text (`-` when absent).
+pub(crate) fn field(v: &serde_json::Value, path: &[&str]) -> String {
     let mut cur = v;
     for p in path {
         match cur.get(p) {

@@ -15,7 +15,6 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// Starts a synchronised pair on `fixture` with extra flags; returns (dir, net, asset,
 /// primary, secondary).
-#[allow(dead_code)]
 fn pair(
     name: &str,
     fixture_name: &str,
@@ -295,4 +294,80 @@ fn bad_command_lines_exit_2_with_one_line() {
     // Nobody listening: a runtime failure.
     let out = run(&["status", "127.0.0.1:9"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A fault injected for real into the primary at 2.5 s: the secondary takes over on the
+/// primary's Failed notice (not by counting missed heartbeats), inside one frame, with
+/// nothing lost or repeated on the live group.
+fn injected_fault_case(fault: &str, primary_says: &str, secondary_says: &str) {
+    let inject = format!("--inject={fault}@2.5");
+    let (dir, net, _, p, s) = pair("inject", "cbr-25fps.ts", "udp", &[&inject], &[]);
+    let rx = Recv::start(&dir, &net.live_url("udp"), 3.0, None);
+    s.wait_log("Secondary_synchronized -> Secondary_no_primary", 5 * SEC);
+    let log = s.log_text();
+    assert!(
+        log.contains(&format!(
+            "Secondary_no_primary: FailedNotice: primary failed: {secondary_says}"
+        )),
+        "{log}"
+    );
+    if !primary_says.is_empty() {
+        p.wait_log(primary_says, SEC);
+    }
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    // The failed primary stays off air: exactly one change of sender.
+    assert_eq!(r["sender_changes"]["count"], 1);
+}
+
+#[test]
+fn kernel_detects_a_hung_reader() {
+    injected_fault_case(
+        "reader-hang",
+        "state Primary -> Failed: kernel: reader: missed its check-in deadline",
+        "reader: missed its check-in deadline",
+    );
+}
+
+#[test]
+fn kernel_detects_a_pacer_panic() {
+    injected_fault_case(
+        "pacer-panic",
+        "state Primary -> Failed: kernel: pacer: panicked: injected fault: pacer panic",
+        "pacer: panicked",
+    );
+}
+
+#[test]
+fn kernel_detects_a_hung_pacer() {
+    injected_fault_case(
+        "pacer-hang",
+        "state Primary -> Failed: kernel: pacer: missed its check-in deadline",
+        "pacer: missed its check-in deadline",
+    );
+}
+
+/// The event loop itself hangs (heartbeats stop) while the engine keeps the live group
+/// fed: missed heartbeats alone would never fire (the live group is not silent); the
+/// kernel thread fences the output and sends the notice itself.
+#[test]
+fn kernel_detects_a_hung_event_loop() {
+    injected_fault_case(
+        "heartbeat-hang",
+        "kernel: heartbeat missed its check-in deadline",
+        "heartbeat: missed its check-in deadline",
+    );
+}
+
+/// Claim 13: the primary sees its own sends fail, declares itself failed, stops and tells
+/// the secondary.
+#[test]
+fn self_detection_of_send_errors() {
+    injected_fault_case(
+        "send-error",
+        "state Primary -> Failed: OutputFailure: send error",
+        "output: send error",
+    );
 }

@@ -511,7 +511,13 @@ impl Server {
         let (Some(r), Some(s)) = (&self.engine, &self.stream) else {
             return;
         };
-        if let Some(l) = r.handle.last_sent().filter(|l| l.target != Target::Off) {
+        // On air: what really reached the live group; otherwise the muted position.
+        let last = if self.node.machine().is_owner() {
+            r.handle.last_live_sent()
+        } else {
+            r.handle.last_sent().filter(|l| l.target != Target::Off)
+        };
+        if let Some(l) = last {
             let real = now.real.saturating_sub(now.mono.saturating_sub(l.mono_ns));
             let pos = ns_to_ticks(s.departure_ns(l.index));
             self.node.on_progress(l.index, real, pos);

@@ -463,6 +463,8 @@ impl Server {
             self.loop_stall = (now.mono, gap);
         }
         self.last_step_mono = now.mono;
+        // Fresh progress first: a Failed notice sent below carries the last datagram sent.
+        self.report_progress(now);
         self.drain_reports();
         self.drain_engine();
         self.drain_sync();

@@ -321,6 +321,7 @@ impl Server {
             "session parameters accepted"
         );
         self.params_in = Some(p.clone());
+        self.asked_logged = false;
         self.node.accept_params(p, now);
         self.flush();
     }
@@ -562,7 +563,9 @@ impl Server {
             && self.node.params().is_some()
         {
             self.next_push = now.mono + PUSH_EVERY_NS;
-            tracing::debug!("pushing the session parameters to the peer");
+            tracing::info!(
+                "pushing the session parameters to the peer (primary-initiated synchronisation)"
+            );
             self.node.event(Event::SyncRequested, now);
             self.flush();
         }

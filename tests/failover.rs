@@ -15,7 +15,6 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// Starts a synchronised pair on `fixture` with extra flags; returns (dir, net, asset,
 /// primary, secondary).
-#[allow(dead_code)]
 fn pair(
     name: &str,
     fixture_name: &str,
@@ -295,4 +294,231 @@ fn bad_command_lines_exit_2_with_one_line() {
     // Nobody listening: a runtime failure.
     let out = run(&["status", "127.0.0.1:9"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A fault injected for real into the primary at 2.5 s: the secondary takes over on the
+/// primary's Failed notice (not by counting missed heartbeats), inside one frame, with
+/// nothing lost or repeated on the live group.
+fn injected_fault_case(fault: &str, primary_says: &str, secondary_says: &str) {
+    let inject = format!("--inject={fault}@2.5");
+    let (dir, net, _, p, s) = pair("inject", "cbr-25fps.ts", "udp", &[&inject], &[]);
+    let rx = Recv::start(&dir, &net.live_url("udp"), 3.0, None);
+    s.wait_log("Secondary_synchronized -> Secondary_no_primary", 5 * SEC);
+    let log = s.log_text();
+    assert!(
+        log.contains(&format!(
+            "Secondary_no_primary: FailedNotice: primary failed: {secondary_says}"
+        )),
+        "{log}"
+    );
+    if !primary_says.is_empty() {
+        p.wait_log(primary_says, SEC);
+    }
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    // The failed primary stays off air: exactly one change of sender.
+    assert_eq!(r["sender_changes"]["count"], 1);
+}
+
+#[test]
+fn kernel_detects_a_hung_reader() {
+    injected_fault_case(
+        "reader-hang",
+        "state Primary -> Failed: kernel: reader: missed its check-in deadline",
+        "reader: missed its check-in deadline",
+    );
+}
+
+#[test]
+fn kernel_detects_a_pacer_panic() {
+    injected_fault_case(
+        "pacer-panic",
+        "state Primary -> Failed: kernel: pacer: panicked: injected fault: pacer panic",
+        "pacer: panicked",
+    );
+}
+
+#[test]
+fn kernel_detects_a_hung_pacer() {
+    injected_fault_case(
+        "pacer-hang",
+        "state Primary -> Failed: kernel: pacer: missed its check-in deadline",
+        "pacer: missed its check-in deadline",
+    );
+}
+
+/// The event loop itself hangs (heartbeats stop) while the engine keeps the live group
+/// fed: missed heartbeats alone would never fire (the live group is not silent); the
+/// kernel thread fences the output and sends the notice itself.
+#[test]
+fn kernel_detects_a_hung_event_loop() {
+    injected_fault_case(
+        "heartbeat-hang",
+        "kernel: heartbeat missed its check-in deadline",
+        "heartbeat: missed its check-in deadline",
+    );
+}
+
+/// Claim 13: the primary sees its own sends fail, declares itself failed, stops and tells
+/// the secondary.
+#[test]
+fn self_detection_of_send_errors() {
+    injected_fault_case(
+        "send-error",
+        "state Primary -> Failed: OutputFailure: send error",
+        "output: send error",
+    );
+}
+
+/// Claim 4: the secondary asks for the parameters.
+#[test]
+fn sync_initiated_by_the_secondary() {
+    let (_d, _n, _, p, s) = pair(
+        "sync-sec",
+        "cbr-25fps.ts",
+        "udp",
+        &["--sync-init=secondary"],
+        &["--sync-init=secondary"],
+    );
+    assert!(s
+        .log_text()
+        .contains("asking the primary for the session parameters"));
+    assert!(p.log_text().contains("sending the session parameters"));
+    assert!(!p.log_text().contains("pushing the session parameters"));
+}
+
+/// Claim 5: the primary pushes its parameters when the secondary appears.
+#[test]
+fn sync_initiated_by_the_primary() {
+    let (_d, _n, _, p, s) = pair(
+        "sync-pri",
+        "cbr-25fps.ts",
+        "udp",
+        &["--sync-init=primary"],
+        &["--sync-init=primary"],
+    );
+    assert!(p
+        .log_text()
+        .contains("pushing the session parameters to the peer"));
+    assert!(!s.log_text().contains("asking the primary"));
+}
+
+/// Claim 6: a separate synchronisation component fetches the parameters from the primary
+/// and delivers them to the secondary; it exits 0 once the secondary is synchronised.
+#[test]
+fn sync_initiated_by_a_component() {
+    let dir = scratch("sync-comp");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let (p, s) = spawn_pair(
+        &dir,
+        &net,
+        &asset,
+        "rtp",
+        &["--loop", "--sync-init=component"],
+        &["--loop", "--sync-init=component"],
+    );
+    wait_state(net.ctl_p, "Primary_no_secondary", 5 * SEC, &[&p, &s]);
+    // Without the component the secondary stays unsynchronised.
+    std::thread::sleep(Duration::from_millis(700));
+    let st = status(net.ctl_s).unwrap();
+    assert_eq!(state(&st), "Secondary", "{st}");
+    let out = run(&[
+        "sync",
+        "--primary",
+        &net.ctl_p.to_string(),
+        "--secondary",
+        &net.ctl_s.to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Secondary_synchronized"), "{text}");
+    wait_state(net.ctl_p, "Primary", 2 * SEC, &[&p, &s]);
+    assert!(!s.log_text().contains("asking the primary"));
+    // A secondary holding another asset refuses the parameters and `tandem sync` says so.
+    let other = fixture("cbr-29.97fps.ts", &dir).display().to_string();
+    let net2 = Net::new();
+    let (p2, s2) = spawn_pair(
+        &dir,
+        &net2,
+        &asset,
+        "rtp",
+        &["--loop", "--sync-init=component"],
+        &["--loop", "--sync-init=component"],
+    );
+    drop(s2);
+    let mut sa = vec![
+        "secondary".to_string(),
+        other,
+        "--loop".into(),
+        "--sync-init=component".into(),
+    ];
+    sa.extend(net2.secondary_args("rtp"));
+    let s3 = Proc::spawn("secondary-other", &dir, &sa);
+    wait_state(net2.ctl_s, "Secondary", 5 * SEC, &[&p2, &s3]);
+    let out = run(&[
+        "sync",
+        "--primary",
+        &net2.ctl_p.to_string(),
+        "--secondary",
+        &net2.ctl_s.to_string(),
+        "--timeout-ms",
+        "1500",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("asset mismatch"), "{err}");
+    assert!(s3.log_text().contains("refusing to synchronise"));
+}
+
+/// Claim 12: a component monitor detects the failure and commands the switch (the
+/// secondary's own detector is off).
+#[test]
+fn monitor_detects_and_commands_the_switch() {
+    let dir = scratch("monitor");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let mon = format!("--monitor={}", net.monitor);
+    let m = Proc::spawn(
+        "monitor",
+        &dir,
+        &args(&[
+            "monitor",
+            &format!("--listen={}", net.monitor),
+            &format!("--live=udp://{}", net.live),
+            &format!("--primary-control={}", net.ctl_p),
+            &format!("--secondary-control={}", net.ctl_s),
+        ]),
+    );
+    let (mut p, s) = spawn_pair(
+        &dir,
+        &net,
+        &asset,
+        "udp",
+        &["--loop", &mon],
+        &["--loop", &mon, "--no-detect"],
+    );
+    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s, &m]);
+    m.wait_log("watching the server on air", 3 * SEC);
+    let rx = Recv::start(&dir, &net.live_url("udp"), 1.5, None);
+    std::thread::sleep(Duration::from_millis(500));
+    p.kill9();
+    s.wait_log(
+        "Secondary_synchronized -> Secondary_no_primary: MonitorTakeover",
+        3 * SEC,
+    );
+    m.wait_log("declared failed", SEC);
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&s, &m]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    // The monitor now watches the new server on air.
+    m.wait_log("watching the server on air", SEC);
 }

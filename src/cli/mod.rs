@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 pub mod demo;
 pub mod demo_pair;
 pub mod index;
+pub mod monitor;
 pub mod play;
 pub mod probe;
 pub mod recv;
@@ -13,6 +14,7 @@ pub mod request;
 pub mod server;
 pub(crate) mod signals;
 pub mod status;
+pub mod sync;
 
 /// Exit code for bad input (file, URL, flag) that stops a run.
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -52,6 +54,11 @@ pub enum Command {
     Request(request::RequestArgs),
     /// Show a server's failover state, peer, position and counters.
     Status(status::StatusArgs),
+    /// Component monitor: watch heartbeats and the live group, command the switch.
+    Monitor(monitor::MonitorArgs),
+    /// Synchronisation component: fetch the primary's parameters, deliver them to the
+    /// secondary, wait until it is synchronised.
+    Sync(sync::SyncArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -68,6 +75,8 @@ pub fn run() -> i32 {
         Command::Secondary(a) => server::run_secondary(&a),
         Command::Request(a) => request::run(&a),
         Command::Status(a) => status::run(&a),
+        Command::Monitor(a) => monitor::run(&a),
+        Command::Sync(a) => sync::run(&a),
     };
     match result {
         Ok(code) => code,

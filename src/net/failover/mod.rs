@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod link;
+pub mod monitor;
 pub mod server;
 pub mod session;
 pub mod supervisor;

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::failover::kernel::{Kernel, Verdict, Why};
 use crate::failover::wire::{self, Body, Key, Msg, SenderRole, Stamper};
 use crate::net::clock::{mono_ns, real_ns};
-use crate::net::engine::{EngineControl, Target};
+use crate::net::engine::EngineControl;
 use crate::net::faults::{PanicHook, Supervision};
 
 /// The sender-id bit of messages sent by the supervisor itself.
@@ -136,6 +136,13 @@ impl Supervisor {
         alive.heartbeat.store(now, Ordering::Relaxed);
         alive.sync.store(now, Ordering::Relaxed);
         let snapshot = Arc::new(Mutex::new(Vec::new()));
+        {
+            let tx = Mutex::new(tx.clone());
+            crate::net::faults::report_panics_first(Box::new(move |component, message| {
+                let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = tx.send(Cmd::Panic(component, message.to_string()));
+            }));
+        }
         let join = {
             let (stop, alive, snapshot) = (stop.clone(), alive.clone(), snapshot.clone());
             std::thread::Builder::new()
@@ -151,6 +158,7 @@ impl Supervisor {
                         reports,
                         waker,
                         snapshot,
+                        failed: false,
                     };
                     k.run(&rx, &stop)
                 })?
@@ -204,6 +212,7 @@ struct Run {
     reports: Sender<Report>,
     waker: Arc<mio::Waker>,
     snapshot: Arc<Mutex<Vec<ComponentStatus>>>,
+    failed: bool,
 }
 
 const ENGINE_COMPONENTS: [&str; 2] = ["reader", "pacer"];
@@ -301,12 +310,16 @@ impl Run {
         match v {
             Verdict::Failed { component, why } => {
                 let why = describe(&why);
+                if self.failed {
+                    // The server has failed already; later verdicts are consequences.
+                    tracing::info!("kernel: {component} {why} (server already failed)");
+                    return;
+                }
+                self.failed = true;
                 // 1. Nothing more on air.
                 let last_live = self.engine.as_ref().and_then(|(_, c)| {
-                    let was_live = c.fence_live();
-                    c.last_sent()
-                        .filter(|l| was_live || l.target == Target::Live)
-                        .map(|l| l.index)
+                    c.fence_live();
+                    c.last_live_sent().map(|l| l.index)
                 });
                 // 2. Tell the secondary (and monitors) at once.
                 self.send_notice(&component, &why, last_live);

@@ -22,10 +22,12 @@ impl Server {
     pub(super) fn perform(&mut self, o: Output) {
         match o {
             Output::Send { to, msg } => {
-                if matches!(msg.body, Body::SyncRequest)
-                    && self.cfg.sync_init != SyncInit::Secondary
-                {
-                    return; // synchronisation is initiated by the primary or a component
+                // Who may start synchronisation (claims 4-6): a secondary asks only in
+                // `secondary` mode; with a component, parameters travel only through it.
+                match (&msg.body, self.cfg.sync_init) {
+                    (Body::SyncRequest, SyncInit::Primary | SyncInit::Component) => return,
+                    (Body::SyncParams(_), SyncInit::Component) => return,
+                    _ => {}
                 }
                 let addr = match to {
                     SendTo::Peer => SocketAddr::V4(self.cfg.sync_peer),
@@ -35,6 +37,18 @@ impl Server {
                         .copied()
                         .unwrap_or(SocketAddr::V4(self.cfg.sync_peer)),
                 };
+                match &msg.body {
+                    Body::SyncRequest if !self.asked_logged => {
+                        self.asked_logged = true;
+                        tracing::info!(to = %addr, "asking the primary for the session parameters (sync request)");
+                    }
+                    Body::SyncParams(p) => tracing::info!(
+                        to = %addr,
+                        origin_index = p.origin_index,
+                        "sending the session parameters"
+                    ),
+                    _ => {}
+                }
                 self.sync.send(&msg, 0, addr);
                 if matches!(
                     msg.body,

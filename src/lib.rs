@@ -4,6 +4,7 @@
 //! analysis) under one thin I/O layer (`net`). See `docs/architecture.md`.
 
 pub mod cli;
+pub mod failover;
 pub mod index;
 pub mod net;
 pub mod pacing;

@@ -1,0 +1,907 @@
+//! Unit tests of the machine: every rule of the table taken, every state reached, the
+//! table against `states.md` and `docs/failover.md`, invariants under random events.
+
+use super::*;
+use crate::failover::detector::{Declaration, Silence};
+use proptest::prelude::*;
+
+const MS: u64 = 1_000_000;
+const ME: u32 = 1;
+const PEER: u32 = 2;
+
+fn config() -> Config {
+    Config::new(ME, 2 * MS, 3)
+}
+
+/// Checks the invariants the table promises.
+pub(crate) fn check_invariants(m: &Machine) {
+    let s = m.state();
+    assert_eq!(
+        m.live_gate() != LiveGate::Off,
+        s.on_air(),
+        "gate {:?} in {s}",
+        m.live_gate()
+    );
+    if m.sending_muted() {
+        assert!(
+            s == State::SecondarySynchronized || (s == State::SecondarySynchronizing && m.locked()),
+            "muted in {s} (locked {})",
+            m.locked()
+        );
+    }
+    if s.sends_muted() {
+        assert!(m.sending_muted(), "{s} must send muted");
+    }
+    if m.is_owner() {
+        assert!(matches!(
+            m.live_gate(),
+            LiveGate::Open
+                | LiveGate::Held {
+                    purpose: HoldPurpose::Resume,
+                    ..
+                }
+        ));
+        assert!(m.owner_epoch() <= Some(m.epoch()));
+    }
+    if m.sending_live() {
+        assert!(m.is_owner(), "sending without an epoch");
+    }
+    if s == State::Failed {
+        assert!(!m.sending_live() && !m.sending_muted());
+    }
+}
+
+fn decl() -> Declaration {
+    Declaration {
+        reason: Silence {
+            missed: 3,
+            heartbeat_silent_ns: 6 * MS,
+            live_silent_ns: Some(6 * MS),
+        },
+        last_index: Some(1_000),
+        silent_since: 0,
+    }
+}
+
+/// Feeds events and checks invariants after each.
+fn feed(m: &mut Machine, now: u64, events: &[Event]) {
+    for e in events {
+        m.handle(e.clone(), now);
+        check_invariants(m);
+    }
+}
+
+fn held_nonce(m: &Machine) -> u64 {
+    match m.live_gate() {
+        LiveGate::Held { nonce, .. } => nonce,
+        g => panic!("not held: {g:?}"),
+    }
+}
+
+fn confirm(m: &mut Machine, now: u64) {
+    let nonce = held_nonce(m);
+    m.handle(
+        Event::OwnershipReply {
+            nonce,
+            state: State::SecondarySynchronized,
+            on_air: false,
+            epoch: m.epoch(),
+            server: PEER,
+        },
+        now,
+    );
+    check_invariants(m);
+}
+
+fn peer(state: State, epoch: u64) -> Event {
+    Event::PeerStatus {
+        state,
+        epoch,
+        owner: state.on_air(),
+        server: PEER,
+        last_index: Some(900),
+    }
+}
+
+/// A machine in `state`, with the rule condition `when` satisfied, built by real events only.
+fn reach(state: State, when: &str) -> Machine {
+    let now = 10 * MS;
+    let primary = || Machine::new(config(), Role::Primary, 0);
+    let secondary = || Machine::new(config(), Role::Secondary, 0);
+    let synced = || {
+        let mut m = secondary();
+        feed(
+            &mut m,
+            now,
+            &[
+                Event::Started,
+                peer(State::PrimaryNoSecondary, 1),
+                Event::ParamsReceived,
+                Event::LockAcquired,
+                Event::InStep,
+            ],
+        );
+        m
+    };
+    let mut m = match state {
+        State::PrimaryOffline => primary(),
+        State::PrimaryNoSecondary | State::Primary => {
+            let mut m = primary();
+            feed(&mut m, now, &[Event::Started]);
+            if when != "live held" || state == State::Primary {
+                confirm(&mut m, now);
+            }
+            if state == State::Primary {
+                feed(&mut m, now, &[peer(State::SecondarySynchronized, 1)]);
+                if when == "live held" {
+                    feed(
+                        &mut m,
+                        now,
+                        &[Event::ResumedAfterStall {
+                            stalled_for: 50 * MS,
+                        }],
+                    );
+                }
+            }
+            m
+        }
+        State::Failed => {
+            let mut m = primary();
+            feed(
+                &mut m,
+                now,
+                &[Event::KernelFailure {
+                    component: "pacer".into(),
+                    why: "missed check-in".into(),
+                }],
+            );
+            m
+        }
+        State::SecondaryOffline => {
+            let mut m = secondary();
+            match when {
+                "started" => feed(&mut m, now, &[Event::Started]),
+                "a primary was heard" => feed(&mut m, now, &[peer(State::Primary, 1)]),
+                _ => {}
+            }
+            m
+        }
+        State::Secondary => {
+            let mut m = secondary();
+            feed(
+                &mut m,
+                now,
+                &[Event::Started, peer(State::PrimaryOffline, 1)],
+            );
+            m
+        }
+        State::SecondarySynchronizing => {
+            let mut m = secondary();
+            feed(
+                &mut m,
+                now,
+                &[
+                    Event::Started,
+                    peer(State::PrimaryNoSecondary, 1),
+                    Event::ParamsReceived,
+                ],
+            );
+            if when == "locked" {
+                feed(&mut m, now, &[Event::LockAcquired]);
+            }
+            m
+        }
+        State::SecondarySynchronized => synced(),
+        State::SecondaryNoPrimary => {
+            let mut m = synced();
+            feed(&mut m, now, &[Event::Declared(decl())]);
+            if when == "live held" {
+                feed(
+                    &mut m,
+                    now,
+                    &[Event::ResumedAfterStall {
+                        stalled_for: 50 * MS,
+                    }],
+                );
+            }
+            m
+        }
+    };
+    assert_eq!(m.state(), state, "reach({state}, {when:?})");
+    m.drain_actions();
+    m
+}
+
+/// An event that the machine classifies as `trigger` in `m`'s state.
+fn event_for(trigger: Trigger, m: &Machine, now: u64) -> Event {
+    match trigger {
+        Trigger::Started => Event::Started,
+        Trigger::AssetRequest => Event::AssetRequest {
+            asset: "a.ts".into(),
+        },
+        Trigger::SecondarySynchronized => peer(State::SecondarySynchronized, m.epoch()),
+        Trigger::SecondaryLost => Event::PeerLost { silent_ns: 9 * MS },
+        Trigger::KernelFailure => Event::KernelFailure {
+            component: "reader".into(),
+            why: "EIO".into(),
+        },
+        Trigger::OutputFailure => Event::OutputFailure(OutputFault::SendError("ENOBUFS".into())),
+        Trigger::MonitorFailed => Event::MonitorFailed {
+            reason: "operator".into(),
+        },
+        Trigger::HigherEpoch => Event::EpochSeen {
+            epoch: m.epoch() + 1,
+            server: PEER,
+            on_air: true,
+            via: Via::SyncLink,
+        },
+        Trigger::PeerOnAir => Event::ForeignLive { rx_ns: now },
+        Trigger::Stall => Event::ResumedAfterStall {
+            stalled_for: 30 * MS,
+        },
+        Trigger::OwnershipConfirmed => Event::OwnershipReply {
+            nonce: held_nonce(m),
+            state: State::SecondarySynchronized,
+            on_air: false,
+            epoch: m.epoch(),
+            server: PEER,
+        },
+        Trigger::SyncRequested => Event::SyncRequested,
+        Trigger::Restart => Event::Restart,
+        Trigger::Recover => Event::Recover,
+        Trigger::PrimaryHeard => peer(State::Primary, 0),
+        Trigger::ParamsReceived => Event::ParamsReceived,
+        Trigger::LockAcquired => Event::LockAcquired,
+        Trigger::InStep => Event::InStep,
+        Trigger::LockLost => Event::LockLost {
+            reason: "clock offset jumped 5 ms".into(),
+        },
+        Trigger::PrimaryStopped => peer(State::PrimaryOffline, 0),
+        Trigger::FailureDeclared => Event::Declared(decl()),
+        Trigger::FailedNotice => Event::FailedNotice {
+            component: "pacer".into(),
+            reason: "missed check-in".into(),
+            last_index: Some(1_234),
+        },
+        Trigger::MonitorTakeover => Event::MonitorTakeover,
+        Trigger::Stop => Event::Stop {
+            by: "operator".into(),
+        },
+    }
+}
+
+#[test]
+fn every_rule_of_the_table_is_taken() {
+    let now = 20 * MS;
+    for rule in TRANSITIONS {
+        let mut m = reach(rule.from, rule.when);
+        let before = m.history().count();
+        let e = event_for(rule.trigger, &m, now);
+        m.handle(e.clone(), now);
+        check_invariants(&m);
+        assert_eq!(
+            m.state(),
+            rule.to,
+            "{} --{}--> expected {}, event {e:?}",
+            rule.from,
+            rule.trigger,
+            rule.to
+        );
+        let actions = m.drain_actions();
+        if rule.to != rule.from {
+            let t = m.history().last().unwrap();
+            assert_eq!(
+                (t.from, t.to, t.trigger),
+                (rule.from, rule.to, rule.trigger)
+            );
+            assert_eq!(m.history().count(), before + 1);
+            assert!(actions.contains(&Action::Transition(t.clone())));
+        } else {
+            assert_eq!(m.history().count(), before, "{rule:?}");
+            assert!(
+                !actions.is_empty(),
+                "in-state rule with no effect: {rule:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_state_is_reached() {
+    for s in State::ALL {
+        assert_eq!(reach(s, "").state(), s);
+    }
+}
+
+#[test]
+fn table_has_no_duplicate_keys_and_known_conditions() {
+    for (i, a) in TRANSITIONS.iter().enumerate() {
+        for b in &TRANSITIONS[i + 1..] {
+            assert!(
+                !(a.from == b.from && a.trigger == b.trigger),
+                "duplicate rule {a:?}"
+            );
+        }
+        let known = [
+            "",
+            "live held",
+            "live sending",
+            "owner",
+            "started",
+            "a primary was heard",
+            "locked",
+            "not locked",
+        ];
+        assert!(known.contains(&a.when), "unknown condition {:?}", a.when);
+        // On-air exits stop the live output first; the two role-only changes keep it.
+        if a.from.on_air() && !a.to.on_air() {
+            assert_eq!(a.steps.first(), Some(&Step::StopLive), "{a:?}");
+        }
+    }
+}
+
+#[test]
+fn transitions_required_by_states_md_exist() {
+    use State as S;
+    let has = |from: S, to: S| TRANSITIONS.iter().any(|r| r.from == from && r.to == to);
+    let required = [
+        (S::PrimaryOffline, S::PrimaryNoSecondary),
+        (S::PrimaryNoSecondary, S::Primary),
+        (S::Primary, S::PrimaryNoSecondary),
+        (S::Primary, S::Failed),
+        (S::PrimaryNoSecondary, S::Failed),
+        (S::Primary, S::SecondarySynchronizing),
+        (S::PrimaryNoSecondary, S::SecondarySynchronizing),
+        (S::Failed, S::SecondaryOffline),
+        (S::Failed, S::SecondarySynchronizing),
+        (S::SecondaryOffline, S::Secondary),
+        (S::Secondary, S::SecondarySynchronizing),
+        (S::SecondarySynchronizing, S::SecondarySynchronized),
+        (S::SecondarySynchronized, S::SecondarySynchronizing),
+        (S::SecondarySynchronized, S::SecondaryNoPrimary),
+        (S::SecondaryNoPrimary, S::Primary),
+    ];
+    for (f, t) in required {
+        assert!(has(f, t), "{f} -> {t} missing");
+    }
+    // Any state -> its offline state on operator stop.
+    for s in State::ALL {
+        if s == S::PrimaryOffline || s == S::SecondaryOffline {
+            continue;
+        }
+        let r = table::rule(s, Trigger::Stop).unwrap_or_else(|| panic!("no stop from {s}"));
+        assert!(matches!(r.to, S::PrimaryOffline | S::SecondaryOffline));
+    }
+    // Failed -> Failed by any kind of failure, from the on-air states.
+    for s in [S::Primary, S::PrimaryNoSecondary] {
+        for t in [
+            Trigger::KernelFailure,
+            Trigger::OutputFailure,
+            Trigger::MonitorFailed,
+        ] {
+            assert_eq!(table::rule(s, t).map(|r| r.to), Some(S::Failed));
+        }
+    }
+    // The three ways a failure is declared.
+    for t in [
+        Trigger::FailureDeclared,
+        Trigger::FailedNotice,
+        Trigger::MonitorTakeover,
+    ] {
+        assert_eq!(
+            table::rule(S::SecondarySynchronized, t).map(|r| r.to),
+            Some(S::SecondaryNoPrimary)
+        );
+    }
+}
+
+#[test]
+fn failed_never_returns_on_air_by_itself() {
+    let now = 20 * MS;
+    let all_triggers = TRANSITIONS.iter().map(|r| r.trigger);
+    for t in all_triggers {
+        let mut m = reach(State::Failed, "");
+        let e = match t {
+            Trigger::OwnershipConfirmed => Event::OwnershipReply {
+                nonce: 1,
+                state: State::SecondaryOffline,
+                on_air: false,
+                epoch: 0,
+                server: PEER,
+            },
+            _ => event_for(t, &m, now),
+        };
+        m.handle(e, now);
+        m.handle_timeout(now + 100 * MS);
+        check_invariants(&m);
+        assert!(!m.sending_live() && !m.state().on_air(), "{t}");
+        let expect = match t {
+            Trigger::Restart | Trigger::Stop => State::SecondaryOffline,
+            Trigger::Recover => State::SecondarySynchronizing,
+            _ => State::Failed,
+        };
+        assert_eq!(m.state(), expect, "{t}");
+    }
+}
+
+#[test]
+fn unlisted_pairs_change_nothing() {
+    let now = 20 * MS;
+    for s in State::ALL {
+        for t in TRANSITIONS.iter().map(|r| r.trigger) {
+            if table::rule(s, t).is_some() {
+                continue;
+            }
+            let mut m = reach(s, "");
+            let gate = m.live_gate();
+            let e = match t {
+                Trigger::OwnershipConfirmed => Event::OwnershipReply {
+                    nonce: 999,
+                    state: State::SecondaryOffline,
+                    on_air: false,
+                    epoch: 0,
+                    server: PEER,
+                },
+                _ => event_for(t, &m, now),
+            };
+            let before = m.history().count();
+            m.handle(e, now);
+            check_invariants(&m);
+            // The event may mean something else here (a peer's status can be a claim on the
+            // live group), but never the unlisted trigger.
+            assert!(
+                m.history().skip(before).all(|tr| tr.trigger != t),
+                "{s} {t}"
+            );
+            if m.history().count() == before {
+                assert_eq!(m.state(), s, "{s} {t}");
+                assert_eq!(m.live_gate().is_open(), gate.is_open(), "{s} {t}");
+            }
+        }
+    }
+}
+
+#[test]
+fn primary_start_verifies_then_claims_epoch() {
+    let mut m = Machine::new(config(), Role::Primary, 0);
+    assert_eq!(m.poll_timeout(), Some(0));
+    m.handle_timeout(0);
+    assert_eq!(m.drain_actions(), vec![Action::SendHeartbeat]);
+    m.handle(Event::Started, MS);
+    let a = m.drain_actions();
+    assert_eq!(a[0], Action::SendOwnershipQuery { nonce: 1 });
+    assert!(matches!(&a[1], Action::Transition(t) if t.to == State::PrimaryNoSecondary));
+    assert!(!m.sending_live(), "silent until verified");
+    // Nobody answers: retry each period, then start at the timeout (6 ms).
+    assert_eq!(m.poll_timeout(), Some(3 * MS));
+    m.handle_timeout(3 * MS);
+    assert!(m
+        .drain_actions()
+        .contains(&Action::SendOwnershipQuery { nonce: 1 }));
+    m.handle_timeout(5 * MS);
+    m.drain_actions();
+    m.handle_timeout(7 * MS);
+    let a: Vec<Action> = m
+        .drain_actions()
+        .into_iter()
+        .filter(|a| *a != Action::SendHeartbeat)
+        .collect();
+    assert_eq!(
+        &a[..3],
+        &[
+            Action::StartLive,
+            Action::SendTakeover {
+                epoch: 1,
+                from_index: None
+            },
+            Action::SendSyncParams
+        ]
+    );
+    assert!(m.sending_live());
+    assert_eq!(m.owner_epoch(), Some(1));
+}
+
+#[test]
+fn primary_start_yields_to_an_owner() {
+    let mut m = Machine::new(config(), Role::Primary, 0);
+    m.handle(Event::Started, 0);
+    m.handle(
+        Event::OwnershipReply {
+            nonce: 1,
+            state: State::SecondaryNoPrimary,
+            on_air: true,
+            epoch: 4,
+            server: 0, // a lower id: the start yields anyway
+        },
+        MS,
+    );
+    assert_eq!(m.state(), State::SecondarySynchronizing);
+    assert_eq!(m.epoch(), 4);
+    let a = m.drain_actions();
+    assert!(!a.contains(&Action::StartLive));
+    assert!(a.contains(&Action::SendSyncRequest));
+    check_invariants(&m);
+}
+
+#[test]
+fn step_down_stops_live_first() {
+    let mut m = reach(State::Primary, "");
+    let e = m.owner_epoch().unwrap();
+    // A lower or equal claim from a lower id does nothing.
+    m.handle(
+        Event::EpochSeen {
+            epoch: e,
+            server: 0,
+            on_air: true,
+            via: Via::LiveGroup,
+        },
+        0,
+    );
+    assert_eq!(m.state(), State::Primary);
+    // An equal epoch from a higher id wins the tie.
+    m.handle(
+        Event::EpochSeen {
+            epoch: e,
+            server: PEER,
+            on_air: true,
+            via: Via::LiveGroup,
+        },
+        MS,
+    );
+    let a = m.drain_actions();
+    assert_eq!(a[0], Action::StopLive);
+    assert!(matches!(&a[2], Action::Transition(t) if t.to == State::SecondarySynchronizing));
+    assert!(!m.sending_live());
+}
+
+#[test]
+fn takeover_claims_next_epoch_and_switches_after_last_index() {
+    let mut m = reach(State::SecondarySynchronized, "");
+    assert_eq!(m.epoch(), 1);
+    assert!(m.sending_muted());
+    m.handle(
+        Event::FailedNotice {
+            component: "pacer".into(),
+            reason: "late".into(),
+            last_index: Some(1_234),
+        },
+        MS,
+    );
+    let a = m.drain_actions();
+    assert_eq!(
+        &a[..2],
+        &[
+            Action::SwitchToLive {
+                after_index: Some(1_234)
+            },
+            Action::SendTakeover {
+                epoch: 2,
+                from_index: Some(1_234)
+            }
+        ]
+    );
+    assert!(m.sending_live() && !m.sending_muted());
+    assert_eq!(m.state(), State::SecondaryNoPrimary);
+    // Roles swap when the recovered primary has synchronised behind it.
+    m.handle(peer(State::SecondarySynchronized, 2), 2 * MS);
+    assert_eq!(m.state(), State::Primary);
+    assert_eq!(m.role(), Role::Primary);
+}
+
+#[test]
+fn stall_holds_then_resumes_or_steps_down() {
+    // Resumes when the peer says it is not the owner.
+    let mut m = reach(State::Primary, "");
+    m.handle_timeout(200 * MS); // heartbeat timer very late: a stall
+    let a = m.drain_actions();
+    assert_eq!(a[0], Action::HoldLive);
+    assert!(matches!(a[1], Action::SendOwnershipQuery { .. }));
+    assert!(!m.sending_live());
+    confirm(&mut m, 201 * MS);
+    assert_eq!(m.drain_actions(), vec![Action::ResumeLive]);
+    assert!(m.sending_live());
+    // Steps down when the peer took over meanwhile.
+    let mut m = reach(State::Primary, "");
+    m.handle(
+        Event::ResumedAfterStall {
+            stalled_for: 40 * MS,
+        },
+        50 * MS,
+    );
+    let nonce = held_nonce(&m);
+    m.handle(
+        Event::OwnershipReply {
+            nonce,
+            state: State::SecondaryNoPrimary,
+            on_air: true,
+            epoch: 2,
+            server: PEER,
+        },
+        51 * MS,
+    );
+    assert_eq!(m.state(), State::SecondarySynchronizing);
+    assert!(!m.sending_live());
+    // A short stall (below the bound) does not hold.
+    let mut m = reach(State::Primary, "");
+    m.handle(Event::ResumedAfterStall { stalled_for: MS }, 50 * MS);
+    assert!(m.sending_live());
+}
+
+#[test]
+fn contested_hold_waits_for_the_loser() {
+    let mut m = reach(State::SecondaryNoPrimary, "live held");
+    let own = m.owner_epoch().unwrap();
+    let nonce = held_nonce(&m);
+    m.handle(
+        Event::OwnershipReply {
+            nonce,
+            state: State::PrimaryNoSecondary,
+            on_air: true,
+            epoch: own - 1,
+            server: PEER,
+        },
+        MS,
+    );
+    assert!(!m.sending_live(), "waits for the lower claim to step down");
+    assert_eq!(m.state(), State::SecondaryNoPrimary);
+    // The loser steps down; the next retry's answer confirms.
+    m.handle(
+        Event::OwnershipReply {
+            nonce,
+            state: State::SecondarySynchronizing,
+            on_air: false,
+            epoch: own,
+            server: PEER,
+        },
+        2 * MS,
+    );
+    assert!(m.sending_live());
+    // If the peer still claims it at the timeout, this one yields (never two senders).
+    let mut m = reach(State::SecondaryNoPrimary, "live held");
+    let nonce = held_nonce(&m);
+    m.handle(
+        Event::OwnershipReply {
+            nonce,
+            state: State::PrimaryNoSecondary,
+            on_air: true,
+            epoch: 0,
+            server: PEER,
+        },
+        MS,
+    );
+    let deadline = 10 * MS + m.config().verify_timeout_ns;
+    m.handle_timeout(deadline);
+    assert_eq!(m.state(), State::SecondarySynchronizing);
+}
+
+#[test]
+fn ownership_query_is_answered() {
+    let mut m = reach(State::Primary, "");
+    m.handle(
+        Event::OwnershipQuery {
+            nonce: 77,
+            from: PEER,
+        },
+        MS,
+    );
+    assert_eq!(
+        m.drain_actions(),
+        vec![Action::SendOwnershipReply {
+            nonce: 77,
+            to: PEER,
+            state: State::Primary,
+            on_air: true,
+            epoch: 1
+        }]
+    );
+    let mut m = reach(State::SecondarySynchronized, "");
+    m.handle(
+        Event::OwnershipQuery {
+            nonce: 5,
+            from: PEER,
+        },
+        MS,
+    );
+    assert!(matches!(
+        m.drain_actions()[..],
+        [Action::SendOwnershipReply { on_air: false, .. }]
+    ));
+}
+
+#[test]
+fn stopped_secondary_ignores_the_primary_until_started() {
+    let mut m = Machine::new(config(), Role::Secondary, 0);
+    m.handle(peer(State::Primary, 1), 0);
+    assert_eq!(m.state(), State::SecondaryOffline);
+    m.handle(Event::Started, MS);
+    assert_eq!(m.state(), State::Secondary);
+    m.handle(
+        Event::Stop {
+            by: "operator".into(),
+        },
+        2 * MS,
+    );
+    assert_eq!(m.state(), State::SecondaryOffline);
+    m.handle(peer(State::Primary, 1), 3 * MS);
+    assert_eq!(m.state(), State::SecondaryOffline);
+    // Parameters to a started offline secondary pass through Secondary.
+    m.handle(Event::Started, 4 * MS);
+    m.handle(
+        Event::Stop {
+            by: "operator".into(),
+        },
+        5 * MS,
+    );
+    m.handle(Event::Started, 6 * MS);
+    let mut m = Machine::new(config(), Role::Secondary, 0);
+    m.handle(Event::Started, 0);
+    m.handle(Event::ParamsReceived, MS);
+    let path: Vec<State> = m.history().map(|t| t.to).collect();
+    assert_eq!(path, [State::Secondary, State::SecondarySynchronizing]);
+}
+
+#[test]
+fn heartbeats_are_periodic() {
+    let mut m = Machine::new(config(), Role::Secondary, 0);
+    let mut count = 0;
+    let mut now = 0;
+    while now <= 20 * MS {
+        let t = m.poll_timeout().unwrap();
+        now = t;
+        m.handle_timeout(now);
+        count += m
+            .drain_actions()
+            .iter()
+            .filter(|a| **a == Action::SendHeartbeat)
+            .count();
+    }
+    assert_eq!(count, 11 + 1, "0, 2, .., 20 ms and 22 ms");
+}
+
+#[test]
+fn doc_table_matches_code() {
+    let doc = include_str!("../../../docs/failover.md");
+    let begin = "<!-- transitions:begin -->\n";
+    let end = "<!-- transitions:end -->";
+    let start = doc.find(begin).expect("begin marker") + begin.len();
+    let stop = doc.find(end).expect("end marker");
+    let expected = table::markdown();
+    if std::env::var_os("TANDEM_BLESS").is_some() && doc[start..stop] != expected {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/failover.md");
+        let new = format!("{}{}{}", &doc[..start], expected, &doc[stop..]);
+        std::fs::write(path, new).unwrap();
+        return;
+    }
+    assert_eq!(
+        &doc[start..stop],
+        expected,
+        "docs/failover.md is out of date; run TANDEM_BLESS=1 cargo test --lib doc_table"
+    );
+}
+
+/// One random input for the property test.
+fn arb_event() -> impl Strategy<Value = (u8, u64, u64)> {
+    (0u8..30, 0u64..5, 0u64..40)
+}
+
+fn make_event(m: &Machine, k: u8, a: u64, now: u64) -> Event {
+    let states = State::ALL;
+    match k {
+        0 => Event::Started,
+        1 => Event::AssetRequest { asset: "x".into() },
+        2 => Event::Stop { by: "op".into() },
+        3..=6 => peer(states[(a as usize * 2 + k as usize) % 9], m.epoch() + a % 3),
+        7 => Event::PeerLost { silent_ns: MS },
+        8 => Event::SyncRequested,
+        9 => Event::ParamsReceived,
+        10 => Event::LockAcquired,
+        11 => Event::InStep,
+        12 => Event::LockLost { reason: "r".into() },
+        13 => Event::Declared(decl()),
+        14 => Event::FailedNotice {
+            component: "c".into(),
+            reason: "r".into(),
+            last_index: Some(a),
+        },
+        15 => Event::MonitorTakeover,
+        16 => Event::MonitorFailed { reason: "m".into() },
+        17 => Event::KernelFailure {
+            component: "k".into(),
+            why: "w".into(),
+        },
+        18 => Event::OutputFailure(OutputFault::PacerLate { late_ns: MS }),
+        19 => Event::EpochSeen {
+            epoch: m.epoch() + a % 3,
+            server: (a % 3) as u32,
+            on_air: a % 2 == 0,
+            via: Via::SyncLink,
+        },
+        20 => Event::ResumedAfterStall {
+            stalled_for: a * MS,
+        },
+        21 => Event::OwnershipQuery {
+            nonce: a,
+            from: PEER,
+        },
+        22 | 23 => {
+            let nonce = match m.live_gate() {
+                LiveGate::Held { nonce, .. } => nonce,
+                _ => a,
+            };
+            Event::OwnershipReply {
+                nonce,
+                state: states[a as usize % 9],
+                on_air: a % 2 == 1,
+                epoch: m.epoch() + a % 2,
+                server: PEER,
+            }
+        }
+        24 => Event::ForeignLive { rx_ns: now },
+        25 => Event::Restart,
+        26 => Event::Recover,
+        _ => Event::Started,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn invariants_hold_under_random_events(
+        primary in any::<bool>(),
+        steps in proptest::collection::vec(arb_event(), 1..80),
+    ) {
+        let role = if primary { Role::Primary } else { Role::Secondary };
+        let mut m = Machine::new(config(), role, 0);
+        let mut now = 0;
+        let mut last_epoch = 0;
+        for (k, a, dt) in steps {
+            now += dt * MS / 4;
+            if let Some(t) = m.poll_timeout() {
+                if t <= now {
+                    m.handle_timeout(now);
+                }
+            }
+            let e = make_event(&m, k, a, now);
+            let was_on_air = m.sending_live();
+            let before = m.state();
+            m.handle(e, now);
+            check_invariants(&m);
+            prop_assert!(m.epoch() >= last_epoch, "epochs never go back");
+            last_epoch = m.epoch();
+            // A server never starts sending without a start verification, a takeover or a
+            // confirmed resume.
+            let actions = m.drain_actions();
+            if !was_on_air && m.sending_live() {
+                prop_assert!(actions.iter().any(|a| matches!(
+                    a,
+                    Action::StartLive | Action::SwitchToLive { .. } | Action::ResumeLive
+                )), "went on air without a start, takeover or resume");
+            }
+            if before == State::Failed {
+                prop_assert!(!m.sending_live());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_starting_peer_is_not_a_claim() {
+    // A peer that is verifying before its first start shows an on-air state but does not
+    // own the group (header flag clear): no step-down even with a tie it would win.
+    let mut m = reach(State::SecondaryNoPrimary, "");
+    let e = m.owner_epoch().unwrap();
+    let status = |owner| Event::PeerStatus {
+        state: State::PrimaryNoSecondary,
+        epoch: e,
+        owner,
+        server: 7,
+        last_index: None,
+    };
+    m.handle(status(false), MS);
+    assert!(m.sending_live());
+    assert_eq!(m.state(), State::SecondaryNoPrimary);
+    m.handle(status(true), 2 * MS);
+    assert!(!m.sending_live());
+    assert_eq!(m.state(), State::SecondarySynchronizing);
+}

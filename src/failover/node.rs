@@ -1,0 +1,618 @@
+//! One server's failover core, assembled: the [`Machine`], the [`Detector`] that watches the
+//! server on air, a second detector that watches the secondary, the supervisor [`Kernel`],
+//! the [`ClockFilter`] and the [`ReplayGuard`], fed with decoded messages, live-group
+//! observations and engine reports, and answering with engine actions and whole messages to
+//! send. This is the glue the I/O driver runs inside `tandem primary` / `tandem secondary`;
+//! it is sans-IO like its parts, and the simulated pair in the tests runs exactly this.
+//!
+//! # Driver contract
+//! 1. Decode datagrams with [`crate::failover::wire::decode`] (count and log refusals), then
+//!    call [`Node::on_message`] with the kernel receive time on both clocks.
+//! 2. Report every live-group datagram with [`Node::on_live`] (own ones with
+//!    `from_self = true`), and engine progress with [`Node::on_progress`].
+//! 3. Drain all sockets *before* calling [`Node::handle_timeout`] (the detector judges by
+//!    receive timestamps, so the server's own stalls do not count against the peer).
+//! 4. After every call, drain [`Node::poll_output`] and perform the outputs in order:
+//!    [`Output::Action`]s drive the engine (the live gate first), [`Output::Send`]s are
+//!    encoded with the key and sent on the sync link.
+//! 5. The engine closes its live gate by itself when it finds itself late by
+//!    [`crate::failover::machine::Config::stall_verify_ns`] or more, and reports
+//!    [`Event::ResumedAfterStall`]; it opens it again only on `StartLive`, `SwitchToLive`
+//!    or `ResumeLive`.
+
+use std::collections::VecDeque;
+
+use crate::failover::clock::{ClockConfig, ClockFilter, ClockUpdate, TimeSample};
+use crate::failover::detector::{Detector, DetectorConfig, LiveWatch};
+use crate::failover::kernel::{Kernel, KernelError, Verdict, Why};
+use crate::failover::machine::{self, Action, Event, Machine, Via};
+use crate::failover::state::{Role, State};
+use crate::failover::wire::{
+    Body, MonitorCmd, Msg, ReplayError, ReplayGuard, SenderRole, Stamper, SyncParams,
+};
+
+/// An instant on both clocks: `mono` (CLOCK_MONOTONIC, drives every timer and the
+/// detectors) and `real` (CLOCK_REALTIME, for the clock exchange and heartbeat send times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic ns.
+    pub mono: u64,
+    /// Realtime ns (unix).
+    pub real: u64,
+}
+
+/// Settings of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The machine.
+    pub machine: machine::Config,
+    /// The detector watching the server on air (used while `Secondary_synchronized`).
+    pub detector: DetectorConfig,
+    /// The detector watching the secondary (used while `Primary`).
+    pub peer_watch: DetectorConfig,
+    /// The clock filter.
+    pub clock: ClockConfig,
+    /// Time requests while locking, ns apart.
+    pub time_request_ns: u64,
+    /// Time requests once locked (jump detection), ns apart.
+    pub time_track_ns: u64,
+    /// This process's boot id (realtime ns at start; see [`ReplayGuard`]).
+    pub boot_id: u64,
+    /// The session id (0 until known).
+    pub session_id: u64,
+}
+
+impl NodeConfig {
+    /// Settings for a frame duration and a miss count: heartbeat period from
+    /// [`crate::failover::detector::default_heartbeat`], live watching on, the secondary
+    /// considered lost after 4 x the detection window, time requests every heartbeat period
+    /// while locking and every 100 ms once locked.
+    pub fn for_frame(
+        server_id: u32,
+        frame_ns: u64,
+        miss: u32,
+        boot_id: u64,
+        session_id: u64,
+    ) -> NodeConfig {
+        let detector = DetectorConfig::for_frame(frame_ns, miss);
+        let p = detector.period_ns;
+        NodeConfig {
+            machine: machine::Config::new(server_id, p, miss),
+            detector,
+            peer_watch: DetectorConfig {
+                period_ns: p,
+                miss: detector.miss * 4,
+                grace_ns: 0,
+                live: LiveWatch::Unavailable,
+            },
+            clock: ClockConfig::default(),
+            time_request_ns: p,
+            time_track_ns: 100_000_000,
+            boot_id,
+            session_id,
+        }
+    }
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendTo {
+    /// The other server of the pair.
+    Peer,
+    /// A given sender (the one that asked).
+    Server(u32),
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// An engine or log action of the machine: `Transition`, `StartLive`, `SwitchToLive`,
+    /// `HoldLive`, `ResumeLive`, `StopLive`, `StartMuted`, `StopMuted`. (The machine's
+    /// `Send*` and `StartClockSync` actions are turned into [`Output::Send`] here.)
+    Action(Action),
+    /// Encode with the key and send.
+    Send {
+        /// Destination.
+        to: SendTo,
+        /// The message, header stamped.
+        msg: Msg,
+    },
+    /// The clock offset locked: the primary's realtime minus ours, ns (RFC 5905 §8). The
+    /// engine places its timeline with it (`origin_real_ns - offset` on its own clock).
+    ClockOffset {
+        /// Offset, ns.
+        offset_ns: i64,
+    },
+    /// A non-critical component failed: log it.
+    Degraded {
+        /// Component.
+        component: String,
+        /// Why.
+        why: Why,
+    },
+}
+
+/// What the engine last reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Progress {
+    last_index: Option<u64>,
+    send_real_ns: u64,
+    position: u64,
+}
+
+/// One server's failover core.
+#[derive(Debug, Clone)]
+pub struct Node {
+    config: NodeConfig,
+    machine: Machine,
+    detector: Detector,
+    peer_watch: Detector,
+    kernel: Kernel,
+    clock: ClockFilter,
+    guard: ReplayGuard,
+    stamper: Stamper,
+    params: Option<SyncParams>,
+    params_pending: bool,
+    progress: Progress,
+    time_at: Option<u64>,
+    seen_transitions: u64,
+    out: VecDeque<Output>,
+}
+
+impl Node {
+    /// A node in its offline state.
+    pub fn new(config: NodeConfig, role: Role, now: Now) -> Node {
+        let sender = match role {
+            Role::Primary => SenderRole::Primary,
+            Role::Secondary => SenderRole::Secondary,
+        };
+        Node {
+            machine: Machine::new(config.machine, role, now.mono),
+            detector: Detector::new(config.detector),
+            peer_watch: Detector::new(config.peer_watch),
+            kernel: Kernel::new(),
+            clock: ClockFilter::new(config.clock),
+            guard: ReplayGuard::new(),
+            stamper: Stamper::new(
+                sender,
+                config.machine.server_id,
+                config.boot_id,
+                config.session_id,
+            ),
+            params: None,
+            params_pending: false,
+            progress: Progress::default(),
+            time_at: None,
+            seen_transitions: 0,
+            out: VecDeque::new(),
+            config,
+        }
+    }
+
+    /// The state machine.
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+    /// The detector watching the server on air.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+    /// The supervisor.
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+    /// The supervisor, to register components.
+    pub fn kernel_mut(&mut self) -> &mut Kernel {
+        &mut self.kernel
+    }
+    /// The clock filter.
+    pub fn clock(&self) -> &ClockFilter {
+        &self.clock
+    }
+    /// The session parameters known to this node.
+    pub fn params(&self) -> Option<&SyncParams> {
+        self.params.as_ref()
+    }
+    /// The settings.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The next output, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The earliest instant (mono) at which [`Node::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        [
+            self.machine.poll_timeout(),
+            self.detector.next_deadline(),
+            self.peer_watch.next_deadline(),
+            self.kernel.next_deadline(),
+            self.time_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// An event for the machine from the driver: `Started`, `Stop`, `AssetRequest`,
+    /// `ResumedAfterStall`, `OutputFailure`, `InStep`, `LockLost`, `Restart`, `Recover`, ...
+    pub fn event(&mut self, e: Event, now: Now) {
+        self.machine.handle(e, now.mono);
+        self.pump(now);
+    }
+
+    /// The primary's session parameters (set when the session starts, after `StartLive`).
+    /// Sent at once if the machine asked for them already.
+    pub fn set_params(&mut self, p: SyncParams, now: Now) {
+        self.params = Some(p);
+        if std::mem::take(&mut self.params_pending) {
+            self.send_params(now);
+        }
+    }
+
+    /// Parameters received and validated by the driver (asset found, identity matches).
+    pub fn accept_params(&mut self, p: SyncParams, now: Now) {
+        self.params = Some(p);
+        self.event(Event::ParamsReceived, now);
+    }
+
+    /// The engine's progress: last datagram sent, when (realtime), its timeline position.
+    pub fn on_progress(&mut self, last_index: u64, send_real_ns: u64, position: u64) {
+        self.progress = Progress {
+            last_index: Some(last_index),
+            send_real_ns,
+            position,
+        };
+    }
+
+    /// A datagram on the live group (kernel receive time on the mono clock).
+    pub fn on_live(&mut self, rx_mono: u64, index: Option<u64>, from_self: bool, now: Now) {
+        if from_self {
+            return;
+        }
+        self.detector.on_live(rx_mono, index);
+        self.machine
+            .handle(Event::ForeignLive { rx_ns: rx_mono }, now.mono);
+        self.pump(now);
+    }
+
+    /// A component checks in with the kernel.
+    pub fn check_in(&mut self, name: &str, now: Now) -> Result<(), KernelError> {
+        self.kernel.check_in(name, now.mono)
+    }
+
+    /// A component failed (a caught panic, a fatal error); acted on at once.
+    pub fn report_failure(
+        &mut self,
+        name: &str,
+        reason: &str,
+        now: Now,
+    ) -> Result<(), KernelError> {
+        self.kernel.report_failure(name, reason)?;
+        self.poll_kernel(now);
+        Ok(())
+    }
+
+    /// A decoded, authenticated message, received at `rx` (kernel time on both clocks).
+    /// Returns the body when the driver must handle it (`SyncParams` to validate,
+    /// `PlayRequest`, `StatusRequest`, `StatusReply`), `Ok(None)` when consumed, and the
+    /// replay guard's refusal for a replayed message (count and log it).
+    pub fn on_message(&mut self, msg: Msg, rx: Now, now: Now) -> Result<Option<Body>, ReplayError> {
+        let h = msg.header;
+        if h.sender_id == self.config.machine.server_id && h.boot_id == self.config.boot_id {
+            return Ok(None); // our own, looped back
+        }
+        self.guard.check(&h)?;
+        let server = matches!(h.role, SenderRole::Primary | SenderRole::Secondary);
+        if server && !matches!(msg.body, Body::FailedNotice { .. }) {
+            // Any message from the peer server is a sign of life; an ownership query is also
+            // a lease: the peer will not be declared failed for a detection window after it.
+            let idx = match &msg.body {
+                Body::Heartbeat { last_index, .. } | Body::Status { last_index, .. } => *last_index,
+                _ => None,
+            };
+            self.detector.on_heartbeat(rx.mono, idx);
+            self.peer_watch.on_heartbeat(rx.mono, None);
+        }
+        let mono = now.mono;
+        let mut for_driver = None;
+        match msg.body {
+            Body::Heartbeat {
+                state, last_index, ..
+            }
+            | Body::Status {
+                state, last_index, ..
+            } if server => {
+                self.machine.handle(
+                    Event::PeerStatus {
+                        state,
+                        epoch: h.epoch,
+                        owner: h.owner,
+                        server: h.sender_id,
+                        last_index,
+                    },
+                    mono,
+                );
+            }
+            Body::SyncRequest => self.machine.handle(Event::SyncRequested, mono),
+            Body::TimeRequest { t1 } => self.send(
+                SendTo::Server(h.sender_id),
+                Body::TimeReply {
+                    t1,
+                    t2: rx.real,
+                    t3: now.real,
+                },
+                now,
+            ),
+            Body::TimeReply { t1, t2, t3 } => self.on_time_reply(
+                TimeSample {
+                    t1,
+                    t2,
+                    t3,
+                    t4: rx.real,
+                },
+                now,
+            ),
+            Body::FailedNotice {
+                component,
+                reason,
+                last_index,
+            } => self.machine.handle(
+                Event::FailedNotice {
+                    component,
+                    reason,
+                    last_index,
+                },
+                mono,
+            ),
+            Body::Takeover { epoch, .. } => self.machine.handle(
+                Event::EpochSeen {
+                    epoch,
+                    server: h.sender_id,
+                    on_air: true,
+                    via: Via::SyncLink,
+                },
+                mono,
+            ),
+            Body::OwnershipQuery { nonce } => self.machine.handle(
+                Event::OwnershipQuery {
+                    nonce,
+                    from: h.sender_id,
+                },
+                mono,
+            ),
+            Body::OwnershipReply {
+                nonce,
+                state,
+                on_air,
+                epoch,
+            } => self.machine.handle(
+                Event::OwnershipReply {
+                    nonce,
+                    state,
+                    on_air,
+                    epoch,
+                    server: h.sender_id,
+                },
+                mono,
+            ),
+            Body::MonitorCommand(cmd) if h.role == SenderRole::Monitor => {
+                let e = match cmd {
+                    MonitorCmd::Takeover => Event::MonitorTakeover,
+                    MonitorCmd::Stop => Event::Stop {
+                        by: format!("monitor {}", h.sender_id),
+                    },
+                    MonitorCmd::Fail => Event::MonitorFailed {
+                        reason: format!("declared failed by monitor {}", h.sender_id),
+                    },
+                };
+                self.machine.handle(e, mono);
+            }
+            Body::MonitorCommand(_) | Body::Heartbeat { .. } | Body::Status { .. } => {}
+            body @ (Body::SyncParams(_)
+            | Body::PlayRequest { .. }
+            | Body::StatusRequest
+            | Body::StatusReply { .. }) => for_driver = Some(body),
+        }
+        self.pump(now);
+        Ok(for_driver)
+    }
+
+    /// Timers due at `now`: kernel check-ins, the detectors, time requests, the machine's
+    /// heartbeats and ownership verification. Drain the sockets first.
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.poll_kernel(now);
+        if let Some(d) = self.detector.poll(now.mono) {
+            self.machine.handle(Event::Declared(d), now.mono);
+        }
+        if self.peer_watch.poll(now.mono).is_some() {
+            let silent = now
+                .mono
+                .saturating_sub(self.peer_watch.last_heartbeat().unwrap_or(now.mono));
+            self.machine
+                .handle(Event::PeerLost { silent_ns: silent }, now.mono);
+        }
+        if self.time_at.is_some_and(|t| now.mono >= t) {
+            self.send(SendTo::Peer, Body::TimeRequest { t1: now.real }, now);
+            let period = if self.clock.locked_offset().is_some() {
+                self.config.time_track_ns
+            } else {
+                self.config.time_request_ns
+            };
+            self.time_at = Some(now.mono + period);
+        }
+        if self.machine.poll_timeout().is_some_and(|t| now.mono >= t) {
+            self.machine.handle_timeout(now.mono);
+        }
+        self.pump(now);
+    }
+
+    /// A snapshot for `tandem status` (JSON).
+    pub fn status_json(&self) -> serde_json::Value {
+        let m = &self.machine;
+        serde_json::json!({
+            "state": m.state(),
+            "role": m.role(),
+            "epoch": m.epoch(),
+            "owner_epoch": m.owner_epoch(),
+            "live": m.live_gate(),
+            "muted": m.sending_muted(),
+            "locked": m.locked(),
+            "peer_state": m.peer_state(),
+            "peer_last_index": m.peer_last_index(),
+            "clock_offset_ns": self.clock.locked_offset(),
+            "kernel_failed": self.kernel.failed(),
+            "components": self.kernel.components().map(|(n, c, w)| serde_json::json!({
+                "name": n, "critical": c, "failed": w.map(|w| w.to_string()),
+            })).collect::<Vec<_>>(),
+            "transitions": m.history().collect::<Vec<_>>(),
+        })
+    }
+
+    fn poll_kernel(&mut self, now: Now) {
+        while let Some(v) = self.kernel.poll(now.mono) {
+            match v {
+                Verdict::Failed { component, why } => self.machine.handle(
+                    Event::KernelFailure {
+                        component,
+                        why: why.to_string(),
+                    },
+                    now.mono,
+                ),
+                Verdict::Degraded { component, why } => {
+                    self.out.push_back(Output::Degraded { component, why })
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    fn on_time_reply(&mut self, s: TimeSample, now: Now) {
+        if self.time_at.is_none() {
+            return; // not synchronising
+        }
+        match self.clock.add(s) {
+            ClockUpdate::Locked { offset_ns, .. } => {
+                self.out.push_back(Output::ClockOffset { offset_ns });
+                self.machine.handle(Event::LockAcquired, now.mono);
+            }
+            ClockUpdate::Jumped { from_ns, to_ns } => self.machine.handle(
+                Event::LockLost {
+                    reason: format!("clock offset jumped from {from_ns} ns to {to_ns} ns"),
+                },
+                now.mono,
+            ),
+            ClockUpdate::Tracking { .. }
+            | ClockUpdate::Collecting { .. }
+            | ClockUpdate::Rejected(_) => {}
+        }
+    }
+
+    fn header_epoch(&self) -> u64 {
+        self.machine.owner_epoch().unwrap_or(self.machine.epoch())
+    }
+
+    fn send(&mut self, to: SendTo, body: Body, now: Now) {
+        let role = match self.machine.role() {
+            Role::Primary => SenderRole::Primary,
+            Role::Secondary => SenderRole::Secondary,
+        };
+        self.stamper.set_role(role);
+        let header = self
+            .stamper
+            .header(self.header_epoch(), self.machine.is_owner(), now.real);
+        self.out.push_back(Output::Send {
+            to,
+            msg: Msg { header, body },
+        });
+    }
+
+    fn send_params(&mut self, now: Now) {
+        match self.params.clone() {
+            Some(p) => self.send(SendTo::Peer, Body::SyncParams(p), now),
+            None => self.params_pending = true,
+        }
+    }
+
+    /// Moves the machine's actions to the output queue, turning messages into `Send`s and
+    /// keeping the node's parts in step with state changes.
+    fn pump(&mut self, now: Now) {
+        let new = (self.machine.transition_count() - self.seen_transitions) as usize;
+        self.seen_transitions = self.machine.transition_count();
+        let kept = self.machine.history().count();
+        let entered: Vec<State> = self
+            .machine
+            .history()
+            .skip(kept.saturating_sub(new))
+            .map(|t| t.to)
+            .collect();
+        for s in entered {
+            match s {
+                // A new server on air to follow: watch it from its first heartbeat.
+                State::SecondarySynchronizing => self.detector.reset(),
+                State::PrimaryNoSecondary | State::SecondaryNoPrimary => self.peer_watch.reset(),
+                _ => {}
+            }
+            if !matches!(
+                s,
+                State::SecondarySynchronizing | State::SecondarySynchronized
+            ) {
+                self.time_at = None;
+            }
+        }
+        while let Some(a) = self.machine.poll_action() {
+            match a {
+                Action::SendHeartbeat => {
+                    let p = self.progress;
+                    let body = Body::Heartbeat {
+                        state: self.machine.state(),
+                        last_index: p.last_index,
+                        last_index_send_real_ns: p.send_real_ns,
+                        position: p.position,
+                    };
+                    self.send(SendTo::Peer, body, now);
+                }
+                Action::SendSyncRequest => self.send(SendTo::Peer, Body::SyncRequest, now),
+                Action::SendSyncParams => self.send_params(now),
+                Action::StartClockSync => {
+                    self.clock.reset();
+                    self.time_at = Some(now.mono);
+                }
+                Action::SendFailedNotice { component, reason } => {
+                    let body = Body::FailedNotice {
+                        component,
+                        reason,
+                        last_index: self.progress.last_index,
+                    };
+                    self.send(SendTo::Peer, body, now);
+                }
+                Action::SendTakeover { epoch, from_index } => {
+                    self.send(SendTo::Peer, Body::Takeover { epoch, from_index }, now)
+                }
+                Action::SendOwnershipQuery { nonce } => {
+                    self.send(SendTo::Peer, Body::OwnershipQuery { nonce }, now)
+                }
+                Action::SendOwnershipReply {
+                    nonce,
+                    to,
+                    state,
+                    on_air,
+                    epoch,
+                } => self.send(
+                    SendTo::Server(to),
+                    Body::OwnershipReply {
+                        nonce,
+                        state,
+                        on_air,
+                        epoch,
+                    },
+                    now,
+                ),
+                other => self.out.push_back(Output::Action(other)),
+            }
+        }
+    }
+}

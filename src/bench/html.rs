@@ -12,7 +12,7 @@ const W: f64 = 720.0;
 const H: f64 = 300.0;
 const ML: f64 = 56.0;
 const MR: f64 = 16.0;
-const MT: f64 = 16.0;
+const MT: f64 = 30.0;
 const MB: f64 = 44.0;
 const COLORS: [&str; 3] = ["#1f77b4", "#ff7f0e", "#2ca02c"];
 
@@ -94,12 +94,16 @@ fn vline(svg: &mut String, x_ms: f64, xmax: f64, label: &str, color: &str) {
         return;
     }
     let x = px(x_ms, xmax);
+    let (tx, anchor) = if x > W - 120.0 {
+        (x - 3.0, "end")
+    } else {
+        (x + 3.0, "start")
+    };
     let _ = write!(
         svg,
-        r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="{color}" stroke-dasharray="5,4"/><text x="{:.1}" y="{}" font-size="11" fill="{color}">{}</text>"##,
+        r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="{color}" stroke-dasharray="5,4"/><text x="{tx:.1}" y="{}" font-size="11" fill="{color}" text-anchor="{anchor}">{}</text>"##,
         H - MB,
         MT,
-        x + 3.0,
         MT + 10.0,
         esc(label)
     );
@@ -147,10 +151,10 @@ fn cdf_svg(series: &[(&str, Vec<f64>)], frame_ms: f64) -> String {
         let _ = write!(
             svg,
             r##"<path d="{path}" fill="none" stroke="{c}" stroke-width="1.6"/><rect x="{:.1}" y="{:.1}" width="10" height="10" fill="{c}"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"##,
-            W - MR - 210.0,
-            MT + 28.0 + 16.0 * k as f64,
-            W - MR - 195.0,
-            MT + 37.0 + 16.0 * k as f64,
+            ML + 220.0 * k as f64,
+            8.0,
+            ML + 14.0 + 220.0 * k as f64,
+            17.0,
             esc(name)
         );
     }

@@ -43,8 +43,10 @@
 //! ```
 //! Percentiles are hdrhistogram values (3 significant digits); `max` is exact.
 
+pub mod events;
 pub mod html;
 pub mod machine;
+pub mod phase;
 pub mod stall;
 pub mod summary;
 pub mod text;

@@ -361,3 +361,12 @@ fn machine_info_parses_proc_texts() {
     assert_eq!(empty.cores, 4);
     assert_eq!(empty.load_avg, [0.0; 3]);
 }
+
+#[test]
+fn frame_rate_labels() {
+    assert_eq!(text::fps("25/1"), "25");
+    assert_eq!(text::fps("60000/1001"), "59.94");
+    assert_eq!(text::fps("30000/1001"), "29.97");
+    assert_eq!(text::fps("0/0"), "0/0");
+    assert_eq!(text::fps("x"), "x");
+}

@@ -14,6 +14,24 @@ fn cell(m: &Metric, v: u64) -> String {
     }
 }
 
+/// `25/1` -> `25`, `60000/1001` -> `59.94`.
+pub fn fps(rate: &str) -> String {
+    let Some((n, d)) = rate.split_once('/') else {
+        return rate.to_string();
+    };
+    match (n.parse::<f64>(), d.parse::<f64>()) {
+        (Ok(n), Ok(d)) if d > 0.0 => {
+            let f = n / d;
+            if (f - f.round()).abs() < 1e-9 {
+                format!("{f:.0}")
+            } else {
+                format!("{f:.2}")
+            }
+        }
+        _ => rate.to_string(),
+    }
+}
+
 /// The table and verdict, as printed at the end of a run.
 pub fn table(r: &BenchReport) -> String {
     let v = &r.verdict;
@@ -25,7 +43,7 @@ pub fn table(r: &BenchReport) -> String {
         r.settings.fault.name(),
         r.settings.switch_at,
         r.asset.path,
-        r.asset.frame_rate,
+        fps(&r.asset.frame_rate),
         ms(frame),
         r.settings.pair,
     ));

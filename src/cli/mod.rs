@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod demo;
 pub mod index;
 pub mod play;
@@ -28,6 +29,8 @@ pub struct Cli {
 /// Every command tandem has.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Benchmarks: `tandem bench failover ASSET` measures the switch against one frame.
+    Bench(bench::BenchArgs),
     /// Play the bundled asset on loopback, receive and analyse it, show how to watch it.
     Demo(demo::DemoArgs),
     /// Analyse an asset: programs, PIDs, PCR, bitrate, frame rate, problems.
@@ -45,6 +48,7 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result: anyhow::Result<i32> = match cli.command {
+        Command::Bench(a) => bench::run(&a),
         Command::Demo(a) => demo::run(&a),
         Command::Probe(a) => probe::run(&a),
         Command::Index(a) => index::run(&a),

@@ -109,7 +109,11 @@ pub struct FailoverArgs {
     /// Give up on a trial whose secondary is not synchronised after this many seconds.
     #[arg(long, default_value_t = 10.0, value_name = "S")]
     pub sync_timeout_s: f64,
-    /// Namespace lab id for `--fault link` (1-3 lowercase letters/digits).
+    /// Run the pair and the receiver as three hosts of a namespace lab (root; always on
+    /// for `--fault link`): primary, secondary and viewer, live and sync networks apart.
+    #[arg(long)]
+    pub in_lab: bool,
+    /// Namespace lab id (1-3 lowercase letters/digits).
     #[arg(long, default_value = "bfl", value_name = "ID")]
     pub lab: String,
     /// Capture every trial's live group with tcpdump (nanosecond timestamps) into DIR, for

@@ -111,9 +111,10 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
     if a.pair == PairKind::FakePlay && matches!(a.fault, Fault::Kernel | Fault::Link) {
         return bad("--pair fake-play measures only kill and stop faults".into());
     }
+    let in_lab = a.in_lab || a.fault == Fault::Link;
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    if a.fault == Fault::Link && unsafe { libc::geteuid() } != 0 {
-        return bad("--fault link builds a namespace lab: run as root".into());
+    if in_lab && unsafe { libc::geteuid() } != 0 {
+        return bad("--fault link and --in-lab build a namespace lab: run as root".into());
     }
     if !(a.stall_ms.is_finite() && a.stall_ms > 0.0) {
         return bad(format!("--stall-ms {}: must be positive", a.stall_ms));
@@ -146,7 +147,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
     if let Some(d) = &a.capture_dir {
         std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
     }
-    let lab = if a.fault == Fault::Link {
+    let lab = if in_lab {
         Some(Lab::up(&a.lab).context("building the namespace lab")?)
     } else {
         None
@@ -220,7 +221,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         },
         inject: (a.fault == Fault::Kernel).then(|| a.inject_kind.clone()),
         stall_threshold_us: stall_ns / 1000,
-        lab: (a.fault == Fault::Link).then(|| a.lab.clone()),
+        lab: in_lab.then(|| a.lab.clone()),
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
     let (fr_n, fr_d) = map.frame_rate.unwrap_or((0, 1));
@@ -587,13 +588,20 @@ impl Ctx<'_> {
             self.asset.clone(),
             "--dest".into(),
             ad.live.to_string(),
+            "--iface".into(),
+            ad.pri_iface.to_string(),
             "--loop".into(),
             "--start-at".into(),
             origin_ms.to_string(),
             "--session-id".into(),
             format!("bench-{}-{n}", self.base),
         ];
-        let mut pri = Proc::spawn("primary (play)", &args, None, &self.log(n, "primary.log"))?;
+        let mut pri = Proc::spawn(
+            "primary (play)",
+            &args,
+            self.netns(Host::Pri).as_deref(),
+            &self.log(n, "primary.log"),
+        )?;
         let deadline = Instant::now() + Duration::from_secs_f64(self.a.sync_timeout_s);
         while live.live.datagrams.load(Ordering::Relaxed) == 0 {
             if !pri.running() || Instant::now() >= deadline {
@@ -608,11 +616,13 @@ impl Ctx<'_> {
         } else {
             libc::SIGKILL
         })?;
+        let mut args = args;
+        args[5] = ad.sec_iface.to_string();
         let declared = real_ns();
         let sec = Proc::spawn(
             "secondary (play)",
             &args,
-            None,
+            self.netns(Host::Sec).as_deref(),
             &self.log(n, "secondary.log"),
         )?;
         obs.declared = Some((

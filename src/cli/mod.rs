@@ -9,6 +9,10 @@ pub mod index;
 pub mod play;
 pub mod probe;
 pub mod recv;
+pub mod request;
+pub mod server;
+pub(crate) mod signals;
+pub mod status;
 
 /// Exit code for bad input (file, URL, flag) that stops a run.
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -41,6 +45,14 @@ pub enum Command {
     Play(play::PlayArgs),
     /// Receive udp:// or rtp:// and measure it: TR 101 290, RTP, gaps, pacing (--json).
     Recv(recv::RecvArgs),
+    /// Run the primary server of a failover pair (plays on the live group).
+    Primary(server::PrimaryArgs),
+    /// Run the secondary server of a failover pair (follows in lockstep, takes over).
+    Secondary(server::SecondaryArgs),
+    /// Send a user's request to the servers' control ports (e.g. play an asset).
+    Request(request::RequestArgs),
+    /// Show a server's failover state, peer, position and counters.
+    Status(status::StatusArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -54,6 +66,10 @@ pub fn run() -> i32 {
         Command::Index(a) => index::run(&a),
         Command::Play(a) => play::run(&a),
         Command::Recv(args) => recv::run(args),
+        Command::Primary(a) => server::run_primary(&a),
+        Command::Secondary(a) => server::run_secondary(&a),
+        Command::Request(a) => request::run(&a),
+        Command::Status(a) => status::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -321,6 +321,9 @@ pub enum Body {
     PlayRequest {
         /// Path of the asset on the servers.
         asset_path: String,
+        /// When the session starts (the requester's realtime ns): both servers start in
+        /// lockstep at this instant; `None` lets the primary choose.
+        start_real_ns: Option<u64>,
     },
     /// Asks a server for its status.
     StatusRequest,
@@ -757,7 +760,13 @@ fn put_body(out: &mut Vec<u8>, body: &Body) -> Result<(), WireError> {
             out.push(*on_air as u8);
             out.extend_from_slice(&epoch.to_be_bytes());
         }
-        Body::PlayRequest { asset_path } => put_str(out, asset_path)?,
+        Body::PlayRequest {
+            asset_path,
+            start_real_ns,
+        } => {
+            put_opt(out, *start_real_ns);
+            put_str(out, asset_path)?;
+        }
         Body::StatusReply { json } => put_str(out, json)?,
         Body::MonitorCommand(c) => out.push(match c {
             MonitorCmd::Takeover => 0,
@@ -832,6 +841,7 @@ fn get_body(kind: u8, c: &mut Cursor<'_>) -> Result<Body, WireError> {
             epoch: c.u64("reply epoch")?,
         },
         11 => Body::PlayRequest {
+            start_real_ns: c.opt_u64("start time")?,
             asset_path: c.string("asset path")?,
         },
         12 => Body::StatusRequest,

@@ -77,6 +77,7 @@ fn all_bodies() -> Vec<Body> {
         },
         Body::PlayRequest {
             asset_path: "/srv/é.ts".into(),
+            start_real_ns: Some(1_700_000_000_123_456_789),
         },
         Body::StatusRequest,
         Body::StatusReply {
@@ -298,6 +299,7 @@ fn session_zero_is_accepted_for_clients() {
         },
         body: Body::PlayRequest {
             asset_path: "a.ts".into(),
+            start_real_ns: None,
         },
     };
     let bytes = encode(&msg, &key()).unwrap();

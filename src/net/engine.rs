@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::clock::{mono_ns, set_thread_timer_slack_1ns, sleep_until_mono};
+use super::faults::{panic_message, Supervision};
 use super::ring::{FetchError, Ring};
 use super::sockets::send_to;
 use crate::pacing::{Pacer, PacerAction, PacerStats, Schedule};
@@ -195,6 +196,9 @@ pub enum EngineError {
     /// A thread panicked (a bug).
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    /// Live output was fenced off for good (the server failed).
+    #[error("live output is fenced off (the server failed)")]
+    Fenced,
 }
 
 /// Everything the engine needs.
@@ -233,6 +237,8 @@ pub struct EngineConfig {
     pub max_sleep_ns: u64,
     /// Log late wakes and send errors (rate-limited) with `tracing`.
     pub log: bool,
+    /// Check-ins, panic reports and injected faults for a supervisor (failover kernel).
+    pub supervision: Option<Arc<Supervision>>,
 }
 
 impl EngineConfig {
@@ -255,6 +261,7 @@ impl EngineConfig {
             ahead_ns: 500_000_000,
             max_sleep_ns: 50_000_000,
             log: true,
+            supervision: None,
         }
     }
 }
@@ -269,6 +276,8 @@ struct Shared {
     progress: Mutex<(Option<LastSent>, EngineStats)>,
     has_live: bool,
     has_muted: bool,
+    /// Live output refused for good ([`EngineControl::fence_live`]).
+    fenced: AtomicBool,
 }
 
 impl Shared {
@@ -281,6 +290,7 @@ impl Shared {
     }
     fn check_sink(&self, t: Target) -> Result<(), EngineError> {
         match t {
+            Target::Live if self.fenced.load(Ordering::Acquire) => Err(EngineError::Fenced),
             Target::Live if !self.has_live => Err(EngineError::NoSink(t)),
             Target::Muted if !self.has_muted => Err(EngineError::NoSink(t)),
             _ => Ok(()),
@@ -323,6 +333,7 @@ impl Engine {
             progress: Mutex::new((None, EngineStats::default())),
             has_live: cfg.live.is_some(),
             has_muted: cfg.muted.is_some(),
+            fenced: AtomicBool::new(false),
         });
         shared.check_sink(cfg.initial_target)?;
         shared
@@ -345,9 +356,20 @@ impl Engine {
         let reader = {
             let ring = ring.clone();
             let src = DatagramSource::with_default_plan(stream.clone(), cfg.asset);
+            let sup = cfg.supervision.clone();
             std::thread::Builder::new()
                 .name("tandem-reader".into())
-                .spawn(move || reader_loop(src, &ring))
+                .spawn(move || {
+                    let run =
+                        std::panic::AssertUnwindSafe(|| reader_loop(src, &ring, sup.as_deref()));
+                    if let Err(p) = std::panic::catch_unwind(run) {
+                        let msg = panic_message(p.as_ref());
+                        ring.fail(format!("the reader thread panicked: {msg}"));
+                        if let Some(s) = &sup {
+                            (s.on_panic)("reader", &msg);
+                        }
+                    }
+                })
                 .map_err(|e| EngineError::Spawn("reader", e))?
         };
         let sender = {
@@ -368,10 +390,26 @@ impl Engine {
                 log: cfg.log,
                 late_threshold_ns: cfg.late_threshold_ns,
                 max_sleep_ns: cfg.max_sleep_ns.max(1),
+                supervision: cfg.supervision.clone(),
             };
+            let ring2 = ring.clone();
+            let sup = cfg.supervision.clone();
             std::thread::Builder::new()
                 .name("tandem-sender".into())
-                .spawn(move || sender_loop(ctx))
+                .spawn(move || {
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        sender_loop(ctx)
+                    })) {
+                        Ok(r) => r,
+                        Err(p) => {
+                            ring2.stop();
+                            if let Some(s) = &sup {
+                                (s.on_panic)("pacer", &panic_message(p.as_ref()));
+                            }
+                            Err(EngineError::Panicked("sender"))
+                        }
+                    }
+                })
                 .map_err(|e| {
                     ring.stop();
                     EngineError::Spawn("sender", e)
@@ -471,6 +509,21 @@ impl EngineHandle {
             .is_ok()
     }
 
+    /// A cloneable control of this engine's live output for other threads (a supervisor).
+    pub fn control(&self) -> EngineControl {
+        EngineControl {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The index of a datagram of this session still held in the ring (about one second
+    /// behind and half a second ahead of the sender) whose wire bytes equal `datagram`,
+    /// the nearest to `hint`. A failover secondary uses it to tell which datagram the
+    /// primary last sent on a raw `udp://` live group (no RTP sequence number).
+    pub fn index_of_recent(&self, datagram: &[u8], hint: u64) -> Option<u64> {
+        self.ring.find(datagram, hint)
+    }
+
     /// The last datagram sent (index, monotonic time right before the send, target).
     pub fn last_sent(&self) -> Option<LastSent> {
         self.shared
@@ -529,6 +582,52 @@ impl EngineHandle {
     }
 }
 
+/// Control of an engine's live output from another thread (see [`EngineHandle::control`]).
+#[derive(Clone)]
+pub struct EngineControl {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EngineControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineControl").finish_non_exhaustive()
+    }
+}
+
+impl EngineControl {
+    /// Stops live output for good: the target drops to muted or off at the very next send,
+    /// a pending switch to live is cancelled, and every later request for live output is
+    /// refused ([`EngineError::Fenced`]). Returns whether the target was live.
+    pub fn fence_live(&self) -> bool {
+        self.shared.fenced.store(true, Ordering::Release);
+        {
+            let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
+            if sw.is_some_and(|(_, t)| t == Target::Live) {
+                *sw = None;
+                self.shared.switch_index.store(u64::MAX, Ordering::Release);
+            }
+        }
+        self.shared
+            .target
+            .compare_exchange(
+                Target::Live as u8,
+                self.shared.fallback() as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// The last datagram sent.
+    pub fn last_sent(&self) -> Option<LastSent> {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+}
+
 impl Drop for EngineHandle {
     fn drop(&mut self) {
         if self.sender.is_some() {
@@ -538,9 +637,37 @@ impl Drop for EngineHandle {
     }
 }
 
-fn reader_loop(mut src: DatagramSource<File>, ring: &Ring) {
+/// A supervised reader checks in at least this often.
+const CHECK_IN_NS: u64 = 5_000_000;
+
+/// Sleeps in short slices until the ring (or engine) stops: an injected hang.
+fn hang_until(stopped: impl Fn() -> bool) {
+    while !stopped() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn reader_loop(mut src: DatagramSource<File>, ring: &Ring, sup: Option<&Supervision>) {
     let mut bufs: Vec<Vec<u8>> = Vec::new();
-    while let Some(w) = ring.work() {
+    loop {
+        let w = match sup {
+            None => ring.work(),
+            Some(s) => {
+                let now = mono_ns();
+                if now >= s.faults.reader_hang_at {
+                    tracing::warn!("injected fault: the reader thread hangs");
+                    hang_until(|| ring.stopped());
+                    return;
+                }
+                s.reader_alive.store(now, Ordering::Relaxed);
+                match ring.work_within(Some(std::time::Duration::from_nanos(CHECK_IN_NS))) {
+                    None => None,
+                    Some(None) => continue,
+                    Some(Some(w)) => Some(w),
+                }
+            }
+        };
+        let Some(w) = w else { return };
         bufs.resize_with(w.count as usize, Vec::new);
         for (n, b) in bufs.iter_mut().enumerate() {
             if let Err(e) = src.render(w.start + n as u64, b) {
@@ -564,6 +691,7 @@ struct SenderCtx {
     log: bool,
     late_threshold_ns: u64,
     max_sleep_ns: u64,
+    supervision: Option<Arc<Supervision>>,
 }
 
 impl SenderCtx {
@@ -592,6 +720,9 @@ impl SenderCtx {
         let Some((index, target)) = pending else {
             return;
         };
+        if target == Target::Live && self.shared.fenced.load(Ordering::Acquire) {
+            return;
+        }
         if index < next {
             self.pacer.seek(index);
         }
@@ -647,6 +778,19 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         if ctx.shared.stop.load(Ordering::Acquire) {
             break Ok(());
         }
+        if let Some(s) = &ctx.supervision {
+            let now = mono_ns();
+            s.sender_alive.store(now, Ordering::Relaxed);
+            if now >= s.faults.pacer_panic_at {
+                panic!("injected fault: pacer panic");
+            }
+            if now >= s.faults.pacer_hang_at {
+                tracing::warn!("injected fault: the pacer thread hangs");
+                let shared = ctx.shared.clone();
+                hang_until(|| shared.stop.load(Ordering::Acquire));
+                break Ok(());
+            }
+        }
         if ctx.shared.switch_index.load(Ordering::Acquire) <= ctx.pacer.next_index() {
             ctx.apply_switch();
         }
@@ -669,8 +813,16 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         let mut t_send = pacer_now();
         if target == Target::Live {
             if let (Some(g), Some(d)) = (&ctx.gate, decision) {
-                let late = t_send.saturating_sub(d.allowed_ns);
-                if late > g.after_ns {
+                // Asked at most once per datagram; the lateness is measured again right
+                // before the send, so a stall after the decision is caught too.
+                let mut asked = false;
+                loop {
+                    t_send = pacer_now();
+                    let late = t_send.saturating_sub(d.allowed_ns);
+                    if asked || late <= g.after_ns {
+                        break;
+                    }
+                    asked = true;
                     let behind = t_send.saturating_sub(d.due_ns);
                     let ok = (g.check)(GateCheck {
                         index: i,
@@ -699,15 +851,16 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                                 "ownership gate refused a late live send; live output stopped"
                             );
                         }
-                        // Not sent anywhere: the position still advances.
-                        ctx.pacer.sent(i, t_send);
-                        continue;
+                        break;
                     }
-                    t_send = pacer_now();
                 }
             }
             // The live flag, read right before the send.
             target = Target::from_u8(ctx.shared.target.load(Ordering::Acquire));
+            if target == Target::Live && ctx.shared.fenced.load(Ordering::Acquire) {
+                target = ctx.shared.fallback();
+                ctx.shared.target.store(target as u8, Ordering::Release);
+            }
         }
         let sink = match target {
             Target::Off => None,
@@ -715,7 +868,13 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
             Target::Live => ctx.live.as_ref(),
         };
         if let Some(sink) = sink {
-            match send_to(&sink.socket, &buf, sink.dest) {
+            let sent = match &ctx.supervision {
+                Some(s) if t_send - PACER_EPOCH_NS >= s.faults.send_error_at => {
+                    Err(std::io::Error::other("injected fault: send error"))
+                }
+                _ => send_to(&sink.socket, &buf, sink.dest),
+            };
+            match sent {
                 Ok(()) => match target {
                     Target::Live => stats.sent_live += 1,
                     _ => stats.sent_muted += 1,

@@ -3,6 +3,8 @@
 
 pub mod clock;
 pub mod engine;
+pub mod failover;
+pub mod faults;
 pub mod recv_socket;
 mod ring;
 pub mod sockets;

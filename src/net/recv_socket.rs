@@ -132,75 +132,87 @@ impl RecvSocket {
     /// Receives one datagram into `buf` (use 64 KiB so nothing is truncated). `Ok(None)`
     /// when the read timed out or was interrupted by a signal.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        let mut addr = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-        let mut cmsg = CmsgBuf([0; 128]);
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: msghdr is a plain C struct for which all-zero bytes are a valid value.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = addr.as_mut_ptr().cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.0.as_mut_ptr().cast();
-        msg.msg_controllen = cmsg.0.len() as _;
-        // SAFETY: every pointer in `msg` refers to a live, exclusively borrowed buffer
-        // (`addr`, `iov` -> `buf`, `cmsg`) whose length is given alongside it, and they all
-        // outlive the call; the kernel writes at most those lengths.
-        let n = unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut msg, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(e),
-            };
-        }
-        let (mut kernel_ns, mut drops) = (None, None);
-        // SAFETY: `msg` was filled by a successful recvmsg, so msg_control/msg_controllen
-        // describe the valid part of `cmsg`; CMSG_FIRSTHDR/CMSG_NXTHDR stay inside it and
-        // return null at its end. The data of SCM_TIMESTAMPNS is a `timespec` and of
-        // SO_RXQ_OVFL a `u32` (socket(7)); read_unaligned copes with any alignment.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                let h = &*c;
-                if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_TIMESTAMPNS {
-                    let ts: libc::timespec =
-                        std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
-                    kernel_ns = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
-                } else if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SO_RXQ_OVFL {
-                    drops = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-        // SAFETY: recvmsg succeeded, so the kernel wrote a socket address of
-        // msg_namelen bytes (zeroed storage otherwise, family AF_UNSPEC).
-        let storage = unsafe { addr.assume_init() };
-        let src = if storage.ss_family as libc::c_int == libc::AF_INET {
-            // SAFETY: the family is AF_INET, so the storage holds a sockaddr_in, and
-            // sockaddr_storage is large and aligned enough for it.
-            let sin = unsafe {
-                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            SocketAddr::from((
-                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
-                u16::from_be(sin.sin_port),
-            ))
-        } else {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        };
-        Ok(Some(Received {
-            len: n as usize,
-            src,
-            kernel_ns,
-            drops,
-        }))
+        recv_timestamped(self.sock.as_raw_fd(), buf)
     }
+}
+
+/// Enables `SO_TIMESTAMPNS` (kernel receive times, socket(7)) on any UDP socket; returns
+/// whether the kernel accepted it.
+pub fn enable_timestamps(fd: std::os::fd::RawFd) -> bool {
+    set_int_option(fd, libc::SO_TIMESTAMPNS, 1).is_ok()
+}
+
+/// Receives one datagram from the open UDP socket `fd` with `recvmsg(2)`, with its kernel
+/// receive time when `SO_TIMESTAMPNS` is on. `Ok(None)`: nothing to read (non-blocking
+/// socket), the read timed out, or a signal interrupted it.
+pub fn recv_timestamped(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<Option<Received>> {
+    let mut addr = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut cmsg = CmsgBuf([0; 128]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is a plain C struct for which all-zero bytes are a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = addr.as_mut_ptr().cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.0.len() as _;
+    // SAFETY: every pointer in `msg` refers to a live, exclusively borrowed buffer
+    // (`addr`, `iov` -> `buf`, `cmsg`) whose length is given alongside it, and they all
+    // outlive the call; the kernel writes at most those lengths.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
+                Ok(None)
+            }
+            _ => Err(e),
+        };
+    }
+    let (mut kernel_ns, mut drops) = (None, None);
+    // SAFETY: `msg` was filled by a successful recvmsg, so msg_control/msg_controllen
+    // describe the valid part of `cmsg`; CMSG_FIRSTHDR/CMSG_NXTHDR stay inside it and
+    // return null at its end. The data of SCM_TIMESTAMPNS is a `timespec` and of
+    // SO_RXQ_OVFL a `u32` (socket(7)); read_unaligned copes with any alignment.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let h = &*c;
+            if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                kernel_ns = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+            } else if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SO_RXQ_OVFL {
+                drops = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    // SAFETY: recvmsg succeeded, so the kernel wrote a socket address of
+    // msg_namelen bytes (zeroed storage otherwise, family AF_UNSPEC).
+    let storage = unsafe { addr.assume_init() };
+    let src = if storage.ss_family as libc::c_int == libc::AF_INET {
+        // SAFETY: the family is AF_INET, so the storage holds a sockaddr_in, and
+        // sockaddr_storage is large and aligned enough for it.
+        let sin =
+            unsafe { &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+        SocketAddr::from((
+            Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+            u16::from_be(sin.sin_port),
+        ))
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    };
+    Ok(Some(Received {
+        len: n as usize,
+        src,
+        kernel_ns,
+        drops,
+    }))
 }
 
 /// CLOCK_REALTIME in unix ns (the clock `SO_TIMESTAMPNS` uses).

@@ -153,7 +153,18 @@ impl Ring {
 
     /// Reader side: waits until there is a batch to render; `None` once stopped.
     pub fn work(&self) -> Option<Work> {
+        loop {
+            if let Some(w) = self.work_within(None)? {
+                return Some(w);
+            }
+        }
+    }
+
+    /// Reader side: like [`Ring::work`] but waits at most `max_wait` (`None`: no limit);
+    /// `Some(None)` when that passed with nothing to do (a supervised reader checks in).
+    pub fn work_within(&self, max_wait: Option<Duration>) -> Option<Option<Work>> {
         let mut st = self.lock();
+        let deadline = max_wait.map(|d| std::time::Instant::now() + d);
         loop {
             if st.stop {
                 return None;
@@ -163,15 +174,54 @@ impl Ring {
                 let room = limit - st.next_render;
                 // Render at once when the sender is waiting or the room is a full batch.
                 if room >= self.batch || st.next_render <= st.want {
-                    return Some(Work {
+                    return Some(Some(Work {
                         start: st.next_render,
                         count: room.min(self.batch),
                         generation: st.generation,
-                    });
+                    }));
                 }
             }
-            st = self.reader_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = match deadline {
+                None => self.reader_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Some(None);
+                    }
+                    self.reader_cv
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
+    }
+
+    /// Whether [`Ring::stop`] was called.
+    pub fn stopped(&self) -> bool {
+        self.lock().stop
+    }
+
+    /// The index of a datagram still held whose bytes equal `bytes`, the one nearest to
+    /// `hint` (e.g. the index expected now), searching outwards from it.
+    pub fn find(&self, bytes: &[u8], hint: u64) -> Option<u64> {
+        let st = self.lock();
+        let cap = st.cap();
+        for d in 0..cap {
+            for i in [hint.checked_add(d), hint.checked_sub(d).filter(|_| d > 0)]
+                .into_iter()
+                .flatten()
+            {
+                if st.holds(i) {
+                    let s = st.slot(i);
+                    let at = s * st.slot_len;
+                    if st.len[s] == bytes.len() && st.data[at..at + st.len[s]] == *bytes {
+                        return Some(i);
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Reader side: stores rendered datagrams `work.start ..` (each `slot_len` or shorter).

@@ -1,0 +1,391 @@
+//! What the loop does with the node's outputs: messages on the sync link (and to monitors),
+//! engine actions (start, switch, hold, resume, stop; live gate first), the clock offset,
+//! and the log line of every state change.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::{hooks, GateReply, Running, Server, ENGINE_MAX_SLEEP_NS, JOIN_LEAD_NS, START_LEAD_NS};
+use crate::failover::machine::{Action, Trigger};
+use crate::failover::node::{Output, SendTo};
+use crate::failover::state::State;
+use crate::failover::wire::Body;
+use crate::net::clock::{mono_ns, real_ns, real_to_mono};
+use crate::net::engine::{Engine, EngineConfig, GateCheck, OwnershipGate, Sink, Target};
+use crate::net::failover::session::{loops_from_wire, Timeline};
+use crate::net::failover::{SwitchMode, SyncInit};
+use crate::stream::{BoundaryKind, OutputStream};
+
+impl Server {
+    pub(super) fn perform(&mut self, o: Output) {
+        match o {
+            Output::Send { to, msg } => {
+                if matches!(msg.body, Body::SyncRequest)
+                    && self.cfg.sync_init != SyncInit::Secondary
+                {
+                    return; // synchronisation is initiated by the primary or a component
+                }
+                let addr = match to {
+                    SendTo::Peer => SocketAddr::V4(self.cfg.sync_peer),
+                    SendTo::Server(id) => self
+                        .peers
+                        .get(&id)
+                        .copied()
+                        .unwrap_or(SocketAddr::V4(self.cfg.sync_peer)),
+                };
+                self.sync.send(&msg, 0, addr);
+                if matches!(
+                    msg.body,
+                    Body::Heartbeat { .. } | Body::FailedNotice { .. } | Body::Takeover { .. }
+                ) {
+                    for m in &self.cfg.monitors {
+                        self.sync.send(&msg, 0, SocketAddr::V4(*m));
+                    }
+                }
+            }
+            Output::ClockOffset { offset_ns } => {
+                tracing::info!(
+                    offset_us = offset_ns / 1_000,
+                    "clock offset to the server on air locked (theirs minus ours)"
+                );
+                self.offset_ns = Some(offset_ns);
+            }
+            Output::Degraded { component, why } => {
+                tracing::warn!("kernel: non-critical component {component} failed: {why}")
+            }
+            Output::Action(a) => self.action(a),
+        }
+    }
+
+    fn action(&mut self, a: Action) {
+        match a {
+            Action::Transition(t) => {
+                let source = match t.trigger {
+                    Trigger::KernelFailure => "kernel".to_string(),
+                    other => other.name().to_string(),
+                };
+                tracing::info!("state {} -> {}: {source}: {}", t.from, t.to, t.detail);
+                if t.to == State::Failed {
+                    if let Some(r) = &self.engine {
+                        r.handle.control().fence_live();
+                    }
+                }
+                if matches!(t.to, State::PrimaryOffline | State::SecondaryOffline) {
+                    self.stop_engine();
+                }
+                if t.to == State::SecondarySynchronizing {
+                    self.in_step_good = 0;
+                    self.foreign_last = None;
+                }
+            }
+            Action::StartLive => self.start_live(),
+            Action::SwitchToLive { after_index } => self.switch_to_live(after_index),
+            Action::HoldLive | Action::StopLive => {
+                if let Some(r) = &self.engine {
+                    if r.handle.stop_live() {
+                        tracing::info!("live output stopped ({a:?})");
+                    }
+                }
+            }
+            Action::ResumeLive => {
+                if let Some(r) = &self.engine {
+                    match r.handle.set_target(Target::Live) {
+                        Ok(()) => tracing::info!("live output resumed: ownership confirmed"),
+                        Err(e) => tracing::error!("cannot resume live output: {e}"),
+                    }
+                }
+            }
+            Action::StartMuted => self.start_muted(),
+            Action::StopMuted => self.stop_engine(),
+            _ => {}
+        }
+    }
+
+    /// The primary goes on air (ownership verified).
+    fn start_live(&mut self) {
+        if let Some(r) = &self.engine {
+            if let Err(e) = r.handle.set_target(Target::Live) {
+                tracing::error!("cannot go on air: {e}");
+            }
+            return;
+        }
+        let Some(asset) = self.asset.clone() else {
+            tracing::error!("cannot go on air: no asset");
+            return;
+        };
+        let session = asset.session_text(self.cfg.session_id.as_deref(), self.cfg.live.addr);
+        let stream = match asset.stream(session, self.cfg.live.framing, self.cfg.loops) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!("cannot go on air: {e:#}");
+                self.last_error = Some(format!("{e:#}"));
+                return;
+            }
+        };
+        let now_real = real_ns();
+        let origin = self
+            .requested_start
+            .take()
+            .or(self.cfg.start_at_ms.map(|ms| ms.saturating_mul(1_000_000)))
+            .unwrap_or(now_real + START_LEAD_NS);
+        let tl = Timeline {
+            origin_real_ns: origin,
+            origin_index: 0,
+        };
+        let start = if origin >= now_real + START_LEAD_NS / 10 {
+            0
+        } else {
+            tl.index_at(&stream, now_real + START_LEAD_NS / 10)
+        };
+        if stream.datagram_count().is_some_and(|c| start >= c) {
+            tracing::error!("the session starting at {origin} ns is already over");
+            self.last_error = Some("the session is already over".into());
+            return;
+        }
+        if !self.start_engine(stream, tl, start, Target::Live) {
+            return;
+        }
+        tracing::info!(
+            start_index = start,
+            origin_unix_ms = origin / 1_000_000,
+            "on air"
+        );
+        if let Some(p) = self.own_params(tl) {
+            let now = self.now();
+            self.node.set_params(p, now);
+        }
+    }
+
+    /// The secondary's timeline is locked: start the identical stream into the muted group.
+    fn start_muted(&mut self) {
+        let (Some(p), Some(off), Some(asset)) =
+            (self.params_in.clone(), self.offset_ns, self.asset.clone())
+        else {
+            tracing::error!(
+                "cannot start the muted output: parameters, clock offset or asset missing"
+            );
+            return;
+        };
+        if self.muted.is_none() {
+            if p.muted.port() == 0 || p.muted.ip().is_unspecified() {
+                tracing::error!("no muted group: give --muted");
+                self.last_error = Some("no muted group: give --muted".into());
+                return;
+            }
+            let opts = crate::net::sockets::SenderOptions {
+                ttl: self.cfg.ttl,
+                ..crate::net::sockets::SenderOptions::new(self.cfg.iface)
+            };
+            match crate::net::sockets::sender(p.muted, &opts) {
+                Ok(s) => self.muted = Some((s, p.muted)),
+                Err(e) => {
+                    tracing::error!("muted group {}: {e}", p.muted);
+                    return;
+                }
+            }
+        }
+        let session = asset.session_text(self.cfg.session_id.as_deref(), self.cfg.live.addr);
+        let stream = match asset.stream(session, p.framing, loops_from_wire(p.loop_count)) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!("cannot start the muted output: {e:#}");
+                return;
+            }
+        };
+        let tl = Timeline::from_params(&p, off);
+        let start = tl.index_at(&stream, real_ns() + JOIN_LEAD_NS);
+        if stream.datagram_count().is_some_and(|c| start >= c) {
+            tracing::warn!("the primary's session is over: nothing to follow");
+            return;
+        }
+        if self.start_engine(stream, tl, start, Target::Muted) {
+            tracing::info!(
+                start_index = start,
+                muted = %self.muted.as_ref().map_or(String::new(), |m| m.1.to_string()),
+                "muted output started, joining the session in progress"
+            );
+            if let Some(own) = self.own_params(tl) {
+                let now = self.now();
+                self.node.set_params(own, now);
+            }
+        }
+    }
+
+    /// The takeover: from the datagram after the primary's last (seamless), or from the next
+    /// PCR / frame boundary after it, even when its time has passed (the engine rewinds and
+    /// catches up at <= 2x).
+    fn switch_to_live(&mut self, after_index: Option<u64>) {
+        let (Some(r), Some(s)) = (&self.engine, &self.stream) else {
+            tracing::error!("cannot take the live group: no muted output running");
+            return;
+        };
+        let known = match (after_index, self.foreign_last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let from = match (known, self.cfg.switch_at) {
+            (None, _) => r.handle.next_index(),
+            (Some(k), SwitchMode::Seamless) => k + 1,
+            (Some(k), SwitchMode::Pcr) => s.next_boundary(k, BoundaryKind::Pcr),
+            (Some(k), SwitchMode::Frame) => s.next_boundary(k, BoundaryKind::Frame),
+        };
+        let at = r.handle.next_index();
+        match r.handle.switch_at(from, Target::Live) {
+            Ok(()) => {
+                tracing::info!(
+                    from,
+                    engine_at = at,
+                    primary_last = ?known,
+                    mode = ?self.cfg.switch_at,
+                    "taking the live group"
+                );
+                self.switches.push(serde_json::json!({
+                    "from_index": from,
+                    "primary_last_index": known,
+                    "engine_index": at,
+                    "mono_ns": mono_ns(),
+                }));
+            }
+            Err(e) => tracing::error!("cannot take the live group: {e}"),
+        }
+    }
+
+    /// Starts an engine for `stream` on timeline `tl` from datagram `start`.
+    fn start_engine(
+        &mut self,
+        stream: Arc<OutputStream>,
+        tl: Timeline,
+        start: u64,
+        target: Target,
+    ) -> bool {
+        self.stop_engine();
+        let Some(asset) = &self.asset else {
+            return false;
+        };
+        let file = match std::fs::File::open(&asset.path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!("{}: {e}", asset.path.display());
+                self.last_error = Some(format!("{}: {e}", asset.path.display()));
+                return false;
+            }
+        };
+        let zero = tl.zero_real(&stream).clamp(0, u64::MAX as i128) as u64;
+        let origin_mono = real_to_mono(zero);
+        let mut ec = EngineConfig::new(stream.clone(), file, origin_mono);
+        ec.start_index = start;
+        let sock = |s: &std::net::UdpSocket| s.try_clone();
+        match sock(&self.live_tx) {
+            Ok(s) => {
+                ec.live = Some(Sink {
+                    socket: s,
+                    dest: self.cfg.live.addr,
+                })
+            }
+            Err(e) => {
+                tracing::error!("live socket: {e}");
+                return false;
+            }
+        }
+        if let Some((m, addr)) = &self.muted {
+            if let Ok(s) = sock(m) {
+                ec.muted = Some(Sink {
+                    socket: s,
+                    dest: *addr,
+                });
+            }
+        }
+        if target == Target::Muted && ec.muted.is_none() {
+            tracing::error!("no muted group to send to");
+            return false;
+        }
+        ec.initial_target = target;
+        ec.max_sleep_ns = ENGINE_MAX_SLEEP_NS;
+        ec.late_threshold_ns = 1_000_000;
+        let h = hooks(&self.supervisor, self.faults);
+        ec.supervision = Some(h.clone());
+        let (tx, rx) = sync_channel(1024);
+        ec.events = Some(tx);
+        ec.waker = Some(self.waker.clone());
+        ec.gate = Some(self.ownership_gate(h.clone()));
+        match Engine::start(ec) {
+            Ok(handle) => {
+                self.supervisor.engine_started(h, handle.control());
+                self.engine = Some(Running {
+                    handle,
+                    events: rx,
+                    finished: false,
+                });
+                self.stream = Some(stream);
+                self.timeline = Some(tl);
+                true
+            }
+            Err(e) => {
+                tracing::error!("cannot start the engine: {e}");
+                self.last_error = Some(format!("engine: {e}"));
+                false
+            }
+        }
+    }
+
+    /// The engine's ownership gate: a live send later than the stall bound waits until the
+    /// loop (sockets drained first) has verified that this server still owns the live group.
+    fn ownership_gate(&self, hooks: Arc<crate::net::faults::Supervision>) -> OwnershipGate {
+        let m = self.node.config().machine;
+        let tx = Mutex::new(self.gate_sender());
+        let waker = self.waker.clone();
+        let wait_ns = 2 * m.verify_timeout_ns + 20_000_000;
+        OwnershipGate {
+            after_ns: m.stall_verify_ns,
+            check: Arc::new(move |c: GateCheck| {
+                let g = Arc::new(GateReply {
+                    late_ns: c.late_ns,
+                    answer: Mutex::new(None),
+                    cv: Condvar::new(),
+                });
+                {
+                    let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+                    if tx.send(g.clone()).is_err() {
+                        return false;
+                    }
+                }
+                let _ = waker.wake();
+                let deadline = mono_ns() + wait_ns;
+                let mut a = g.answer.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(ok) = *a {
+                        return ok;
+                    }
+                    let now = mono_ns();
+                    if now >= deadline {
+                        return false;
+                    }
+                    // Waiting for the verdict is not a hang of the pacer.
+                    hooks.sender_alive.store(now, Ordering::Relaxed);
+                    a =
+                        g.cv.wait_timeout(a, std::time::Duration::from_millis(1))
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                }
+            }),
+        }
+    }
+
+    /// Stops and forgets the engine.
+    pub(super) fn stop_engine(&mut self) {
+        // A sender waiting in the gate is answered first, or joining it would wait.
+        while let Ok(g) = self.gate_rx.try_recv() {
+            self.pending_gates.push(g);
+        }
+        for g in self.pending_gates.drain(..) {
+            g.set(false);
+        }
+        if let Some(r) = self.engine.take() {
+            self.supervisor.engine_stopped();
+            r.handle.stop();
+            drop(r);
+        }
+    }
+}

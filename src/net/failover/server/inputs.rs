@@ -1,0 +1,690 @@
+//! What the loop reads: supervisor reports, engine events, the sync link, the control port,
+//! the live group, gate requests; and the policies it applies before the node's timers.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Server, PUSH_EVERY_NS};
+use crate::failover::machine::{Event, LiveGate, OutputFault};
+use crate::failover::node::Now;
+use crate::failover::state::State;
+use crate::failover::wire::{Body, Header, Msg, SenderRole, SyncParams};
+use crate::net::clock::clock_offset_ns;
+use crate::net::engine::{EngineEvent, Target};
+use crate::net::failover::link::Incoming;
+use crate::net::failover::session::{Asset, Timeline};
+use crate::net::failover::supervisor::{Report, KERNEL_ID_BIT};
+use crate::net::failover::SyncInit;
+use crate::net::recv_socket::recv_timestamped;
+use crate::net::url::Framing;
+use crate::stream::rtp::RtpHeader;
+use crate::ts::pcr::ns_to_ticks;
+
+/// Two send errors within this window make an output failure (claim 13).
+const SEND_ERROR_WINDOW_NS: u64 = 100_000_000;
+/// A heartbeat whose datagram left within this of our schedule shows the muted output in
+/// step (the clock offset's error plus the primary's pacing jitter).
+const IN_STEP_TOLERANCE_NS: i128 = 2_000_000;
+
+impl Server {
+    /// The receive instant of a datagram on both clocks, from its kernel timestamp
+    /// (CLOCK_REALTIME without the lab offset): `now` minus its age.
+    pub(super) fn rx_now(&self, kernel_ns: Option<u64>, now: Now) -> Now {
+        match kernel_ns {
+            None => now,
+            Some(k) => {
+                let raw_now = now.real as i128 - clock_offset_ns() as i128;
+                let age = (raw_now - k as i128).clamp(0, u64::MAX as i128) as u64;
+                Now {
+                    mono: now.mono.saturating_sub(age),
+                    real: now.real.saturating_sub(age),
+                }
+            }
+        }
+    }
+
+    pub(super) fn drain_reports(&mut self) {
+        while let Ok(r) = self.reports.try_recv() {
+            let now = self.now();
+            match r {
+                Report::Failed { component, why } => {
+                    self.node
+                        .event(Event::KernelFailure { component, why }, now);
+                    self.flush();
+                }
+                Report::Degraded { component, why } => {
+                    tracing::warn!("kernel: non-critical component {component} failed: {why}");
+                }
+            }
+        }
+    }
+
+    pub(super) fn drain_engine(&mut self) {
+        let Some(run) = &mut self.engine else { return };
+        let events: Vec<EngineEvent> = run.events.try_iter().collect();
+        for e in events {
+            let now = self.now();
+            match e {
+                EngineEvent::SendError {
+                    index,
+                    target,
+                    message,
+                    ..
+                } => {
+                    self.send_errors.push_back(now.mono);
+                    while self
+                        .send_errors
+                        .front()
+                        .is_some_and(|&t| now.mono.saturating_sub(t) > SEND_ERROR_WINDOW_NS)
+                    {
+                        self.send_errors.pop_front();
+                    }
+                    if self.send_errors.len() >= 2 && target != Target::Off {
+                        self.send_errors.clear();
+                        self.node.event(
+                            Event::OutputFailure(OutputFault::SendError(format!(
+                                "datagram {index} to the {} group: {message}",
+                                if target == Target::Live {
+                                    "live"
+                                } else {
+                                    "muted"
+                                }
+                            ))),
+                            now,
+                        );
+                        self.flush();
+                    }
+                }
+                EngineEvent::Late {
+                    lateness_ns, index, ..
+                } => {
+                    let (at, len) = self.loop_stall;
+                    let own_stall =
+                        now.mono.saturating_sub(at) < 1_000_000_000 && len >= lateness_ns / 2;
+                    if lateness_ns > self.stall_bound()
+                        && !own_stall
+                        && self.node.machine().sending_live()
+                    {
+                        tracing::warn!(index, late_us = lateness_ns / 1_000, "pacer woke late");
+                        self.node.event(
+                            Event::OutputFailure(OutputFault::PacerLate {
+                                late_ns: lateness_ns,
+                            }),
+                            now,
+                        );
+                        self.flush();
+                    }
+                }
+                EngineEvent::Switched {
+                    index,
+                    target,
+                    rewound,
+                } => {
+                    tracing::info!(
+                        index,
+                        rewound,
+                        "engine: output moved to the {target:?} target from datagram {index}"
+                    );
+                }
+                EngineEvent::GateClosed {
+                    index, fallback, ..
+                } => {
+                    tracing::info!(
+                        index,
+                        ?fallback,
+                        "engine: ownership not confirmed; live output stopped"
+                    );
+                }
+                EngineEvent::Finished => {
+                    if let Some(r) = &mut self.engine {
+                        r.finished = true;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn drain_sync(&mut self) {
+        loop {
+            let now = self.now();
+            match self.sync.recv(now.mono) {
+                Ok(Some(inc)) => self.on_sync(inc, now),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sync link receive");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn note_server(&mut self, h: &Header, from: SocketAddr, rx: Now) {
+        if matches!(h.role, SenderRole::Primary | SenderRole::Secondary)
+            && h.sender_id & !KERNEL_ID_BIT != self.cfg.server_id
+        {
+            if h.sender_id & KERNEL_ID_BIT == 0 {
+                self.peers.insert(h.sender_id, from);
+            }
+            self.last_peer_rx = Some(self.last_peer_rx.map_or(rx.mono, |t| t.max(rx.mono)));
+        }
+    }
+
+    fn on_sync(&mut self, inc: Incoming, now: Now) {
+        let rx = self.rx_now(inc.kernel_ns, now);
+        let h = inc.msg.header;
+        self.note_server(&h, inc.from, rx);
+        let sample = match &inc.msg.body {
+            Body::Heartbeat {
+                last_index: Some(l),
+                last_index_send_real_ns,
+                ..
+            } if h.sender_id != self.cfg.server_id => Some((*l, *last_index_send_real_ns)),
+            _ => None,
+        };
+        match self.node.on_message(inc.msg, rx, now) {
+            Err(e) => self.sync.replayed(now.mono, inc.from, &e),
+            Ok(Some(body)) => self.on_body(body, h, inc.from, inc.key, false),
+            Ok(None) => {}
+        }
+        self.flush();
+        if let Some((index, sent)) = sample {
+            self.in_step_sample(index, sent);
+        }
+    }
+
+    pub(super) fn drain_control(&mut self) {
+        loop {
+            let now = self.now();
+            match self.control.recv(now.mono) {
+                Ok(Some(inc)) => self.on_control(inc, now),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "control receive");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self, inc: Incoming, now: Now) {
+        let rx = self.rx_now(inc.kernel_ns, now);
+        let h = inc.msg.header;
+        let server = matches!(h.role, SenderRole::Primary | SenderRole::Secondary);
+        // A synchronisation component or client asking for the parameters gets them here,
+        // not through the machine (which would send them to the peer).
+        if !server && matches!(inc.msg.body, Body::SyncRequest) {
+            if let Err(e) = self.control_guard.check(&h) {
+                self.control.replayed(now.mono, inc.from, &e);
+                return;
+            }
+            match self.node.params().cloned() {
+                Some(p) if self.node.machine().is_owner() => {
+                    self.reply(Body::SyncParams(p), inc.from, inc.key);
+                }
+                _ => {
+                    self.control.refused(
+                        now.mono,
+                        inc.from,
+                        "sync request: this server is not on air with a session",
+                    );
+                }
+            }
+            return;
+        }
+        match (&inc.msg.body, h.role) {
+            (Body::MonitorCommand(_), SenderRole::Monitor)
+            | (Body::SyncParams(_), SenderRole::Sync | SenderRole::Client)
+            | (Body::PlayRequest { .. }, _)
+            | (Body::StatusRequest, _) => {}
+            _ => {
+                self.control.refused(
+                    now.mono,
+                    inc.from,
+                    &format!(
+                        "{:?} from a {:?} is not a control message",
+                        inc.msg.body.kind(),
+                        h.role
+                    ),
+                );
+                return;
+            }
+        }
+        match self.node.on_message(inc.msg, rx, now) {
+            Err(e) => self.control.replayed(now.mono, inc.from, &e),
+            Ok(Some(body)) => self.on_body(body, h, inc.from, inc.key, true),
+            Ok(None) => {}
+        }
+        self.flush();
+    }
+
+    /// Sends a reply on the control port with the key that verified the request.
+    pub(super) fn reply(&mut self, body: Body, to: SocketAddr, key: usize) {
+        let header = self.control_stamper.header(
+            self.node.machine().epoch(),
+            self.node.machine().is_owner(),
+            self.now().real,
+        );
+        self.control.send(&Msg { header, body }, key, to);
+    }
+
+    fn on_body(&mut self, body: Body, h: Header, from: SocketAddr, key: usize, control: bool) {
+        match body {
+            Body::SyncParams(p) => self.on_params(p, h),
+            Body::PlayRequest {
+                asset_path,
+                start_real_ns,
+            } => self.on_play_request(&asset_path, start_real_ns, from),
+            Body::StatusRequest if control => {
+                let json = self.status_json().to_string();
+                self.reply(Body::StatusReply { json }, from, key);
+            }
+            _ => {}
+        }
+    }
+
+    /// Parameters from the primary (sync link) or a sync component (control port): checked
+    /// against this server's asset and destination, then accepted.
+    fn on_params(&mut self, p: SyncParams, h: Header) {
+        let now = self.now();
+        if self.node.machine().is_owner() {
+            tracing::debug!("parameters ignored: this server is on air");
+            return;
+        }
+        if !self.node.machine().enabled() {
+            tracing::debug!("parameters ignored: waiting for an asset request");
+            return;
+        }
+        let st = self.node.machine().state();
+        if self.params_in.as_ref() == Some(&p)
+            && matches!(
+                st,
+                State::SecondarySynchronizing | State::SecondarySynchronized
+            )
+        {
+            return; // the same session: already locking or locked on it
+        }
+        if let Err(why) = self.check_params(&p) {
+            if self.refused_identity != Some(p.asset) {
+                tracing::error!("refusing to synchronise with server {}: {why}", h.sender_id);
+            }
+            self.refused_identity = Some(p.asset);
+            self.last_error = Some(why);
+            return;
+        }
+        self.refused_identity = None;
+        tracing::info!(
+            from = h.sender_id,
+            asset = %p.asset_name,
+            origin_index = p.origin_index,
+            "session parameters accepted"
+        );
+        self.params_in = Some(p.clone());
+        self.node.accept_params(p, now);
+        self.flush();
+    }
+
+    fn check_params(&mut self, p: &SyncParams) -> Result<(), String> {
+        if p.live != self.cfg.live.addr || p.framing != self.cfg.live.framing {
+            let f = |f: Framing| if f == Framing::Rtp { "rtp" } else { "udp" };
+            return Err(format!(
+                "the primary plays onto {}://{}, this server onto {}",
+                f(p.framing),
+                p.live,
+                self.cfg.live
+            ));
+        }
+        if self.asset.is_none() {
+            let path = Path::new(&p.asset_name);
+            match Asset::load(path) {
+                Ok(a) => self.set_asset(a),
+                Err(e) => {
+                    return Err(format!(
+                    "no asset here: the primary plays {} ({}) and it cannot be opened here: {e:#}",
+                    p.asset_name, p.asset
+                ))
+                }
+            }
+        }
+        let ours = self.asset.as_ref().map(|a| a.identity());
+        if ours != Some(p.asset) {
+            return Err(format!(
+                "asset mismatch: the primary plays {} ({}), this server has {} ({})",
+                p.asset_name,
+                p.asset,
+                self.asset
+                    .as_ref()
+                    .map_or("nothing".into(), |a| a.path.display().to_string()),
+                ours.map_or("-".into(), |i| i.to_string())
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_play_request(&mut self, path: &str, start: Option<u64>, from: SocketAddr) {
+        let st = self.node.machine().state();
+        if !matches!(st, State::PrimaryOffline | State::SecondaryOffline) {
+            tracing::warn!(from = %from, "asset request for {path} refused: the server is {st}");
+            self.last_error = Some(format!("asset request for {path} refused: server is {st}"));
+            return;
+        }
+        match Asset::load(Path::new(path)) {
+            Ok(a) => {
+                tracing::info!(from = %from, asset = path, start_real_ns = ?start, "asset request");
+                self.set_asset(a);
+                self.requested_start = start;
+                let now = self.now();
+                self.node.event(
+                    Event::AssetRequest {
+                        asset: path.to_string(),
+                    },
+                    now,
+                );
+                self.flush();
+            }
+            Err(e) => {
+                tracing::error!(from = %from, "asset request for {path}: {e:#}");
+                self.last_error = Some(format!("asset request for {path}: {e:#}"));
+            }
+        }
+    }
+
+    /// Takes an asset; rebuilds the (offline) node when its frame rate changes the
+    /// heartbeat settings.
+    pub(super) fn set_asset(&mut self, a: Asset) {
+        let want = super::node_config(&self.cfg, Some(&a), self.boot_id, self.session);
+        self.asset = Some(a);
+        if want != *self.node.config() {
+            let offline = matches!(
+                self.node.machine().state(),
+                State::PrimaryOffline | State::SecondaryOffline
+            );
+            if offline {
+                // A fresh node is a fresh boot: peers accept its new sequence numbers.
+                self.boot_id = crate::net::clock::real_ns().max(self.boot_id + 1);
+                let cfg =
+                    super::node_config(&self.cfg, self.asset.as_ref(), self.boot_id, self.session);
+                let enabled = self.node.machine().enabled();
+                self.node = crate::failover::node::Node::new(cfg, self.cfg.role, self.now());
+                if enabled {
+                    self.node.event(Event::Started, self.now());
+                }
+                tracing::info!(
+                    heartbeat_us = cfg.machine.heartbeat_period_ns / 1_000,
+                    "heartbeat settings follow the asset's frame rate"
+                );
+            }
+        }
+    }
+
+    pub(super) fn drain_live(&mut self) {
+        loop {
+            let r = match recv_timestamped(self.live_rx.as_raw_fd(), &mut self.live_buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "live group receive");
+                    break;
+                }
+            };
+            if r.src == self.live_src {
+                continue; // our own, looped back
+            }
+            let now = self.now();
+            let rx = self.rx_now(r.kernel_ns, now);
+            let len = r.len.min(self.live_buf.len());
+            let idx = self.live_index(len);
+            if let Some(i) = idx {
+                self.foreign_last = Some(self.foreign_last.map_or(i, |l| l.max(i)));
+            }
+            self.live_heard += 1;
+            self.foreign_rx = Some(rx.mono);
+            self.node.on_live(rx.mono, idx, false, now);
+            self.flush();
+        }
+    }
+
+    /// The session index of a datagram heard on the live group: RTP sequence number
+    /// unwrapped near the expected index, or (raw UDP) a content match in the engine's ring.
+    fn live_index(&self, len: usize) -> Option<u64> {
+        let stream = self.stream.as_ref()?;
+        let bytes = &self.live_buf[..len];
+        let hint = self
+            .foreign_last
+            .map(|l| l + 1)
+            .or_else(|| self.engine.as_ref().map(|r| r.handle.next_index()))?;
+        match stream.rtp_session() {
+            Some(rtp) => {
+                let (h, _) = RtpHeader::parse(bytes).ok()?;
+                if h.ssrc != rtp.ssrc {
+                    return None;
+                }
+                let expect = rtp.sequence_base.wrapping_add(hint as u16);
+                let d = h.sequence.wrapping_sub(expect) as i16 as i64;
+                u64::try_from(hint as i64 + d).ok()
+            }
+            None => self.engine.as_ref()?.handle.index_of_recent(bytes, hint),
+        }
+    }
+
+    /// New gate requests from the engine: the node learns of the stall, then the request
+    /// waits for the machine's verdict on ownership.
+    pub(super) fn drain_gates(&mut self) {
+        while let Ok(g) = self.gate_rx.try_recv() {
+            let now = self.now();
+            self.node.event(
+                Event::ResumedAfterStall {
+                    stalled_for: g.late_ns,
+                },
+                now,
+            );
+            self.flush();
+            self.pending_gates.push(g);
+        }
+    }
+
+    /// Answers the gate requests whose outcome is known: live gate open (ownership
+    /// confirmed) or off (stepped down).
+    pub(super) fn answer_gates(&mut self) {
+        let gate = self.node.machine().live_gate();
+        let engine = self.engine.is_some();
+        self.pending_gates.retain(|g| {
+            let ans = match gate {
+                _ if !engine => Some(false),
+                LiveGate::Open => Some(true),
+                LiveGate::Off => Some(false),
+                LiveGate::Held { .. } => None,
+            };
+            match ans {
+                Some(a) => {
+                    g.set(a);
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+
+    /// The engine's last send, for the heartbeats.
+    pub(super) fn report_progress(&mut self, now: Now) {
+        let (Some(r), Some(s)) = (&self.engine, &self.stream) else {
+            return;
+        };
+        if let Some(l) = r.handle.last_sent().filter(|l| l.target != Target::Off) {
+            let real = now.real.saturating_sub(now.mono.saturating_sub(l.mono_ns));
+            let pos = ns_to_ticks(s.departure_ns(l.index));
+            self.node.on_progress(l.index, real, pos);
+        }
+    }
+
+    /// Self detection (claim 13), primary-initiated synchronisation (claim 5), the end of
+    /// the session.
+    pub(super) fn policies(&mut self, now: Now) {
+        let m = self.node.machine();
+        // Output stalled: the engine is far behind its timeline while on air, and this
+        // process itself was not stalled (that is the ownership check's business).
+        if m.sending_live() {
+            if let (Some(r), Some(_)) = (&self.engine, &self.stream) {
+                let next = r.handle.next_index();
+                let due = r.handle.due_mono_ns(next);
+                let behind = (now.mono as i128 - due as i128).max(0) as u64;
+                let (at, _) = self.loop_stall;
+                let recent_own = now.mono.saturating_sub(at) < 2 * self.stall_bound();
+                if behind > self.stall_bound()
+                    && !recent_own
+                    && r.handle.target() == Target::Live
+                    && !r.finished
+                {
+                    self.node.event(
+                        Event::OutputFailure(OutputFault::Stalled { for_ns: behind }),
+                        now,
+                    );
+                    self.flush();
+                }
+            }
+        }
+        // Claim 5: the primary pushes its parameters to a secondary that appears.
+        let m = self.node.machine();
+        if self.cfg.sync_init == SyncInit::Primary
+            && m.is_owner()
+            && matches!(
+                m.peer_state(),
+                Some(State::SecondaryOffline | State::Secondary)
+            )
+            && now.mono >= self.next_push
+            && self.node.params().is_some()
+        {
+            self.next_push = now.mono + PUSH_EVERY_NS;
+            tracing::debug!("pushing the session parameters to the peer");
+            self.node.event(Event::SyncRequested, now);
+            self.flush();
+        }
+        // The end of a finite session.
+        if self.exit_at.is_none() {
+            if let (Some(r), Some(s)) = (&self.engine, &self.stream) {
+                let complete = s
+                    .datagram_count()
+                    .is_some_and(|c| r.handle.next_index() >= c);
+                if r.finished && complete {
+                    tracing::info!("end of the session");
+                    self.node.event(
+                        Event::Stop {
+                            by: "the end of the session".into(),
+                        },
+                        now,
+                    );
+                    self.flush();
+                    self.exit_at = Some((now.mono + 50_000_000, 0));
+                } else if r.finished && r.handle.is_finished() {
+                    let err = "the engine stopped before the end of the session".to_string();
+                    if self.last_error.as_deref() != Some(err.as_str()) {
+                        tracing::error!("{err}");
+                        self.last_error = Some(err.clone());
+                        if self.node.machine().state().on_air() {
+                            self.node
+                                .event(Event::OutputFailure(OutputFault::SendError(err)), now);
+                            self.flush();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A heartbeat of the server on air: is our muted output in step with it?
+    fn in_step_sample(&mut self, index: u64, sent_real_theirs: u64) {
+        let m = self.node.machine();
+        let st = m.state();
+        if !matches!(
+            st,
+            State::SecondarySynchronizing | State::SecondarySynchronized
+        ) || !m.locked()
+        {
+            return;
+        }
+        let (Some(off), Some(s), Some(tl), Some(r)) =
+            (self.offset_ns, &self.stream, self.timeline, &self.engine)
+        else {
+            return;
+        };
+        if r.handle.last_sent().is_none() {
+            return;
+        }
+        let err = (sent_real_theirs as i128 - off as i128) - tl.due_real(s, index);
+        let frame = self
+            .asset
+            .as_ref()
+            .map_or(super::DEFAULT_FRAME_NS, |a| a.frame_ns) as i128;
+        let now = self.now();
+        if st == State::SecondarySynchronizing {
+            if err.abs() <= IN_STEP_TOLERANCE_NS {
+                self.in_step_good += 1;
+                if self.in_step_good >= 2 {
+                    tracing::info!(
+                        index,
+                        error_us = (err / 1_000) as i64,
+                        "muted output in step with the primary"
+                    );
+                    self.node.event(Event::InStep, now);
+                    self.flush();
+                }
+            } else {
+                self.in_step_good = 0;
+                tracing::debug!(index, error_us = (err / 1_000) as i64, "not in step yet");
+            }
+            return;
+        }
+        // Synchronised: the primary ahead of our timeline, or persistently far behind it,
+        // means the lock no longer holds.
+        self.lock_ahead = if err < -IN_STEP_TOLERANCE_NS {
+            self.lock_ahead + 1
+        } else {
+            0
+        };
+        self.lock_behind = if err > 2 * frame {
+            self.lock_behind + 1
+        } else {
+            0
+        };
+        if self.lock_ahead >= 3 || self.lock_behind >= 25 {
+            let reason = format!(
+                "the primary's datagram {index} left {:.3} ms from our timeline",
+                err as f64 / 1e6
+            );
+            self.lock_ahead = 0;
+            self.lock_behind = 0;
+            self.node.event(Event::LockLost { reason }, now);
+            self.flush();
+        }
+    }
+
+    /// Our parameters (on our clock) for secondaries that synchronise behind us.
+    pub(super) fn own_params(&self, tl: Timeline) -> Option<SyncParams> {
+        let a = self.asset.as_ref()?;
+        let muted = self
+            .muted
+            .as_ref()
+            .map(|m| m.1)
+            .or(self.params_in.as_ref().map(|p| p.muted))
+            .unwrap_or(std::net::SocketAddrV4::new(
+                std::net::Ipv4Addr::UNSPECIFIED,
+                0,
+            ));
+        Some(SyncParams {
+            asset: a.identity(),
+            asset_name: a.path.display().to_string(),
+            framing: self.cfg.live.framing,
+            loop_count: crate::net::failover::session::loop_count_wire(self.cfg.loops),
+            origin_real_ns: tl.origin_real_ns,
+            origin_index: tl.origin_index,
+            muted,
+            live: self.cfg.live.addr,
+        })
+    }
+
+    /// A live gate request's channel end, for the engine's gate closure.
+    pub(super) fn gate_sender(&self) -> std::sync::mpsc::Sender<Arc<super::GateReply>> {
+        self.gate_tx.clone()
+    }
+}

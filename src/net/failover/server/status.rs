@@ -1,0 +1,76 @@
+//! `tandem status`: the node's snapshot plus what the driver knows (position, peer, clock
+//! offset, refused messages, kernel components).
+
+use super::Server;
+use crate::net::failover::link::rejects_json;
+
+impl Server {
+    /// The status object (JSON schema `tandem.status/1`).
+    pub(super) fn status_json(&self) -> serde_json::Value {
+        let now = self.now();
+        let mut v = self.node.status_json();
+        let period = self.node.config().machine.heartbeat_period_ns.max(1);
+        let missed = self
+            .last_peer_rx
+            .map(|t| now.mono.saturating_sub(t) / period);
+        let position = self
+            .engine
+            .as_ref()
+            .and_then(|r| r.handle.last_sent())
+            .map(|l| {
+                serde_json::json!({
+                    "last_index": l.index,
+                    "target": l.target,
+                    "age_us": now.mono.saturating_sub(l.mono_ns) / 1_000,
+                })
+            });
+        let stats = self.engine.as_ref().map(|r| r.handle.stats());
+        let components = self
+            .supervisor
+            .snapshot
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        let extra = serde_json::json!({
+            "schema": "tandem.status/1",
+            "server_id": self.cfg.server_id,
+            "command": self.cfg.role,
+            "boot_id": self.boot_id,
+            "session": format!("{:016x}", self.session),
+            "live_group": self.cfg.live.to_string(),
+            "muted": self.muted.as_ref().map(|m| m.1.to_string()),
+            "asset": self.asset.as_ref().map(|a| a.path.display().to_string()),
+            "peer": {
+                "sync_addr": self.cfg.sync_peer.to_string(),
+                "state": self.node.machine().peer_state(),
+                "last_index": self.node.machine().peer_last_index(),
+                "heartbeats_missed": missed,
+                "last_heard_us_ago": self.last_peer_rx.map(|t| now.mono.saturating_sub(t) / 1_000),
+            },
+            "heartbeat_us": period / 1_000,
+            "miss": self.node.config().detector.miss,
+            "detection_window_us": self.node.config().detector.heartbeat_window() / 1_000,
+            "position": position,
+            "engine": stats,
+            "clock_offset_ns": self.offset_ns,
+            "live_datagrams_heard": self.live_heard,
+            "other_sender_last_index": self.foreign_last,
+            "switch_at": self.cfg.switch_at,
+            "sync_init": self.cfg.sync_init,
+            "switches": self.switches,
+            "rejected": rejects_json(&[
+                ("sync", self.sync.rejects()),
+                ("control", self.control.rejects()),
+            ]),
+            "rejected_total": self.sync.rejects().total() + self.control.rejects().total(),
+            "kernel": components,
+            "last_error": self.last_error,
+        });
+        if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {
+            for (k, val) in more {
+                obj.insert(k, val);
+            }
+        }
+        v
+    }
+}

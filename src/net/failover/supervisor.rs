@@ -1,0 +1,400 @@
+//! The kernel of claims 14-16 at run time: a supervisor thread that runs the sans-IO
+//! [`Kernel`]. The critical components of a server register with it and check in by
+//! deadlines: the engine's `reader` and `pacer` threads (through
+//! [`Supervision`](crate::net::faults::Supervision)), and the event loop's `heartbeat` and
+//! `sync` duties (through [`LoopAlive`]). A component that misses its deadline (a hang) or
+//! panics (caught by the engine and reported here) fails the server.
+//!
+//! The supervisor does not rely on the event loop to act, since the loop may be the
+//! component that hung: on a `Failed` verdict it fences the engine's live output first
+//! (nothing more goes on air), then sends a `FailedNotice` to the peer and the monitors at
+//! once (with its own sender identity: server id | [`KERNEL_ID_BIT`], so its sequence
+//! numbers do not collide with the loop's), and only then tells the loop, which moves the
+//! state machine to `Failed`.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::failover::kernel::{Kernel, Verdict, Why};
+use crate::failover::wire::{self, Body, Key, Msg, SenderRole, Stamper};
+use crate::net::clock::{mono_ns, real_ns};
+use crate::net::engine::{EngineControl, Target};
+use crate::net::faults::{PanicHook, Supervision};
+
+/// The sender-id bit of messages sent by the supervisor itself.
+pub const KERNEL_ID_BIT: u32 = 0x8000_0000;
+
+/// Check-in deadlines of the components, ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// The engine's sender (pacer) thread.
+    pub pacer_ns: u64,
+    /// The engine's reader thread.
+    pub reader_ns: u64,
+    /// The event loop (heartbeats and the sync link).
+    pub loop_ns: u64,
+}
+
+/// Check-ins of the event loop and what the supervisor needs to stamp its messages.
+#[derive(Debug, Default)]
+pub struct LoopAlive {
+    /// Monotonic ns of the last heartbeat duty (timers handled).
+    pub heartbeat: AtomicU64,
+    /// Monotonic ns of the last sync-link drain.
+    pub sync: AtomicU64,
+    /// The epoch the loop's node knows (for the notice header).
+    pub epoch: AtomicU64,
+    /// The node's role is secondary (for the notice header).
+    pub secondary: AtomicBool,
+}
+
+/// Where the supervisor sends its Failed notice.
+pub struct Notice {
+    /// A clone of the sync-link socket.
+    pub socket: UdpSocket,
+    /// The sync-link key.
+    pub key: Key,
+    /// The peer server.
+    pub peer: SocketAddr,
+    /// Component monitors.
+    pub monitors: Vec<SocketAddr>,
+    /// Server id (the kernel bit is added).
+    pub server_id: u32,
+    /// Boot id of this process.
+    pub boot_id: u64,
+    /// Wire session id.
+    pub session: u64,
+}
+
+/// What the supervisor is told.
+enum Cmd {
+    EngineStarted(Arc<Supervision>, EngineControl),
+    EngineStopped,
+    Panic(&'static str, String),
+}
+
+/// What the supervisor tells the loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// A critical component failed: the engine is fenced and the notice sent.
+    Failed {
+        /// The component.
+        component: String,
+        /// Why, for the log and the state transition.
+        why: String,
+    },
+    /// A non-critical component failed.
+    Degraded {
+        /// The component.
+        component: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// One component as `tandem status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ComponentStatus {
+    /// Name.
+    pub name: String,
+    /// Critical.
+    pub critical: bool,
+    /// Check-in deadline, us.
+    pub deadline_us: u64,
+    /// Why it failed, if it did.
+    pub failed: Option<String>,
+}
+
+/// The running supervisor.
+pub struct Supervisor {
+    tx: Sender<Cmd>,
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+    /// The loop's check-ins.
+    pub alive: Arc<LoopAlive>,
+    /// The latest component table.
+    pub snapshot: Arc<Mutex<Vec<ComponentStatus>>>,
+}
+
+impl Supervisor {
+    /// Starts the supervisor thread; reports go to `reports` (the loop is woken with
+    /// `waker` after each).
+    pub fn start(
+        deadlines: Deadlines,
+        notice: Notice,
+        reports: Sender<Report>,
+        waker: Arc<mio::Waker>,
+    ) -> std::io::Result<Supervisor> {
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let alive = Arc::new(LoopAlive::default());
+        let now = mono_ns();
+        alive.heartbeat.store(now, Ordering::Relaxed);
+        alive.sync.store(now, Ordering::Relaxed);
+        let snapshot = Arc::new(Mutex::new(Vec::new()));
+        let join = {
+            let (stop, alive, snapshot) = (stop.clone(), alive.clone(), snapshot.clone());
+            std::thread::Builder::new()
+                .name("tandem-kernel".into())
+                .spawn(move || {
+                    let mut k = Run {
+                        kernel: Kernel::new(),
+                        deadlines,
+                        notice,
+                        stamper: None,
+                        engine: None,
+                        alive,
+                        reports,
+                        waker,
+                        snapshot,
+                    };
+                    k.run(&rx, &stop)
+                })?
+        };
+        Ok(Supervisor {
+            tx,
+            stop,
+            join: Some(join),
+            alive,
+            snapshot,
+        })
+    }
+
+    /// The engine's hooks to supervise (a new engine replaces the previous one).
+    pub fn engine_started(&self, hooks: Arc<Supervision>, control: EngineControl) {
+        let _ = self.tx.send(Cmd::EngineStarted(hooks, control));
+    }
+
+    /// The engine was stopped on purpose: its threads no longer check in.
+    pub fn engine_stopped(&self) {
+        let _ = self.tx.send(Cmd::EngineStopped);
+    }
+
+    /// A panic-report hook for [`Supervision::on_panic`].
+    pub fn panic_hook(&self) -> PanicHook {
+        let tx = Mutex::new(self.tx.clone());
+        Box::new(move |component, message| {
+            let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = tx.send(Cmd::Panic(component, message.to_string()));
+        })
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.tx.send(Cmd::EngineStopped);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+struct Run {
+    kernel: Kernel,
+    deadlines: Deadlines,
+    notice: Notice,
+    stamper: Option<Stamper>,
+    engine: Option<(Arc<Supervision>, EngineControl)>,
+    alive: Arc<LoopAlive>,
+    reports: Sender<Report>,
+    waker: Arc<mio::Waker>,
+    snapshot: Arc<Mutex<Vec<ComponentStatus>>>,
+}
+
+const ENGINE_COMPONENTS: [&str; 2] = ["reader", "pacer"];
+
+impl Run {
+    fn run(&mut self, rx: &Receiver<Cmd>, stop: &AtomicBool) {
+        let now = mono_ns();
+        let _ = self
+            .kernel
+            .register("heartbeat", true, self.deadlines.loop_ns, now);
+        let _ = self
+            .kernel
+            .register("sync", true, self.deadlines.loop_ns, now);
+        self.publish();
+        loop {
+            let now = mono_ns();
+            let wait = self
+                .kernel
+                .next_deadline()
+                .map_or(100_000_000, |d| d.saturating_sub(now))
+                .clamp(100_000, 100_000_000);
+            let first = match rx.recv_timeout(Duration::from_nanos(wait)) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            for cmd in first.into_iter().chain(rx.try_iter()) {
+                self.command(cmd);
+            }
+            self.check_ins();
+            let now = mono_ns();
+            let mut changed = false;
+            while let Some(v) = self.kernel.poll(now) {
+                changed = true;
+                self.verdict(v, now);
+            }
+            if changed {
+                self.publish();
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        let now = mono_ns();
+        match cmd {
+            Cmd::EngineStarted(hooks, control) => {
+                for c in ENGINE_COMPONENTS {
+                    let _ = self.kernel.unregister(c);
+                }
+                let _ = self
+                    .kernel
+                    .register("reader", true, self.deadlines.reader_ns, now);
+                let _ = self
+                    .kernel
+                    .register("pacer", true, self.deadlines.pacer_ns, now);
+                self.engine = Some((hooks, control));
+            }
+            Cmd::EngineStopped => {
+                for c in ENGINE_COMPONENTS {
+                    let _ = self.kernel.unregister(c);
+                }
+                self.engine = None;
+            }
+            Cmd::Panic(component, message) => {
+                if self.engine.is_some() {
+                    let _ = self
+                        .kernel
+                        .report_failure(component, &format!("panicked: {message}"));
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn check_ins(&mut self) {
+        let a = &self.alive;
+        let _ = self
+            .kernel
+            .check_in("heartbeat", a.heartbeat.load(Ordering::Relaxed));
+        let _ = self.kernel.check_in("sync", a.sync.load(Ordering::Relaxed));
+        if let Some((h, _)) = &self.engine {
+            let _ = self
+                .kernel
+                .check_in("reader", h.reader_alive.load(Ordering::Relaxed));
+            let _ = self
+                .kernel
+                .check_in("pacer", h.sender_alive.load(Ordering::Relaxed));
+        }
+    }
+
+    fn verdict(&mut self, v: Verdict, now: u64) {
+        match v {
+            Verdict::Failed { component, why } => {
+                let why = describe(&why);
+                // 1. Nothing more on air.
+                let last_live = self.engine.as_ref().and_then(|(_, c)| {
+                    let was_live = c.fence_live();
+                    c.last_sent()
+                        .filter(|l| was_live || l.target == Target::Live)
+                        .map(|l| l.index)
+                });
+                // 2. Tell the secondary (and monitors) at once.
+                self.send_notice(&component, &why, last_live);
+                tracing::error!(
+                    component = %component,
+                    "kernel: {component} {why}; live output stopped, Failed notice sent"
+                );
+                // 3. Tell the loop.
+                let _ = self.reports.send(Report::Failed { component, why });
+                let _ = self.waker.wake();
+                let _ = now;
+            }
+            Verdict::Degraded { component, why } => {
+                let _ = self.reports.send(Report::Degraded {
+                    component,
+                    why: describe(&why),
+                });
+                let _ = self.waker.wake();
+            }
+        }
+    }
+
+    fn send_notice(&mut self, component: &str, why: &str, last_index: Option<u64>) {
+        let n = &self.notice;
+        let role = if self.alive.secondary.load(Ordering::Relaxed) {
+            SenderRole::Secondary
+        } else {
+            SenderRole::Primary
+        };
+        let stamper = self.stamper.get_or_insert_with(|| {
+            Stamper::new(role, n.server_id | KERNEL_ID_BIT, n.boot_id, n.session)
+        });
+        stamper.set_role(role);
+        let msg = Msg {
+            header: stamper.header(self.alive.epoch.load(Ordering::Relaxed), false, real_ns()),
+            body: Body::FailedNotice {
+                component: component.to_string(),
+                reason: why.to_string(),
+                last_index,
+            },
+        };
+        match wire::encode(&msg, &n.key) {
+            Ok(bytes) => {
+                for to in std::iter::once(&n.peer).chain(n.monitors.iter()) {
+                    let _ = n.socket.send_to(&bytes, to);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "kernel: cannot encode the Failed notice"),
+        }
+    }
+
+    fn publish(&self) {
+        let dl = |name: &str| match name {
+            "reader" => self.deadlines.reader_ns,
+            "pacer" => self.deadlines.pacer_ns,
+            _ => self.deadlines.loop_ns,
+        };
+        let table = self
+            .kernel
+            .components()
+            .map(|(name, critical, failed)| ComponentStatus {
+                name: name.to_string(),
+                critical,
+                deadline_us: dl(name) / 1_000,
+                failed: failed.map(describe),
+            })
+            .collect();
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = table;
+    }
+}
+
+/// A verdict's reason in words: "missed its check-in deadline by 2.3 ms (no check-in for
+/// 12.3 ms, deadline 10.0 ms)" or the reported failure.
+pub fn describe(why: &Why) -> String {
+    match why {
+        Why::MissedCheckIn {
+            last_ns,
+            interval_ns,
+            seen_ns,
+        } => {
+            let silent = seen_ns.saturating_sub(*last_ns);
+            format!(
+                "missed its check-in deadline by {:.1} ms (no check-in for {:.1} ms, deadline {:.1} ms)",
+                silent.saturating_sub(*interval_ns) as f64 / 1e6,
+                silent as f64 / 1e6,
+                *interval_ns as f64 / 1e6
+            )
+        }
+        Why::Reported(r) => r.clone(),
+    }
+}

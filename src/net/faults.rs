@@ -1,0 +1,196 @@
+//! Supervision hooks of the playout engine (the failover kernel's view of its reader and
+//! pacer threads, claims 14-16) and real fault injection for tests (`--inject`).
+//!
+//! The engine's threads store the monotonic time of every loop turn in
+//! [`Supervision::reader_alive`] / [`Supervision::sender_alive`] (one relaxed store), and a
+//! caught panic is handed to [`Supervision::on_panic`]. Faults are armed by instant: at that
+//! monotonic time the thread really hangs, panics, or its sends really fail. Without a
+//! supervision object the engine does none of this (one `Option` test per datagram).
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fault to inject, by name (`reader-hang`, `pacer-panic`, `pacer-hang`, `send-error`,
+/// `heartbeat-hang`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The reader thread stops rendering (sleeps until the engine stops).
+    ReaderHang,
+    /// The sender (pacer) thread panics.
+    PacerPanic,
+    /// The sender (pacer) thread stops (sleeps until the engine stops).
+    PacerHang,
+    /// Every send fails with an error from then on.
+    SendError,
+    /// The failover driver's event loop (heartbeats, sync link) stops.
+    HeartbeatHang,
+}
+
+/// `KIND@SECONDS`: a fault and when it strikes, in seconds after the process started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Injection {
+    /// The fault.
+    pub kind: FaultKind,
+    /// Seconds after process start.
+    pub at_s: f64,
+}
+
+impl FromStr for Injection {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Injection, String> {
+        let (kind, at) = s
+            .split_once('@')
+            .ok_or_else(|| format!("'{s}': expected KIND@SECONDS, e.g. pacer-panic@2.5"))?;
+        let kind = match kind {
+            "reader-hang" => FaultKind::ReaderHang,
+            "pacer-panic" => FaultKind::PacerPanic,
+            "pacer-hang" => FaultKind::PacerHang,
+            "send-error" => FaultKind::SendError,
+            "heartbeat-hang" => FaultKind::HeartbeatHang,
+            _ => {
+                return Err(format!(
+                    "'{kind}': unknown fault (reader-hang, pacer-panic, pacer-hang, send-error, heartbeat-hang)"
+                ))
+            }
+        };
+        let at_s: f64 = at
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| format!("'{at}': seconds must be a number >= 0"))?;
+        Ok(Injection { kind, at_s })
+    }
+}
+
+/// Armed faults as monotonic instants (ns); `u64::MAX` = never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Faults {
+    /// [`FaultKind::ReaderHang`].
+    pub reader_hang_at: u64,
+    /// [`FaultKind::PacerPanic`].
+    pub pacer_panic_at: u64,
+    /// [`FaultKind::PacerHang`].
+    pub pacer_hang_at: u64,
+    /// [`FaultKind::SendError`].
+    pub send_error_at: u64,
+    /// [`FaultKind::HeartbeatHang`].
+    pub heartbeat_hang_at: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults::none()
+    }
+}
+
+impl Faults {
+    /// No fault armed.
+    pub const fn none() -> Faults {
+        Faults {
+            reader_hang_at: u64::MAX,
+            pacer_panic_at: u64::MAX,
+            pacer_hang_at: u64::MAX,
+            send_error_at: u64::MAX,
+            heartbeat_hang_at: u64::MAX,
+        }
+    }
+
+    /// Arms `injections`, counted from the monotonic instant `start_mono_ns`.
+    pub fn arm(injections: &[Injection], start_mono_ns: u64) -> Faults {
+        let mut f = Faults::none();
+        for i in injections {
+            let at = start_mono_ns.saturating_add((i.at_s * 1e9) as u64);
+            let slot = match i.kind {
+                FaultKind::ReaderHang => &mut f.reader_hang_at,
+                FaultKind::PacerPanic => &mut f.pacer_panic_at,
+                FaultKind::PacerHang => &mut f.pacer_hang_at,
+                FaultKind::SendError => &mut f.send_error_at,
+                FaultKind::HeartbeatHang => &mut f.heartbeat_hang_at,
+            };
+            *slot = (*slot).min(at);
+        }
+        f
+    }
+}
+
+/// Called with a component name and a panic message.
+pub type PanicHook = Box<dyn Fn(&'static str, &str) + Send + Sync>;
+
+/// What the engine shares with a supervisor.
+pub struct Supervision {
+    /// Monotonic ns of the reader thread's last loop turn.
+    pub reader_alive: AtomicU64,
+    /// Monotonic ns of the sender thread's last loop turn.
+    pub sender_alive: AtomicU64,
+    /// Faults to inject.
+    pub faults: Faults,
+    /// Called from a thread that panicked, with the component (`"reader"`, `"pacer"`) and
+    /// the panic message, before the thread ends.
+    pub on_panic: PanicHook,
+}
+
+impl std::fmt::Debug for Supervision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervision")
+            .field("reader_alive", &self.reader_alive.load(Ordering::Relaxed))
+            .field("sender_alive", &self.sender_alive.load(Ordering::Relaxed))
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervision {
+    /// Hooks with both threads alive at `now_mono_ns`.
+    pub fn new(faults: Faults, now_mono_ns: u64, on_panic: PanicHook) -> Supervision {
+        Supervision {
+            reader_alive: AtomicU64::new(now_mono_ns),
+            sender_alive: AtomicU64::new(now_mono_ns),
+            faults,
+            on_panic,
+        }
+    }
+}
+
+/// The text of a caught panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-text payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_arms() {
+        let i: Injection = "pacer-panic@2.5".parse().unwrap();
+        assert_eq!(i.kind, FaultKind::PacerPanic);
+        assert_eq!(i.at_s, 2.5);
+        for bad in [
+            "pacer-panic",
+            "x@1",
+            "reader-hang@-1",
+            "send-error@nan",
+            "send-error@",
+        ] {
+            assert!(bad.parse::<Injection>().is_err(), "{bad}");
+        }
+        let f = Faults::arm(
+            &[
+                i,
+                "send-error@1".parse().unwrap(),
+                "pacer-panic@1".parse().unwrap(),
+            ],
+            1_000,
+        );
+        assert_eq!(f.pacer_panic_at, 1_000_001_000);
+        assert_eq!(f.send_error_at, 1_000_001_000);
+        assert_eq!(f.reader_hang_at, u64::MAX);
+    }
+}

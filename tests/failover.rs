@@ -1,0 +1,298 @@
+//! Integration tests of the failover pair with real processes and real sockets on loopback:
+//! `tandem primary` / `tandem secondary` (and `monitor`, `sync`, `request`, `status`), a
+//! `tandem recv` receiver on the live group, faults made for real (kill -9, SIGSTOP,
+//! injected component faults).
+//!
+//! Each scenario uses its own ports and groups (see `common::Net`) and runs a few seconds.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// Starts a synchronised pair on `fixture` with extra flags; returns (dir, net, asset,
+/// primary, secondary).
+#[allow(dead_code)]
+fn pair(
+    name: &str,
+    fixture_name: &str,
+    scheme: &str,
+    p_extra: &[&str],
+    s_extra: &[&str],
+) -> (std::path::PathBuf, Net, String, Proc, Proc) {
+    let dir = scratch(name);
+    let asset = fixture(fixture_name, &dir).display().to_string();
+    let net = Net::new();
+    let mut pa = vec!["primary".to_string(), asset.clone(), "--loop".into()];
+    pa.extend(net.primary_args(scheme));
+    pa.extend(args(p_extra));
+    let p = Proc::spawn("primary", &dir, &pa);
+    let mut sa = vec!["secondary".to_string(), asset.clone(), "--loop".into()];
+    sa.extend(net.secondary_args(scheme));
+    sa.extend(args(s_extra));
+    let s = Proc::spawn("secondary", &dir, &sa);
+    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
+    wait_state(net.ctl_p, "Primary", 5 * SEC, &[&p, &s]);
+    (dir, net, asset, p, s)
+}
+
+/// The one change of sender in a receiver report: (gap us, cc errors, TS packets missing).
+fn one_switch(r: &serde_json::Value, logs: &[&Proc]) -> (f64, u64, i64) {
+    let ch = &r["sender_changes"];
+    let dump = || {
+        logs.iter()
+            .map(|p| format!("--- {} ---\n{}", p.name, p.log_text()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(ch["count"], 1, "sender changes: {ch}\n{}", dump());
+    let c = &ch["list"][0];
+    (
+        c["gap_us"].as_f64().unwrap(),
+        c["cc_errors"].as_u64().unwrap(),
+        c["ts_packets_missing_est"].as_i64().unwrap_or(i64::MAX),
+    )
+}
+
+/// Starts the two servers (without waiting).
+fn spawn_pair(
+    dir: &std::path::Path,
+    net: &Net,
+    asset: &str,
+    scheme: &str,
+    p_extra: &[&str],
+    s_extra: &[&str],
+) -> (Proc, Proc) {
+    let mut pa = vec!["primary".to_string(), asset.to_string()];
+    pa.extend(net.primary_args(scheme));
+    pa.extend(args(p_extra));
+    let p = Proc::spawn("primary", dir, &pa);
+    let mut sa = vec!["secondary".to_string(), asset.to_string()];
+    sa.extend(net.secondary_args(scheme));
+    sa.extend(args(s_extra));
+    let s = Proc::spawn("secondary", dir, &sa);
+    (p, s)
+}
+
+/// kill -9 of the primary mid-session: one change of sender inside one frame, nothing lost,
+/// and the capture of the whole session (one pass) decodes to every frame of the asset.
+fn kill_9_case(fixture_name: &str, scheme: &str, frame_us: f64) {
+    let dir = scratch("kill9");
+    let asset = fixture(fixture_name, &dir).display().to_string();
+    let net = Net::new();
+    let cap = dir.join("capture.ts");
+    let rx = Recv::start(&dir, &net.live_url(scheme), 4.5, Some(&cap));
+    let (mut p, mut s) = spawn_pair(&dir, &net, &asset, scheme, &[], &[]);
+    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
+    p.wait_log("on air", SEC);
+    std::thread::sleep(Duration::from_millis(1200));
+    p.kill9();
+    s.wait_log("Secondary_synchronized -> Secondary_no_primary", 3 * SEC);
+    let st = status(net.ctl_s).unwrap();
+    assert_eq!(state(&st), "Secondary_no_primary");
+    assert_eq!(st["switches"].as_array().unwrap().len(), 1, "{st}");
+    // The secondary plays the session to its end and exits.
+    let (code, _) = s.wait_exit(10 * SEC);
+    assert_eq!(code, Some(0), "{}", s.log_text());
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&s]);
+    assert!(
+        gap_us < frame_us,
+        "gap {gap_us} us is not inside one frame ({frame_us} us)"
+    );
+    assert_eq!(cc, 0, "CC errors at the switch: {r}");
+    assert_eq!(missing, 0, "TS packets missing at the switch: {r}");
+    assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");
+    let frames = ffprobe_ok(&cap).unwrap();
+    let whole = ffprobe_ok(std::path::Path::new(&asset)).unwrap();
+    assert_eq!(
+        frames, whole,
+        "frames decoded from the capture vs the asset"
+    );
+}
+
+#[test]
+fn kill_9_primary_seamless_switch_inside_one_frame_25fps_udp() {
+    kill_9_case("cbr-25fps.ts", "udp", 40_000.0);
+}
+
+#[test]
+fn kill_9_primary_seamless_switch_inside_one_frame_5994fps_rtp() {
+    kill_9_case("cbr-59.94fps.ts", "rtp", 16_683.0);
+}
+
+/// Claim 1: both servers wait for an asset request, then start in lockstep.
+#[test]
+fn asset_request_starts_both_servers_in_lockstep() {
+    let dir = scratch("request");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let rx = Recv::start(&dir, &net.live_url("rtp"), 2.0, None);
+    let mut pa = vec!["primary".to_string(), "--loop".into()];
+    pa.extend(net.primary_args("rtp"));
+    let p = Proc::spawn("primary", &dir, &pa);
+    let mut sa = vec!["secondary".to_string(), "--loop".into()];
+    sa.extend(net.secondary_args("rtp"));
+    let s = Proc::spawn("secondary", &dir, &sa);
+    wait_state(net.ctl_p, "Primary_offline", 5 * SEC, &[&p, &s]);
+    wait_state(net.ctl_s, "Secondary_offline", 5 * SEC, &[&p, &s]);
+    let to = format!("{},{}", net.ctl_p, net.ctl_s);
+    let out = run(&[
+        "request",
+        "play",
+        &asset,
+        "--to",
+        &to,
+        "--start-in-ms",
+        "400",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_state(net.ctl_s, "Secondary_synchronized", 5 * SEC, &[&p, &s]);
+    let st = wait_state(net.ctl_p, "Primary", 2 * SEC, &[&p, &s]);
+    assert_eq!(st["asset"], asset.as_str());
+    // Both started the session from its first datagram at the requested time.
+    assert!(
+        p.log_text().contains("on air start_index=0"),
+        "{}",
+        p.log_text()
+    );
+    assert!(
+        s.log_text()
+            .contains("muted output started, joining the session in progress start_index=0"),
+        "{}",
+        s.log_text()
+    );
+    let r = rx.report();
+    assert_eq!(r["sender_changes"]["count"], 0, "{r}");
+    assert!(r["datagrams"].as_u64().unwrap() > 100, "{r}");
+    assert_eq!(
+        r["rtp"]["sequence_errors"]["count"].as_u64().unwrap_or(0),
+        0,
+        "{r}"
+    );
+    // A request for a file that does not exist is refused, and the server says so.
+    let out = run(&[
+        "request",
+        "play",
+        "/nonexistent.ts",
+        "--to",
+        &net.ctl_p.to_string(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Primary"));
+}
+
+/// Garbage, truncated, wrong-version, bad-MAC, other-session and replayed datagrams on the
+/// sync and control ports are counted and never acted on.
+#[test]
+fn bad_input_on_sync_and_control_ports_is_counted_and_ignored() {
+    use tandem::failover::wire::{encode, Body, Header, Key, Msg, SenderRole};
+    let (_dir, net, _, p, s) = pair("garbage", "cbr-25fps.ts", "udp", &[], &[]);
+    let session = tandem::net::failover::link::wire_session(None, net.live);
+    let key = Key::derive_from_session(session);
+    let msg = |sender_id: u32, seq: u64, session_id: u64| Msg {
+        header: Header {
+            role: SenderRole::Client,
+            owner: false,
+            sender_id,
+            boot_id: 1,
+            session_id,
+            epoch: 0,
+            seq,
+            real_ns: 0,
+        },
+        body: Body::StatusRequest,
+    };
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (k, to) in [net.sync_p, net.ctl_p, net.sync_s, net.ctl_s]
+        .into_iter()
+        .enumerate()
+    {
+        let good = encode(&msg(70 + k as u32, 1, session), &key).unwrap();
+        let mut wrong_version = good.clone();
+        wrong_version[4] = 9;
+        let mut bad_mac = good.clone();
+        let n = bad_mac.len();
+        bad_mac[n - 1] ^= 0xFF;
+        let other_session = encode(
+            &msg(70, 2, session ^ 1),
+            &Key::derive_from_session(session ^ 1),
+        )
+        .unwrap();
+        for d in [
+            b"hello, garbage".to_vec(),
+            good[..20].to_vec(),
+            wrong_version.clone(),
+            bad_mac.clone(),
+            other_session.clone(),
+            vec![0u8; 3000],
+            good.clone(),
+            good.clone(), // replay
+        ] {
+            sock.send_to(&d, to).unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for (ctl, want) in [
+        (net.ctl_p, "Primary"),
+        (net.ctl_s, "Secondary_synchronized"),
+    ] {
+        let st = status(ctl).unwrap();
+        assert_eq!(state(&st), want, "{st}");
+        for link in ["sync", "control"] {
+            let r = &st["rejected"][link];
+            assert_eq!(r["garbage"], 2, "{link}: {r}");
+            assert_eq!(r["truncated"], 1, "{link}: {r}");
+            assert_eq!(r["wrong_version"], 1, "{link}: {r}");
+            assert_eq!(r["bad_mac"], 1, "{link}: {r}");
+            assert_eq!(r["other_session"], 1, "{link}: {r}");
+            assert_eq!(r["replayed"], 1, "{link}: {r}");
+        }
+    }
+    assert!(p.log_text().contains("refused a datagram"));
+    assert!(s.log_text().contains("refused a datagram"));
+}
+
+#[test]
+fn bad_command_lines_exit_2_with_one_line() {
+    for a in [
+        vec!["primary", "--dest", "udp://nonsense"],
+        vec!["secondary", "--dest", "udp://239.255.1.1:5000"],
+        vec![
+            "primary",
+            "--dest",
+            "udp://239.255.1.1:5000",
+            "--sync-listen",
+            "x:1",
+        ],
+        vec![
+            "primary",
+            "/nonexistent.ts",
+            "--dest",
+            "udp://239.255.1.1:5000",
+        ],
+        vec![
+            "primary",
+            "--dest",
+            "udp://239.255.1.1:5000",
+            "--inject",
+            "nope@1",
+        ],
+        vec!["request", "play", "a.ts", "--to", "nonsense"],
+        vec!["status", "nonsense"],
+    ] {
+        let out = run(&a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{a:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{a:?}: {err}");
+    }
+    // Nobody listening: a runtime failure.
+    let out = run(&["status", "127.0.0.1:9"]);
+    assert_eq!(out.status.code(), Some(1));
+}

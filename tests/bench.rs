@@ -66,6 +66,28 @@ fn assert_real_trials(v: &serde_json::Value, n: usize) {
     assert_eq!(v["asset"]["frame_ns"], 40_000_000);
 }
 
+/// The CI share of issue 4: three kill trials of a real pair.
+#[test]
+fn three_kill_trials_of_a_real_pair_give_real_numbers() {
+    let json = tmp("kill.json");
+    let (_, v) = bench(
+        &["fixtures/cbr-25fps.ts", "--trials", "3", "--fault", "kill"],
+        &json,
+    );
+    assert_real_trials(&v, 3);
+    assert_eq!(v["settings"]["pair"], "tandem primary/secondary");
+    assert_eq!(v["settings"]["switch_at"], "seamless");
+    for t in v["trials"].as_array().unwrap() {
+        // The secondary's own event log named the declaration.
+        assert!(
+            t["declared_reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{t}"
+        );
+        assert!(t["phase_ns"].as_u64().unwrap() < 40_000_000, "{t}");
+        assert_eq!(t["sender_changes"], 1, "{t}");
+    }
+}
+
 #[test]
 fn harness_check_with_two_players_writes_json_and_html() {
     let json = tmp("fake.json");

@@ -468,13 +468,19 @@ impl Ctx<'_> {
         // kernel: the component fails at a chosen time after the primary started, at a
         // random phase; the secondary must be synchronised by then.
         let inject_at_s = if self.a.fault == Fault::Kernel {
-            let s = self.a.sync_timeout_s.min(3.0) + self.rng.below(self.frame_ns) as f64 / 1e9;
+            let s =
+                0.5 + self.a.settle_ms as f64 / 1e3 + self.rng.below(self.frame_ns) as f64 / 1e9;
             pargs.push("--inject".into());
             pargs.push(format!("{}@{s:.6}", self.a.inject_kind));
             Some(s)
         } else {
             None
         };
+        // The timeline origin is ours, so the fault's phase within the frame is known.
+        let origin_ms = real_ns() / 1_000_000 + 150;
+        obs.origin_real_ns = Some(origin_ms * 1_000_000);
+        pargs.push("--start-at".into());
+        pargs.push(origin_ms.to_string());
         let spawn_real = real_ns();
         let mut pri = Proc::spawn(
             "primary",
@@ -542,6 +548,10 @@ impl Ctx<'_> {
                     let ev =
                         events::parse(&std::fs::read_to_string(&pri_events).unwrap_or_default());
                     if let Some(t) = events::injected(&ev) {
+                        // The log gives the instant the fault is armed to strike.
+                        while real_ns() < t {
+                            std::thread::sleep(Duration::from_micros(500));
+                        }
                         break t;
                     }
                     if Instant::now() >= end {

@@ -3,6 +3,7 @@
 //! The crate is a sans-IO core (`ts`, `index`, `stream`, `pacing`, `failover`, `recv`
 //! analysis) under one thin I/O layer (`net`). See `docs/architecture.md`.
 
+pub mod bench;
 pub mod cli;
 pub mod failover;
 pub mod index;

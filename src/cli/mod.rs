@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod demo;
 pub mod demo_pair;
 pub mod index;
@@ -35,6 +36,8 @@ pub struct Cli {
 /// Every command tandem has.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Benchmarks: `tandem bench failover ASSET` measures the switch against one frame.
+    Bench(bench::BenchArgs),
     /// The whole method on loopback: a pair plays the bundled asset, the primary is killed,
     /// the receiver shows the switch (`--play-only`: one engine, no failover).
     Demo(demo::DemoArgs),
@@ -66,6 +69,7 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result: anyhow::Result<i32> = match cli.command {
+        Command::Bench(a) => bench::run(&a),
         Command::Demo(a) => demo::run(&a),
         Command::Probe(a) => probe::run(&a),
         Command::Index(a) => index::run(&a),

@@ -109,6 +109,10 @@ pub struct ServerArgs {
     /// heartbeat-hang@S (seconds after start). Repeatable.
     #[arg(long = "inject", value_name = "KIND@S", hide = true)]
     pub inject: Vec<String>,
+    /// Write every state change (and armed --inject fault) as a JSON line to FILE, with
+    /// its realtime instant (default: none).
+    #[arg(long, value_name = "FILE")]
+    pub event_log: Option<PathBuf>,
 }
 
 /// `tandem primary`.
@@ -240,6 +244,13 @@ fn run(a: &ServerArgs, role: Role, no_detect: bool) -> anyhow::Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
+    if let Some(p) = &a.event_log {
+        if let Err(e) = crate::net::failover::event_log::open(p, &cfg.injections, cfg.start_mono_ns)
+        {
+            eprintln!("tandem {role}: --event-log {}: {e}", p.display());
+            return Ok(EXIT_BAD_INPUT);
+        }
+    }
     // Before any thread starts, so that every thread inherits the mask.
     let signals = Signals::block()?;
     let server = match Server::new(cfg) {

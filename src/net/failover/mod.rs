@@ -9,6 +9,7 @@
 //! driver").
 
 pub mod client;
+pub mod event_log;
 pub mod link;
 pub mod monitor;
 pub mod server;

@@ -76,6 +76,8 @@ impl Server {
     fn action(&mut self, a: Action) {
         match a {
             Action::Transition(t) => {
+                let m = self.node.machine();
+                crate::net::failover::event_log::transition(&t, m.epoch(), m.peer_last_index());
                 let source = match t.trigger {
                     Trigger::KernelFailure => "kernel".to_string(),
                     other => other.name().to_string(),

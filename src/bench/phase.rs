@@ -1,0 +1,68 @@
+//! Where in a frame a fault struck: the fault's instant on the session's timeline, minus
+//! the departure time of the last datagram that started a video frame before it (the
+//! offset map's `FRAME_START` datagrams, repeated every pass of a looping session).
+
+use crate::index::{flags, OffsetMap};
+use crate::ts::pcr::HZ;
+
+/// Phase (ns) of instant `t_real_ns` within the frame in progress, for a session whose
+/// timeline origin is `origin_real_ns` (unix ns). None before the origin or without frame
+/// starts in the map.
+pub fn phase_in_frame(map: &OffsetMap, origin_real_ns: u64, t_real_ns: u64) -> Option<u64> {
+    if t_real_ns < origin_real_ns || map.loop_period == 0 {
+        return None;
+    }
+    let starts: Vec<u64> = map
+        .datagrams
+        .iter()
+        .filter(|d| d.flags & flags::FRAME_START != 0)
+        .map(|d| d.time)
+        .collect();
+    let (first, last) = (*starts.first()?, *starts.last()?);
+    let since = (t_real_ns - origin_real_ns) as u128 * HZ as u128 / 1_000_000_000;
+    let pos = (since % map.loop_period as u128) as u64;
+    let phase_ticks = if pos < first {
+        if since < map.loop_period as u128 {
+            return None; // before the first frame of the first pass
+        }
+        pos + map.loop_period - last
+    } else {
+        let k = starts.partition_point(|&s| s <= pos) - 1;
+        pos - starts[k]
+    };
+    Some((phase_ticks as u128 * 1_000_000_000 / HZ as u128) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::synth::{synth_ts, SynthOptions};
+    use crate::index::{build_bytes, BuildOptions};
+
+    #[test]
+    fn phase_follows_frame_starts_and_loops() {
+        let ts = synth_ts(&SynthOptions::default());
+        let map = build_bytes(&ts, &BuildOptions::default()).unwrap().map;
+        // Synthetic frames start every 40 packets of 18048 ticks.
+        let frame = 40 * 18_048;
+        let starts: Vec<u64> = map
+            .datagrams
+            .iter()
+            .filter(|d| d.flags & flags::FRAME_START != 0)
+            .map(|d| d.time)
+            .collect();
+        assert!(starts.len() > 3);
+        let o = 1_000_000_000_000u64;
+        let ns = |ticks: u64| ticks * 1000 / 27;
+        // 1 ms after the third frame start.
+        let t = o + ns(starts[2]) + 1_000_000;
+        let p = phase_in_frame(&map, o, t).unwrap();
+        assert!(p.abs_diff(1_000_000) < 1_000, "{p}");
+        // The same point one pass later.
+        let t2 = t + ns(map.loop_period);
+        let p2 = phase_in_frame(&map, o, t2).unwrap();
+        assert!(p2.abs_diff(p) < 1_000, "{p2} vs {p}");
+        assert!(phase_in_frame(&map, o, o - 1).is_none());
+        assert!(ns(frame) > p);
+    }
+}

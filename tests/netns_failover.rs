@@ -1,0 +1,273 @@
+//! Claim 1's two-computer case across network namespaces (issue 3): primary, secondary and
+//! viewer are three hosts of `tools/netns-lab.sh`, with the live network and the sync
+//! network ("the second network") apart. The primary is killed with SIGKILL; the viewer's
+//! `tandem recv` must see exactly one change of sender, from the primary's address to the
+//! secondary's, a gap shorter than one frame, and the stream continuing from the secondary
+//! (ffprobe decodes the capture across the switch).
+//!
+//! Root only (CI runs as root). The test FAILS when it cannot build the lab, it never skips.
+//! The lab is always removed (Drop guard, also when an assertion fails).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tandem");
+/// The lab id of this test (nobody else uses it).
+const LAB: &str = "nfk";
+const FRAME_US: f64 = 40_000.0;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lab_script() -> PathBuf {
+    root().join("tools/netns-lab.sh")
+}
+
+/// The lab, torn down when dropped.
+struct Lab;
+
+impl Lab {
+    fn up() -> Lab {
+        // Remove leftovers of an interrupted earlier run first.
+        let _ = Command::new("bash")
+            .arg(lab_script())
+            .args(["down", LAB])
+            .output();
+        let out = Command::new("bash")
+            .arg(lab_script())
+            .args(["up", LAB])
+            .output()
+            .expect("running tools/netns-lab.sh");
+        let lab = Lab;
+        assert!(
+            out.status.success(),
+            "cannot build the namespace lab (root and iproute2 needed; CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    fn addr(&self, host: &str, net: &str) -> String {
+        let out = Command::new("bash")
+            .arg(lab_script())
+            .args(["addr", LAB, host, net])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn ns(&self, host: &str) -> String {
+        format!("tl{LAB}-{host}")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(lab_script())
+            .args(["down", LAB])
+            .output();
+    }
+}
+
+/// A process inside a lab host, killed and reaped when dropped.
+struct Host(Child, PathBuf);
+
+impl Host {
+    fn spawn(ns: &str, args: &[String], log: PathBuf, stdout: Option<PathBuf>) -> Host {
+        let err = std::fs::File::create(&log).unwrap();
+        let out = match &stdout {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::from(err.try_clone().unwrap()),
+        };
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, BIN])
+            .args(args)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap();
+        Host(child, log)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn status_state(lab: &Lab, host: &str, ctl: &str, session: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(host), BIN, "status", ctl, "--json"])
+        .args(["--session-id", session])
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["state"].as_str().map(str::to_string)
+}
+
+#[test]
+fn kill_9_of_the_primary_across_namespaces_one_switch_inside_one_frame() {
+    let dir = std::env::temp_dir().join(format!("tandem-netns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lab = Lab::up();
+    let (pri_live, sec_live, view_live) = (
+        lab.addr("pri", "live"),
+        lab.addr("sec", "live"),
+        lab.addr("view", "live"),
+    );
+    let (pri_sync, sec_sync) = (lab.addr("pri", "sync"), lab.addr("sec", "sync"));
+    let live = "rtp://239.255.211.1:5004";
+    let muted = "rtp://239.255.211.2:5004";
+    let session = "netns-kill";
+    let capture = dir.join("viewer.ts");
+    let recv_json = dir.join("recv.json");
+    let viewer = Host::spawn(
+        &lab.ns("view"),
+        &[
+            "recv".into(),
+            live.into(),
+            "--iface".into(),
+            view_live.clone(),
+            "--json".into(),
+            "--seconds".into(),
+            "6".into(),
+            "--capture".into(),
+            capture.display().to_string(),
+        ],
+        dir.join("recv.log"),
+        Some(recv_json.clone()),
+    );
+    let server = |role: &str, iface: &str, me: &str, peer: &str| -> Vec<String> {
+        let v: Vec<String> = vec![
+            role.into(),
+            "fixtures/cbr-25fps.ts".into(),
+            "--dest".into(),
+            live.into(),
+            "--muted".into(),
+            muted.into(),
+            "--iface".into(),
+            iface.into(),
+            "--loop".into(),
+            "--session-id".into(),
+            session.into(),
+            "--sync-listen".into(),
+            format!("{me}:7301"),
+            "--sync-peer".into(),
+            format!("{peer}:7301"),
+            "--control-listen".into(),
+            "127.0.0.1:7311".into(),
+        ];
+        v
+    };
+    let mut primary = Host::spawn(
+        &lab.ns("pri"),
+        &server("primary", &pri_live, &pri_sync, &sec_sync),
+        dir.join("primary.log"),
+        None,
+    );
+    let secondary = Host::spawn(
+        &lab.ns("sec"),
+        &server("secondary", &sec_live, &sec_sync, &pri_sync),
+        dir.join("secondary.log"),
+        None,
+    );
+    // The secondary (another host) reaches Secondary_synchronized over the sync network.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if status_state(&lab, "sec", "127.0.0.1:7311", session).as_deref()
+            == Some("Secondary_synchronized")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "secondary not synchronised after 10 s\nprimary:\n{}\nsecondary:\n{}",
+            primary.log(),
+            secondary.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    primary.0.kill().unwrap(); // SIGKILL (ip netns exec keeps the process id)
+    let _ = primary.0.wait();
+    // The viewer runs to its end (6 s) and prints its report.
+    let mut viewer = viewer;
+    let end = Instant::now() + Duration::from_secs(15);
+    while viewer.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < end, "viewer did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&recv_json).unwrap())
+        .unwrap_or_else(|e| panic!("viewer JSON: {e}\n{}", viewer.log()));
+    let changes = &r["sender_changes"];
+    assert_eq!(
+        changes["count"],
+        1,
+        "exactly one change of sender: {changes}\nsecondary:\n{}",
+        secondary.log()
+    );
+    let c = &changes["list"][0];
+    assert!(
+        c["from"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{pri_live}:")),
+        "{c}"
+    );
+    assert!(
+        c["to"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{sec_live}:")),
+        "{c}"
+    );
+    let gap = c["gap_us"].as_f64().unwrap();
+    assert!(gap < FRAME_US, "gap {gap} us >= one frame");
+    // The stream continues from the secondary: over a second of it after the switch.
+    let sec_src = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["addr"] == c["to"])
+        .unwrap();
+    assert!(
+        sec_src["last_s"].as_f64().unwrap() - sec_src["first_s"].as_f64().unwrap() > 1.0,
+        "{sec_src}"
+    );
+    assert!(sec_src["datagrams"].as_u64().unwrap() > 200, "{sec_src}");
+    println!(
+        "netns kill -9: gap {gap:.0} us, RTP lost {}, CC errors {}",
+        r["rtp"]["lost"], r["tr101290"]["cc_error"]["count"]
+    );
+    // A decoder reads the capture across the switch.
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(&capture)
+        .output()
+        .expect("ffprobe (installed by .ci/run)");
+    // One line per section that lists the stream (program and stream): take the first.
+    let frames: u64 = String::from_utf8_lossy(&probe.stdout)
+        .lines()
+        .find_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .unwrap_or(0);
+    assert!(
+        frames > 100,
+        "ffprobe decoded {frames} frames: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    drop(secondary);
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&dir);
+}

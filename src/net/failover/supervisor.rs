@@ -321,15 +321,18 @@ impl Run {
                     c.fence_live();
                     c.last_live_sent().map(|l| l.index)
                 });
-                // 2. Tell the secondary (and monitors) at once.
+                // 2. Tell the loop (it moves the machine to Failed, unless it hangs).
+                let _ = self.reports.send(Report::Failed {
+                    component: component.clone(),
+                    why: why.clone(),
+                });
+                let _ = self.waker.wake();
+                // 3. Tell the secondary (and monitors) at once, without waiting for the loop.
                 self.send_notice(&component, &why, last_live);
                 tracing::error!(
                     component = %component,
                     "kernel: {component} {why}; live output stopped, Failed notice sent"
                 );
-                // 3. Tell the loop.
-                let _ = self.reports.send(Report::Failed { component, why });
-                let _ = self.waker.wake();
                 let _ = now;
             }
             Verdict::Degraded { component, why } => {

@@ -42,6 +42,13 @@ impl Server {
                         self.asked_logged = true;
                         tracing::info!(to = %addr, "asking the primary for the session parameters (sync request)");
                     }
+                    Body::SyncParams(p) if self.cfg.sync_init == SyncInit::Primary => {
+                        tracing::info!(
+                            to = %addr,
+                            origin_index = p.origin_index,
+                            "pushing the session parameters to the peer (primary-initiated synchronisation)"
+                        )
+                    }
                     Body::SyncParams(p) => tracing::info!(
                         to = %addr,
                         origin_index = p.origin_index,
@@ -96,6 +103,13 @@ impl Server {
             }
             Action::StartLive => self.start_live(),
             Action::SwitchToLive { after_index } => self.switch_to_live(after_index),
+            Action::HoldLive if self.engine_on_time() => {
+                // The loop was late, not the engine's sender: its output kept its schedule,
+                // so the peer saw it and cannot have taken over in between. The machine
+                // verifies ownership all the same; a stalled sender is held by the engine's
+                // own gate.
+                tracing::debug!("hold: the engine's output is on time, not interrupted");
+            }
             Action::HoldLive | Action::StopLive => {
                 if let Some(r) = &self.engine {
                     if r.handle.stop_live() {
@@ -385,6 +399,20 @@ impl Server {
                 }
             }),
         }
+    }
+
+    /// Whether the engine's sender keeps its schedule: its next datagram is not overdue by
+    /// the stall bound, or it sent one within that bound (a planned catch-up).
+    fn engine_on_time(&self) -> bool {
+        let Some(r) = &self.engine else { return false };
+        let bound = self.node.config().machine.stall_verify_ns as i128;
+        let now = mono_ns() as i128;
+        let due = r.handle.due_mono_ns(r.handle.next_index()) as i128;
+        let recent = r
+            .handle
+            .last_sent()
+            .is_some_and(|l| now - (l.mono_ns as i128) < bound);
+        r.handle.target() == Target::Live && (due + bound >= now || recent)
     }
 
     /// Stops and forgets the engine.

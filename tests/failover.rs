@@ -182,9 +182,10 @@ fn asset_request_starts_both_servers_in_lockstep() {
     let r = rx.report();
     assert_eq!(r["sender_changes"]["count"], 0, "{r}");
     assert!(r["datagrams"].as_u64().unwrap() > 100, "{r}");
+    let rtp = &r["rtp"];
     assert_eq!(
-        r["rtp"]["sequence_errors"]["count"].as_u64().unwrap_or(0),
-        0,
+        (rtp["lost"].as_u64(), rtp["duplicates"].as_u64()),
+        (Some(0), Some(0)),
         "{r}"
     );
     // A request for a file that does not exist is refused, and the server says so.
@@ -532,4 +533,67 @@ fn monitor_detects_and_commands_the_switch() {
     assert_eq!((cc, missing), (0, 0), "{r}");
     // The monitor now watches the new server on air.
     m.wait_log("watching the server on air", SEC);
+}
+
+/// SIGSTOP of the primary: the secondary takes over; after SIGCONT the old primary sends
+/// nothing on the live group (its sockets are drained before its timers and its engine's
+/// late send waits for the ownership check), steps down, resynchronises behind the new
+/// owner, and the new owner becomes `Primary`.
+#[test]
+fn stopped_primary_never_sends_beside_the_new_owner() {
+    let (dir, net, _, p, s) = pair("sigstop", "cbr-25fps.ts", "udp", &CALM, &CALM);
+    let rx = Recv::start(&dir, &net.live_url("udp"), 3.0, None);
+    std::thread::sleep(Duration::from_millis(400));
+    p.signal(libc::SIGSTOP);
+    s.wait_log("-> Secondary_no_primary", 3 * SEC);
+    std::thread::sleep(Duration::from_millis(300));
+    p.signal(libc::SIGCONT);
+    wait_state(net.ctl_p, "Secondary_synchronized", 5 * SEC, &[&p, &s]);
+    wait_state(net.ctl_s, "Primary", 2 * SEC, &[&p, &s]);
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
+    assert!(gap_us < 100_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");
+    let sources = r["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{r}");
+    let log = p.log_text();
+    assert!(
+        log.contains("Primary -> Secondary_synchronizing"),
+        "the old primary stepped down: {log}"
+    );
+}
+
+/// The old primary, restarted after a crash, comes back as a secondary: it synchronises
+/// behind the new owner, which becomes `Primary`; the live group never changes sender again.
+#[test]
+fn old_primary_returns_as_secondary() {
+    let (dir, net, asset, mut p, s) = pair("return", "cbr-25fps.ts", "rtp", &CALM, &CALM);
+    let rx = Recv::start(&dir, &net.live_url("rtp"), 3.0, None);
+    std::thread::sleep(Duration::from_millis(300));
+    p.kill9();
+    s.wait_log("-> Secondary_no_primary", 3 * SEC);
+    wait_state(net.ctl_s, "Secondary_no_primary", SEC, &[&s]);
+    let mut a = vec!["secondary".to_string(), asset, "--loop".into()];
+    a.extend(args(&[
+        &format!("--dest=rtp://{}", net.live),
+        &format!("--muted=udp://{}", net.muted),
+        &format!("--sync-listen={}", net.sync_p),
+        &format!("--sync-peer={}", net.sync_s),
+        &format!("--control-listen={}", net.ctl_p),
+    ]));
+    a.extend(args(&CALM));
+    let back = Proc::spawn("returned", &dir, &a);
+    wait_state(net.ctl_p, "Secondary_synchronized", 5 * SEC, &[&back, &s]);
+    let st = wait_state(net.ctl_s, "Primary", 2 * SEC, &[&back, &s]);
+    assert!(st["epoch"].as_u64().unwrap() >= 2, "{st}");
+    let r = rx.report();
+    let (_, cc, missing) = one_switch(&r, &[&back, &s]);
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    let rtp = &r["rtp"];
+    assert_eq!(
+        (rtp["lost"].as_u64(), rtp["duplicates"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
 }

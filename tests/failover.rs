@@ -597,3 +597,172 @@ fn old_primary_returns_as_secondary() {
         "{r}"
     );
 }
+
+/// A secondary started after the primary has been on air for a while locks on without
+/// disturbing the primary's output, and can then take over cleanly.
+#[test]
+fn late_join_does_not_disturb_the_primary() {
+    let dir = scratch("late");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let rx = Recv::start(&dir, &net.live_url("rtp"), 3.5, None);
+    let mut pa = vec!["primary".to_string(), asset.clone(), "--loop".into()];
+    pa.extend(net.primary_args("rtp"));
+    let mut p = Proc::spawn("primary", &dir, &pa);
+    wait_state(net.ctl_p, "Primary_no_secondary", 5 * SEC, &[&p]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut sa = vec!["secondary".to_string(), asset, "--loop".into()];
+    sa.extend(net.secondary_args("rtp"));
+    let s = Proc::spawn("secondary", &dir, &sa);
+    wait_state(net.ctl_s, "Secondary_synchronized", 5 * SEC, &[&p, &s]);
+    wait_state(net.ctl_p, "Primary", 2 * SEC, &[&p, &s]);
+    let joined = s.log_text();
+    assert!(
+        joined.contains("joining the session in progress"),
+        "{joined}"
+    );
+    assert!(
+        !joined.contains("start_index=0 "),
+        "it joined at the current index: {joined}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    p.kill9();
+    s.wait_log("-> Secondary_no_primary", 3 * SEC);
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&s]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");
+    let rtp = &r["rtp"];
+    assert_eq!(
+        (rtp["lost"].as_u64(), rtp["duplicates"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+}
+
+/// The secondary's clock runs 250 ms ahead of the primary's: the offset is measured over the
+/// sync link (NTP style), the secondary still locks on and switches cleanly.
+#[test]
+fn clock_offset_between_the_hosts() {
+    let (dir, net, _, mut p, s) = pair(
+        "offset",
+        "cbr-25fps.ts",
+        "udp",
+        &[],
+        &["--clock-offset-ms=250"],
+    );
+    let st = status(net.ctl_s).unwrap();
+    let off = st["clock_offset_ns"].as_i64().unwrap();
+    assert!(
+        (off + 250_000_000).abs() < 2_000_000,
+        "offset {off} ns (primary minus secondary), expected about -250 ms"
+    );
+    let rx = Recv::start(&dir, &net.live_url("udp"), 1.5, None);
+    std::thread::sleep(Duration::from_millis(500));
+    p.kill9();
+    s.wait_log("-> Secondary_no_primary", 3 * SEC);
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&s]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+}
+
+/// `tandem pair`: two processes; killing one leaves the other running (and on air).
+#[test]
+fn pair_runs_two_independent_processes() {
+    let dir = scratch("pair");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let mut pair = Proc::spawn(
+        "pair",
+        &dir,
+        &args(&[
+            "pair",
+            &asset,
+            "--loop",
+            &format!("--dest=udp://{}", net.live),
+            &format!("--muted=udp://{}", net.muted),
+            &format!("--primary-sync={}", net.sync_p),
+            &format!("--secondary-sync={}", net.sync_s),
+            &format!("--primary-control={}", net.ctl_p),
+            &format!("--secondary-control={}", net.ctl_s),
+            "--heartbeat-us=10000",
+            "--miss=5",
+        ]),
+    );
+    let sst = wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&pair]);
+    let pst = wait_state(net.ctl_p, "Primary", 5 * SEC, &[&pair]);
+    let (ppid, spid) = (pst["pid"].as_i64().unwrap(), sst["pid"].as_i64().unwrap());
+    assert_ne!(ppid, spid);
+    assert_ne!(ppid, pair.pid() as i64);
+    // SAFETY: kill(2) of the primary child (started by the pair under test).
+    unsafe {
+        libc::kill(ppid as i32, libc::SIGKILL);
+    }
+    wait_state(net.ctl_s, "Secondary_no_primary", 3 * SEC, &[&pair]);
+    pair.signal(libc::SIGTERM);
+    let (code, out) = pair.wait_exit(10 * SEC);
+    assert_eq!(code, Some(1), "the primary was killed: {out}");
+    assert!(out.contains(&format!("primary: pid {ppid}")), "{out}");
+    assert!(out.contains(&format!("secondary: pid {spid}")), "{out}");
+    assert!(
+        out.contains("secondary (pid") && out.contains("exit status: 0"),
+        "{out}"
+    );
+}
+
+/// `--switch-at pcr`: the secondary joins the live group at the first PCR-bearing datagram
+/// after the primary's last, even when its time has passed.
+#[test]
+fn switch_at_the_next_pcr_boundary() {
+    use tandem::stream::{BoundaryKind, OutputStream, SessionParams};
+    let (dir, net, asset, mut p, s) = pair(
+        "pcr",
+        "cbr-25fps.ts",
+        "udp",
+        &["--switch-at=pcr"],
+        &["--switch-at=pcr"],
+    );
+    let rx = Recv::start(&dir, &net.live_url("udp"), 1.5, None);
+    std::thread::sleep(Duration::from_millis(500));
+    p.kill9();
+    s.wait_log("taking the live group", 3 * SEC);
+    let log = s.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("taking the live group"))
+        .unwrap();
+    let num = |key: &str| -> u64 {
+        let v = line.split(key).nth(1).unwrap();
+        v.trim_start_matches("Some(")
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (from, last) = (num("from="), num("primary_last="));
+    let map = tandem::index::load_or_build(std::path::Path::new(&asset), false).unwrap();
+    let stream = OutputStream::new(
+        std::sync::Arc::new(map),
+        SessionParams {
+            session_id: "x".into(),
+            framing: tandem::net::url::Framing::Udp,
+            loops: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        from,
+        stream.next_boundary(last, BoundaryKind::Pcr),
+        "{line}"
+    );
+    assert!(from > last);
+    let r = rx.report();
+    assert_eq!(r["sender_changes"]["count"], 1, "{r}");
+    let ch = &r["sender_changes"]["list"][0];
+    // What lies between the primary's last datagram and the boundary is not sent.
+    let skipped = (from - last - 1) as i64 * 7;
+    assert_eq!(ch["ts_packets_missing_est"].as_i64(), Some(skipped), "{ch}");
+}

@@ -493,6 +493,10 @@ impl Server {
             self.node.machine().role() == Role::Secondary,
             Ordering::Relaxed,
         );
+        a.standby.store(
+            self.node.machine().state() == crate::failover::state::State::Primary,
+            Ordering::Relaxed,
+        );
     }
 
     fn arm_timer(&mut self) {

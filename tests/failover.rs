@@ -766,3 +766,69 @@ fn switch_at_the_next_pcr_boundary() {
     let skipped = (from - last - 1) as i64 * 7;
     assert_eq!(ch["ts_packets_missing_est"].as_i64(), Some(skipped), "{ch}");
 }
+
+/// With a key file only that key is accepted: a client without it gets no answer and its
+/// request is counted as a bad MAC.
+#[test]
+fn key_file_is_the_only_key_accepted() {
+    let dir = scratch("key");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let key = dir.join("pair.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef\n").unwrap();
+    let kf = format!("--key-file={}", key.display());
+    let net = Net::new();
+    let mut extra: Vec<&str> = vec!["--loop", &kf];
+    extra.extend(CALM);
+    let (p, s) = spawn_pair(&dir, &net, &asset, "udp", &extra, &extra);
+    wait_state_with(
+        net.ctl_s,
+        "Secondary_synchronized",
+        10 * SEC,
+        &[&p, &s],
+        &[&kf],
+    );
+    wait_state_with(net.ctl_p, "Primary", 5 * SEC, &[&p, &s], &[&kf]);
+    let out = run(&["status", &net.ctl_p.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "no answer without the key");
+    let st = status_with(net.ctl_p, &[&kf]).unwrap();
+    assert!(
+        st["rejected"]["control"]["bad_mac"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+    assert!(!p.log_text().contains("no --key-file"));
+    assert!(s
+        .log_text()
+        .contains("Secondary_synchronizing -> Secondary_synchronized"));
+}
+
+/// A finite session (one pass) played by `tandem pair` without a fault: both servers end
+/// with it and the pair exits 0; the receiver saw one sender and every datagram.
+#[test]
+fn finite_session_ends_both_servers() {
+    let dir = scratch("finite");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let rx = Recv::start(&dir, &net.live_url("udp"), 4.5, None);
+    let mut pair = Proc::spawn(
+        "pair",
+        &dir,
+        &args(&[
+            "pair",
+            &asset,
+            &format!("--dest=udp://{}", net.live),
+            &format!("--muted=udp://{}", net.muted),
+            &format!("--primary-sync={}", net.sync_p),
+            &format!("--secondary-sync={}", net.sync_s),
+            &format!("--primary-control={}", net.ctl_p),
+            &format!("--secondary-control={}", net.ctl_s),
+            "--heartbeat-us=10000",
+            "--miss=5",
+        ]),
+    );
+    let (code, out) = pair.wait_exit(15 * SEC);
+    assert_eq!(code, Some(0), "{out}\n{}", pair.log_text());
+    let r = rx.report();
+    assert_eq!(r["sender_changes"]["count"], 0, "{r}");
+    assert_eq!(r["datagrams"], 717, "one pass of the asset: {r}");
+    assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");
+}

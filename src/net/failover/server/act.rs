@@ -100,6 +100,12 @@ impl Server {
                     self.in_step_good = 0;
                     self.foreign_last = None;
                 }
+                // The primary stopped at the end of a finite session we were following:
+                // this server's session is over too.
+                if t.trigger == Trigger::PrimaryStopped && self.session_over() {
+                    tracing::info!("the primary ended the session");
+                    self.exit_at = Some((mono_ns() + 50_000_000, 0));
+                }
             }
             Action::StartLive => self.start_live(),
             Action::SwitchToLive { after_index } => self.switch_to_live(after_index),
@@ -399,6 +405,16 @@ impl Server {
                 }
             }),
         }
+    }
+
+    /// Whether the session followed is finite and past its last datagram by now.
+    fn session_over(&self) -> bool {
+        let (Some(s), Some(tl)) = (&self.stream, &self.timeline) else {
+            return false;
+        };
+        let now = real_ns();
+        s.datagram_count()
+            .is_some_and(|c| tl.index_at(s, now + 100_000_000) >= c)
     }
 
     /// Whether the engine's sender keeps its schedule: its next datagram is not overdue by

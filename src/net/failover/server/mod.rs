@@ -306,14 +306,12 @@ impl Server {
             real: real_ns(),
         };
         let node = Node::new(node_cfg, cfg.role, now);
-        let frame = asset.as_ref().map_or(DEFAULT_FRAME_NS, |a| a.frame_ns);
         let window = node_cfg.detector.heartbeat_window();
         let deadlines = Deadlines {
             pacer_ns: window.clamp(5_000_000, 20_000_000),
             reader_ns: 50_000_000,
             loop_ns: (8 * node_cfg.machine.heartbeat_period_ns).max(30_000_000),
         };
-        let _ = frame;
         let (report_tx, reports) = mpsc::channel();
         let supervisor = Supervisor::start(
             deadlines,

@@ -13,10 +13,10 @@ use common::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// Detection settings for scenarios that do not measure the switch time: a 50 ms window, so
-/// that the stalls of this shared machine (10-20 ms, anchors.md) do not swap the roles
-/// before the fault under test.
-const CALM: [&str; 2] = ["--heartbeat-us=10000", "--miss=5"];
+/// Detection settings for scenarios that do not measure the switch time: a 100 ms window, so
+/// that the stalls of this shared machine (10-50 ms under load, anchors.md) do not swap the
+/// roles before the fault under test.
+const CALM: [&str; 2] = ["--heartbeat-us=10000", "--miss=10"];
 
 fn calm(extra: &[&'static str]) -> Vec<&'static str> {
     CALM.iter().copied().chain(extra.iter().copied()).collect()
@@ -311,7 +311,7 @@ fn bad_command_lines_exit_2_with_one_line() {
 /// A fault injected for real into the primary at 2.5 s: the secondary takes over on the
 /// primary's Failed notice (not by counting missed heartbeats), inside one frame, with
 /// nothing lost or repeated on the live group.
-fn injected_fault_case(fault: &str, primary_says: &str, secondary_says: &str) {
+fn injected_fault_case(fault: &str, primary_says: &str, secondary_says: &str, max_gap_us: f64) {
     let inject = format!("--inject={fault}@2.5");
     let mut pe = calm(&[]);
     pe.push(&inject);
@@ -330,7 +330,7 @@ fn injected_fault_case(fault: &str, primary_says: &str, secondary_says: &str) {
     }
     let r = rx.report();
     let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
-    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert!(gap_us < max_gap_us, "gap {gap_us} us");
     assert_eq!((cc, missing), (0, 0), "{r}");
     // The failed primary stays off air: exactly one change of sender.
     assert_eq!(r["sender_changes"]["count"], 1);
@@ -342,6 +342,7 @@ fn kernel_detects_a_hung_reader() {
         "reader-hang",
         "-> Failed: kernel: reader: missed its check-in deadline",
         "reader: missed its check-in deadline",
+        40_000.0,
     );
 }
 
@@ -351,6 +352,7 @@ fn kernel_detects_a_pacer_panic() {
         "pacer-panic",
         "-> Failed: kernel: pacer: panicked: injected fault: pacer panic",
         "pacer: panicked",
+        40_000.0,
     );
 }
 
@@ -360,6 +362,7 @@ fn kernel_detects_a_hung_pacer() {
         "pacer-hang",
         "-> Failed: kernel: pacer: missed its check-in deadline",
         "pacer: missed its check-in deadline",
+        40_000.0,
     );
 }
 
@@ -369,7 +372,13 @@ fn kernel_detects_a_hung_pacer() {
 #[test]
 fn kernel_detects_a_hung_event_loop() {
     // The loop's two duties (heartbeat, sync) stop together; either is reported first.
-    injected_fault_case("heartbeat-hang", "missed its check-in deadline", "");
+    // The loop's deadline is 8 heartbeat periods (here 8 x 10 ms).
+    injected_fault_case(
+        "heartbeat-hang",
+        "missed its check-in deadline",
+        "",
+        120_000.0,
+    );
 }
 
 /// Claim 13: the primary sees its own sends fail, declares itself failed, stops and tells
@@ -380,6 +389,7 @@ fn self_detection_of_send_errors() {
         "send-error",
         "-> Failed: OutputFailure: send error",
         "output: send error",
+        40_000.0,
     );
 }
 
@@ -552,7 +562,7 @@ fn stopped_primary_never_sends_beside_the_new_owner() {
     wait_state(net.ctl_s, "Primary", 2 * SEC, &[&p, &s]);
     let r = rx.report();
     let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
-    assert!(gap_us < 100_000.0, "gap {gap_us} us");
+    assert!(gap_us < 150_000.0, "gap {gap_us} us");
     assert_eq!((cc, missing), (0, 0), "{r}");
     assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");
     let sources = r["sources"].as_array().unwrap();

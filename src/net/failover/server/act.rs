@@ -124,9 +124,23 @@ impl Server {
                 }
             }
             Action::ResumeLive => {
+                // Ownership confirmed: go on from the datagram after the last one that reached
+                // the live group, catching up at <= 2x, so the hold loses nothing.
                 if let Some(r) = &self.engine {
-                    match r.handle.set_target(Target::Live) {
-                        Ok(()) => tracing::info!("live output resumed: ownership confirmed"),
+                    let next = r.handle.next_index();
+                    // (Within half a second: a longer hold resumes at the current position.)
+                    let from = r.handle.last_live_sent().map(|l| l.index + 1).filter(|&f| {
+                        r.handle.due_mono_ns(next) - r.handle.due_mono_ns(f) < 500_000_000
+                    });
+                    let result = match from {
+                        Some(f) if f < next => r.handle.switch_at(f, Target::Live),
+                        _ => r.handle.set_target(Target::Live),
+                    };
+                    match result {
+                        Ok(()) => tracing::info!(
+                            from = from.unwrap_or(next),
+                            "live output resumed: ownership confirmed"
+                        ),
                         Err(e) => tracing::error!("cannot resume live output: {e}"),
                     }
                 }

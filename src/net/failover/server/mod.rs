@@ -503,7 +503,15 @@ impl Server {
         if let Some(t) = self.node.poll_timeout() {
             next = next.min(t);
         }
-        if self.cfg.sync_init == SyncInit::Primary && self.node.machine().is_owner() {
+        let m = self.node.machine();
+        let push_pending = self.cfg.sync_init == SyncInit::Primary
+            && m.is_owner()
+            && matches!(
+                m.peer_state(),
+                Some(crate::failover::state::State::SecondaryOffline)
+                    | Some(crate::failover::state::State::Secondary)
+            );
+        if push_pending {
             next = next.min(self.next_push.max(now + 1_000_000));
         }
         if self.node.machine().sending_live() {

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod demo_pair;
 pub mod index;
 pub mod monitor;
+pub mod pair;
 pub mod play;
 pub mod probe;
 pub mod recv;
@@ -53,6 +54,8 @@ pub enum Command {
     Primary(server::PrimaryArgs),
     /// Run the secondary server of a failover pair (follows in lockstep, takes over).
     Secondary(server::SecondaryArgs),
+    /// Run a primary and a secondary on this computer as two processes (claim 27).
+    Pair(pair::PairArgs),
     /// Send a user's request to the servers' control ports (e.g. play an asset).
     Request(request::RequestArgs),
     /// Show a server's failover state, peer, position and counters.
@@ -78,6 +81,7 @@ pub fn run() -> i32 {
         Command::Primary(a) => server::run_primary(&a),
         Command::Secondary(a) => server::run_secondary(&a),
         Command::Request(a) => request::run(&a),
+        Command::Pair(a) => pair::run(&a),
         Command::Status(a) => status::run(&a),
         Command::Monitor(a) => monitor::run(&a),
         Command::Sync(a) => sync::run(&a),

@@ -226,8 +226,14 @@ pub fn strip_ansi(s: &str) -> String {
 
 /// `tandem status ADDR --json`.
 pub fn status(addr: SocketAddrV4) -> Option<serde_json::Value> {
+    status_with(addr, &[])
+}
+
+/// `tandem status ADDR --json EXTRA...` (e.g. `--key-file=...`).
+pub fn status_with(addr: SocketAddrV4, extra: &[&str]) -> Option<serde_json::Value> {
     let out = Command::new(BIN)
         .args(["status", &addr.to_string(), "--json"])
+        .args(extra)
         .output()
         .ok()?;
     if !out.status.success() {
@@ -248,10 +254,21 @@ pub fn wait_state(
     timeout: Duration,
     procs: &[&Proc],
 ) -> serde_json::Value {
+    wait_state_with(addr, want, timeout, procs, &[])
+}
+
+/// [`wait_state`] with extra `tandem status` flags.
+pub fn wait_state_with(
+    addr: SocketAddrV4,
+    want: &str,
+    timeout: Duration,
+    procs: &[&Proc],
+    extra: &[&str],
+) -> serde_json::Value {
     let t0 = Instant::now();
     let mut last = None;
     while t0.elapsed() < timeout {
-        if let Some(s) = status(addr) {
+        if let Some(s) = status_with(addr, extra) {
             if state(&s) == want {
                 return s;
             }

@@ -42,6 +42,13 @@ impl Server {
                         self.asked_logged = true;
                         tracing::info!(to = %addr, "asking the primary for the session parameters (sync request)");
                     }
+                    Body::SyncParams(p) if self.cfg.sync_init == SyncInit::Primary => {
+                        tracing::info!(
+                            to = %addr,
+                            origin_index = p.origin_index,
+                            "pushing the session parameters to the peer (primary-initiated synchronisation)"
+                        )
+                    }
                     Body::SyncParams(p) => tracing::info!(
                         to = %addr,
                         origin_index = p.origin_index,
@@ -95,9 +102,22 @@ impl Server {
                     self.in_step_good = 0;
                     self.foreign_last = None;
                 }
+                // The primary stopped at the end of a finite session we were following:
+                // this server's session is over too.
+                if t.trigger == Trigger::PrimaryStopped && self.session_over() {
+                    tracing::info!("the primary ended the session");
+                    self.exit_at = Some((mono_ns() + 50_000_000, 0));
+                }
             }
             Action::StartLive => self.start_live(),
             Action::SwitchToLive { after_index } => self.switch_to_live(after_index),
+            Action::HoldLive if self.engine_on_time() => {
+                // The loop was late, not the engine's sender: its output kept its schedule,
+                // so the peer saw it and cannot have taken over in between. The machine
+                // verifies ownership all the same; a stalled sender is held by the engine's
+                // own gate.
+                tracing::debug!("hold: the engine's output is on time, not interrupted");
+            }
             Action::HoldLive | Action::StopLive => {
                 if let Some(r) = &self.engine {
                     if r.handle.stop_live() {
@@ -106,9 +126,23 @@ impl Server {
                 }
             }
             Action::ResumeLive => {
+                // Ownership confirmed: go on from the datagram after the last one that reached
+                // the live group, catching up at <= 2x, so the hold loses nothing.
                 if let Some(r) = &self.engine {
-                    match r.handle.set_target(Target::Live) {
-                        Ok(()) => tracing::info!("live output resumed: ownership confirmed"),
+                    let next = r.handle.next_index();
+                    // (Within half a second: a longer hold resumes at the current position.)
+                    let from = r.handle.last_live_sent().map(|l| l.index + 1).filter(|&f| {
+                        r.handle.due_mono_ns(next) - r.handle.due_mono_ns(f) < 500_000_000
+                    });
+                    let result = match from {
+                        Some(f) if f < next => r.handle.switch_at(f, Target::Live),
+                        _ => r.handle.set_target(Target::Live),
+                    };
+                    match result {
+                        Ok(()) => tracing::info!(
+                            from = from.unwrap_or(next),
+                            "live output resumed: ownership confirmed"
+                        ),
                         Err(e) => tracing::error!("cannot resume live output: {e}"),
                     }
                 }
@@ -387,6 +421,30 @@ impl Server {
                 }
             }),
         }
+    }
+
+    /// Whether the session followed is finite and past its last datagram by now.
+    fn session_over(&self) -> bool {
+        let (Some(s), Some(tl)) = (&self.stream, &self.timeline) else {
+            return false;
+        };
+        let now = real_ns();
+        s.datagram_count()
+            .is_some_and(|c| tl.index_at(s, now + 100_000_000) >= c)
+    }
+
+    /// Whether the engine's sender keeps its schedule: its next datagram is not overdue by
+    /// the stall bound, or it sent one within that bound (a planned catch-up).
+    fn engine_on_time(&self) -> bool {
+        let Some(r) = &self.engine else { return false };
+        let bound = self.node.config().machine.stall_verify_ns as i128;
+        let now = mono_ns() as i128;
+        let due = r.handle.due_mono_ns(r.handle.next_index()) as i128;
+        let recent = r
+            .handle
+            .last_sent()
+            .is_some_and(|l| now - (l.mono_ns as i128) < bound);
+        r.handle.target() == Target::Live && (due + bound >= now || recent)
     }
 
     /// Stops and forgets the engine.

@@ -529,13 +529,19 @@ impl Server {
     /// the session.
     pub(super) fn policies(&mut self, now: Now) {
         let m = self.node.machine();
-        // Output stalled: the engine is far behind its timeline while on air, and this
-        // process itself was not stalled (that is the ownership check's business).
+        // Output stalled: nothing sent for longer than the bound although a datagram was
+        // due (a planned catch-up after a rewind sends all the time), and this process
+        // itself was not stalled (that is the ownership check's business).
         if m.sending_live() {
             if let (Some(r), Some(_)) = (&self.engine, &self.stream) {
                 let next = r.handle.next_index();
                 let due = r.handle.due_mono_ns(next);
-                let behind = (now.mono as i128 - due as i128).max(0) as u64;
+                let overdue = (now.mono as i128 - due as i128).max(0) as u64;
+                let silent = r
+                    .handle
+                    .last_sent()
+                    .map_or(overdue, |l| now.mono.saturating_sub(l.mono_ns));
+                let behind = overdue.min(silent);
                 let (at, _) = self.loop_stall;
                 let recent_own = now.mono.saturating_sub(at) < 2 * self.stall_bound();
                 if behind > self.stall_bound()

@@ -306,14 +306,12 @@ impl Server {
             real: real_ns(),
         };
         let node = Node::new(node_cfg, cfg.role, now);
-        let frame = asset.as_ref().map_or(DEFAULT_FRAME_NS, |a| a.frame_ns);
         let window = node_cfg.detector.heartbeat_window();
         let deadlines = Deadlines {
             pacer_ns: window.clamp(5_000_000, 20_000_000),
             reader_ns: 50_000_000,
             loop_ns: (8 * node_cfg.machine.heartbeat_period_ns).max(30_000_000),
         };
-        let _ = frame;
         let (report_tx, reports) = mpsc::channel();
         let supervisor = Supervisor::start(
             deadlines,
@@ -493,6 +491,10 @@ impl Server {
             self.node.machine().role() == Role::Secondary,
             Ordering::Relaxed,
         );
+        a.standby.store(
+            self.node.machine().state() == crate::failover::state::State::Primary,
+            Ordering::Relaxed,
+        );
     }
 
     fn arm_timer(&mut self) {
@@ -501,7 +503,15 @@ impl Server {
         if let Some(t) = self.node.poll_timeout() {
             next = next.min(t);
         }
-        if self.cfg.sync_init == SyncInit::Primary && self.node.machine().is_owner() {
+        let m = self.node.machine();
+        let push_pending = self.cfg.sync_init == SyncInit::Primary
+            && m.is_owner()
+            && matches!(
+                m.peer_state(),
+                Some(crate::failover::state::State::SecondaryOffline)
+                    | Some(crate::failover::state::State::Secondary)
+            );
+        if push_pending {
             next = next.min(self.next_push.max(now + 1_000_000));
         }
         if self.node.machine().sending_live() {

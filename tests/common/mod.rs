@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,22 +30,29 @@ pub struct Net {
 }
 
 impl Net {
-    /// Fresh addresses (derived from the process id and a counter).
+    /// Fresh addresses (derived from the process id and a counter). Ports that something
+    /// else on this machine holds right now (another test run, a leftover process) are
+    /// skipped: a server that cannot bind its port exits, which is not what a test tests.
     pub fn new() -> Net {
-        let n = N.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
-        let base = 21_000 + ((pid % 700) * 12 + n * 6) as u16 % 8_000;
-        let lo = |p: u16| SocketAddrV4::new(Ipv4Addr::LOCALHOST, base + p);
-        let g = Ipv4Addr::new(239, 255, 180 + (pid % 40) as u8, (n % 120) as u8 * 2 + 2);
-        let g2 = Ipv4Addr::new(239, 255, 180 + (pid % 40) as u8, (n % 120) as u8 * 2 + 3);
-        Net {
-            sync_p: lo(0),
-            sync_s: lo(1),
-            ctl_p: lo(2),
-            ctl_s: lo(3),
-            monitor: lo(4),
-            live: SocketAddrV4::new(g, base + 5),
-            muted: SocketAddrV4::new(g2, base + 5),
+        loop {
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let base = 21_000 + ((pid % 700) * 12 + n * 6) as u16 % 8_000;
+            if !(0..6).all(|p| port_free(base + p)) {
+                continue;
+            }
+            let lo = |p: u16| SocketAddrV4::new(Ipv4Addr::LOCALHOST, base + p);
+            let g = Ipv4Addr::new(239, 255, 180 + (pid % 40) as u8, (n % 120) as u8 * 2 + 2);
+            let g2 = Ipv4Addr::new(239, 255, 180 + (pid % 40) as u8, (n % 120) as u8 * 2 + 3);
+            return Net {
+                sync_p: lo(0),
+                sync_s: lo(1),
+                ctl_p: lo(2),
+                ctl_s: lo(3),
+                monitor: lo(4),
+                live: SocketAddrV4::new(g, base + 5),
+                muted: SocketAddrV4::new(g2, base + 5),
+            };
         }
     }
 
@@ -75,6 +83,11 @@ impl Net {
     }
 }
 
+/// Nobody on this machine holds UDP `port` (on any address) right now.
+fn port_free(port: u16) -> bool {
+    std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+}
+
 /// A fresh scratch directory.
 pub fn scratch(name: &str) -> PathBuf {
     let n = N.fetch_add(1, Ordering::Relaxed);
@@ -101,7 +114,9 @@ pub fn fixture(name: &str, dir: &Path) -> PathBuf {
     to
 }
 
-/// A child process with its stderr in a log file; killed (SIGKILL) on drop.
+/// A child process with its stderr in a log file, in a process group of its own; the
+/// group is killed (SIGKILL) on drop, so the servers that `tandem pair` started do not
+/// outlive a failed test (a leftover `--loop` server loads the machine and holds ports).
 pub struct Proc {
     pub name: String,
     pub child: Option<Child>,
@@ -115,6 +130,7 @@ impl Proc {
         let f = std::fs::File::create(&log).unwrap();
         let child = Command::new(BIN)
             .args(args)
+            .process_group(0)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -184,6 +200,7 @@ impl Proc {
                 return (st.code(), out);
             }
             if t0.elapsed() > timeout {
+                kill_group(&c);
                 let _ = c.kill();
                 let _ = c.wait();
                 panic!(
@@ -200,9 +217,19 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            kill_group(&c);
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// SIGKILL to the process group of `c` (its own: see [`Proc::spawn`]).
+fn kill_group(c: &Child) {
+    // SAFETY: kill(2) of the process group our child leads (not yet waited for, so the id
+    // is still ours); no memory is involved.
+    unsafe {
+        libc::kill(-(c.id() as i32), libc::SIGKILL);
     }
 }
 

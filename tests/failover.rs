@@ -13,6 +13,10 @@ use common::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// The longest a receiver runs: it is stopped (`Recv::stop`) once the scenario is over, so
+/// a slow start of the servers on a loaded machine cannot push the events out of its window.
+const RX_MAX_S: f64 = 60.0;
+
 /// Detection settings for scenarios that do not measure the switch time: a 100 ms window, so
 /// that the stalls of this shared machine (10-50 ms under load, anchors.md) do not swap the
 /// roles before the fault under test.
@@ -92,7 +96,7 @@ fn kill_9_case(fixture_name: &str, scheme: &str, frame_us: f64) {
     let asset = fixture(fixture_name, &dir).display().to_string();
     let net = Net::new();
     let cap = dir.join("capture.ts");
-    let rx = Recv::start(&dir, &net.live_url(scheme), 4.5, Some(&cap));
+    let rx = Recv::start(&dir, &net.live_url(scheme), RX_MAX_S, Some(&cap));
     let (mut p, mut s) = spawn_pair(&dir, &net, &asset, scheme, &[], &[]);
     wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
     p.wait_log("on air", SEC);
@@ -105,7 +109,7 @@ fn kill_9_case(fixture_name: &str, scheme: &str, frame_us: f64) {
     // The secondary plays the session to its end and exits.
     let (code, _) = s.wait_exit(10 * SEC);
     assert_eq!(code, Some(0), "{}", s.log_text());
-    let r = rx.report();
+    let r = rx.stop();
     let (gap_us, cc, missing) = one_switch(&r, &[&s]);
     assert!(
         gap_us < frame_us,
@@ -138,7 +142,7 @@ fn asset_request_starts_both_servers_in_lockstep() {
     let dir = scratch("request");
     let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
     let net = Net::new();
-    let rx = Recv::start(&dir, &net.live_url("rtp"), 2.0, None);
+    let rx = Recv::start(&dir, &net.live_url("rtp"), RX_MAX_S, None);
     let mut pa = vec!["primary".to_string(), "--loop".into()];
     pa.extend(net.primary_args("rtp"));
     pa.extend(args(&CALM));
@@ -179,7 +183,9 @@ fn asset_request_starts_both_servers_in_lockstep() {
         "{}",
         s.log_text()
     );
-    let r = rx.report();
+    // A second of the pair in lockstep on the live group.
+    std::thread::sleep(SEC);
+    let r = rx.stop();
     assert_eq!(r["sender_changes"]["count"], 0, "{r}");
     assert!(r["datagrams"].as_u64().unwrap() > 100, "{r}");
     let rtp = &r["rtp"];
@@ -313,11 +319,16 @@ fn bad_command_lines_exit_2_with_one_line() {
 /// nothing lost or repeated on the live group.
 fn injected_fault_case(fault: &str, primary_says: &str, secondary_says: &str, max_gap_us: f64) {
     let inject = format!("--inject={fault}@2.5");
-    let mut pe = calm(&[]);
+    let mut pe = calm(&["--loop"]);
     pe.push(&inject);
-    let (dir, net, _, p, s) = pair("inject", "cbr-25fps.ts", "udp", &pe, &calm(&[]));
-    let rx = Recv::start(&dir, &net.live_url("udp"), 3.0, None);
-    s.wait_log("Secondary_synchronized -> Secondary_no_primary", 5 * SEC);
+    let dir = scratch("inject");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    // Joined before the servers start: the fault (2.5 s after the primary's start) falls
+    // inside the receiver's run however long the pair takes to synchronise.
+    let rx = Recv::start(&dir, &net.live_url("udp"), RX_MAX_S, None);
+    let (p, s) = spawn_pair(&dir, &net, &asset, "udp", &pe, &calm(&["--loop"]));
+    s.wait_log("Secondary_synchronized -> Secondary_no_primary", 10 * SEC);
     let log = s.log_text();
     assert!(
         log.contains(&format!(
@@ -326,9 +337,9 @@ fn injected_fault_case(fault: &str, primary_says: &str, secondary_says: &str, ma
         "{log}"
     );
     if !primary_says.is_empty() {
-        p.wait_log(primary_says, SEC);
+        p.wait_log(primary_says, 5 * SEC);
     }
-    let r = rx.report();
+    let r = rx.stop();
     let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
     assert!(gap_us < max_gap_us, "gap {gap_us} us");
     assert_eq!((cc, missing), (0, 0), "{r}");
@@ -529,7 +540,7 @@ fn monitor_detects_and_commands_the_switch() {
     );
     wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s, &m]);
     m.wait_log("watching the server on air", 3 * SEC);
-    let rx = Recv::start(&dir, &net.live_url("udp"), 1.5, None);
+    let rx = Recv::start(&dir, &net.live_url("udp"), RX_MAX_S, None);
     std::thread::sleep(Duration::from_millis(500));
     p.kill9();
     s.wait_log(
@@ -537,7 +548,7 @@ fn monitor_detects_and_commands_the_switch() {
         3 * SEC,
     );
     m.wait_log("declared failed", SEC);
-    let r = rx.report();
+    let r = rx.stop();
     let (gap_us, cc, missing) = one_switch(&r, &[&s, &m]);
     assert!(gap_us < 40_000.0, "gap {gap_us} us");
     assert_eq!((cc, missing), (0, 0), "{r}");
@@ -552,7 +563,7 @@ fn monitor_detects_and_commands_the_switch() {
 #[test]
 fn stopped_primary_never_sends_beside_the_new_owner() {
     let (dir, net, _, p, s) = pair("sigstop", "cbr-25fps.ts", "udp", &CALM, &CALM);
-    let rx = Recv::start(&dir, &net.live_url("udp"), 3.0, None);
+    let rx = Recv::start(&dir, &net.live_url("udp"), RX_MAX_S, None);
     std::thread::sleep(Duration::from_millis(400));
     p.signal(libc::SIGSTOP);
     s.wait_log("-> Secondary_no_primary", 3 * SEC);
@@ -560,7 +571,9 @@ fn stopped_primary_never_sends_beside_the_new_owner() {
     p.signal(libc::SIGCONT);
     wait_state(net.ctl_p, "Secondary_synchronized", 5 * SEC, &[&p, &s]);
     wait_state(net.ctl_s, "Primary", 2 * SEC, &[&p, &s]);
-    let r = rx.report();
+    // The returned server stays off the live group.
+    std::thread::sleep(Duration::from_millis(500));
+    let r = rx.stop();
     let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
     assert!(gap_us < 150_000.0, "gap {gap_us} us");
     assert_eq!((cc, missing), (0, 0), "{r}");
@@ -579,7 +592,7 @@ fn stopped_primary_never_sends_beside_the_new_owner() {
 #[test]
 fn old_primary_returns_as_secondary() {
     let (dir, net, asset, mut p, s) = pair("return", "cbr-25fps.ts", "rtp", &CALM, &CALM);
-    let rx = Recv::start(&dir, &net.live_url("rtp"), 3.0, None);
+    let rx = Recv::start(&dir, &net.live_url("rtp"), RX_MAX_S, None);
     std::thread::sleep(Duration::from_millis(300));
     p.kill9();
     s.wait_log("-> Secondary_no_primary", 3 * SEC);
@@ -597,7 +610,9 @@ fn old_primary_returns_as_secondary() {
     wait_state(net.ctl_p, "Secondary_synchronized", 5 * SEC, &[&back, &s]);
     let st = wait_state(net.ctl_s, "Primary", 2 * SEC, &[&back, &s]);
     assert!(st["epoch"].as_u64().unwrap() >= 2, "{st}");
-    let r = rx.report();
+    // The returned server stays off the live group.
+    std::thread::sleep(Duration::from_millis(500));
+    let r = rx.stop();
     let (_, cc, missing) = one_switch(&r, &[&back, &s]);
     assert_eq!((cc, missing), (0, 0), "{r}");
     let rtp = &r["rtp"];
@@ -615,7 +630,7 @@ fn late_join_does_not_disturb_the_primary() {
     let dir = scratch("late");
     let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
     let net = Net::new();
-    let rx = Recv::start(&dir, &net.live_url("rtp"), 3.5, None);
+    let rx = Recv::start(&dir, &net.live_url("rtp"), RX_MAX_S, None);
     let mut pa = vec!["primary".to_string(), asset.clone(), "--loop".into()];
     pa.extend(net.primary_args("rtp"));
     let mut p = Proc::spawn("primary", &dir, &pa);
@@ -638,7 +653,7 @@ fn late_join_does_not_disturb_the_primary() {
     std::thread::sleep(Duration::from_millis(500));
     p.kill9();
     s.wait_log("-> Secondary_no_primary", 3 * SEC);
-    let r = rx.report();
+    let r = rx.stop();
     let (gap_us, cc, missing) = one_switch(&r, &[&s]);
     assert!(gap_us < 40_000.0, "gap {gap_us} us");
     assert_eq!((cc, missing), (0, 0), "{r}");
@@ -668,11 +683,11 @@ fn clock_offset_between_the_hosts() {
         (off + 250_000_000).abs() < 2_000_000,
         "offset {off} ns (primary minus secondary), expected about -250 ms"
     );
-    let rx = Recv::start(&dir, &net.live_url("udp"), 1.5, None);
+    let rx = Recv::start(&dir, &net.live_url("udp"), RX_MAX_S, None);
     std::thread::sleep(Duration::from_millis(500));
     p.kill9();
     s.wait_log("-> Secondary_no_primary", 3 * SEC);
-    let r = rx.report();
+    let r = rx.stop();
     let (gap_us, cc, missing) = one_switch(&r, &[&s]);
     assert!(gap_us < 40_000.0, "gap {gap_us} us");
     assert_eq!((cc, missing), (0, 0), "{r}");
@@ -734,7 +749,7 @@ fn switch_at_the_next_pcr_boundary() {
         &["--switch-at=pcr"],
         &["--switch-at=pcr"],
     );
-    let rx = Recv::start(&dir, &net.live_url("udp"), 1.5, None);
+    let rx = Recv::start(&dir, &net.live_url("udp"), RX_MAX_S, None);
     std::thread::sleep(Duration::from_millis(500));
     p.kill9();
     s.wait_log("taking the live group", 3 * SEC);
@@ -769,7 +784,7 @@ fn switch_at_the_next_pcr_boundary() {
         "{line}"
     );
     assert!(from > last);
-    let r = rx.report();
+    let r = rx.stop();
     assert_eq!(r["sender_changes"]["count"], 1, "{r}");
     let ch = &r["sender_changes"]["list"][0];
     // What lies between the primary's last datagram and the boundary is not sent.
@@ -818,7 +833,7 @@ fn finite_session_ends_both_servers() {
     let dir = scratch("finite");
     let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
     let net = Net::new();
-    let rx = Recv::start(&dir, &net.live_url("udp"), 4.5, None);
+    let rx = Recv::start(&dir, &net.live_url("udp"), RX_MAX_S, None);
     let mut pair = Proc::spawn(
         "pair",
         &dir,
@@ -837,7 +852,7 @@ fn finite_session_ends_both_servers() {
     );
     let (code, out) = pair.wait_exit(15 * SEC);
     assert_eq!(code, Some(0), "{out}\n{}", pair.log_text());
-    let r = rx.report();
+    let r = rx.stop();
     assert_eq!(r["sender_changes"]["count"], 0, "{r}");
     assert_eq!(r["datagrams"], 717, "one pass of the asset: {r}");
     assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");

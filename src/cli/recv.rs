@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::net::recv_socket::{run_recv, stop_on_signals, RecvConfig};
+use crate::net::recv_socket::{open_recv_socket, run_on, stop_on_signals, RecvConfig};
 use crate::net::sockets::resolve_iface;
 use crate::net::url::Dest;
 use crate::recv::stats::{Check, Percentiles};
@@ -75,7 +75,11 @@ pub fn run(args: RecvArgs) -> anyhow::Result<i32> {
         capture: args.capture,
     };
     let stop = stop_on_signals();
-    let report = match run_recv(&cfg, stop) {
+    // Joined before anything is said: whoever waits for this line may start sending.
+    let report = match open_recv_socket(&cfg.dest, cfg.iface).and_then(|sock| {
+        tracing::info!(dest = %cfg.dest, iface = %cfg.iface, "joined, receiving");
+        run_on(sock, &cfg, stop)
+    }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tandem recv: {e}");

@@ -321,7 +321,7 @@ pub struct Recv {
 
 impl Recv {
     /// Starts receiving `url` for `seconds` (optionally capturing to `capture`); returns
-    /// once the receiver has had time to join.
+    /// once the receiver has joined the group.
     pub fn start(dir: &Path, url: &str, seconds: f64, capture: Option<&Path>) -> Recv {
         let mut args = vec![
             "recv".to_string(),
@@ -333,15 +333,24 @@ impl Recv {
             args.push(format!("--capture={}", c.display()));
         }
         let proc = Proc::spawn("recv", dir, &args);
-        std::thread::sleep(Duration::from_millis(150));
+        proc.wait_log("receiving", Duration::from_secs(20));
         Recv { proc }
     }
 
-    /// Waits for the report.
+    /// Waits for the report (the end of `--seconds`).
     pub fn report(mut self) -> serde_json::Value {
         let (code, out) = self.proc.wait_exit(Duration::from_secs(60));
         assert_eq!(code, Some(0), "recv failed: {}", self.proc.log_text());
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("recv JSON: {e}: {out}"))
+    }
+
+    /// Ends the run now (SIGTERM: the receiver stops and reports what it received) and
+    /// returns the report; for runs that end with the session rather than a time window.
+    pub fn stop(self) -> serde_json::Value {
+        // Datagrams still in flight on loopback arrive well within this.
+        std::thread::sleep(Duration::from_millis(200));
+        self.proc.signal(libc::SIGTERM);
+        self.report()
     }
 }
 

@@ -91,17 +91,43 @@ fn spawn_pair(
 
 /// kill -9 of the primary mid-session: one change of sender inside one frame, nothing lost,
 /// and the capture of the whole session (one pass) decodes to every frame of the asset.
+///
+/// The default detection window is a third of a frame (5.6 ms at 59.94 fps): a stall of
+/// this shared machine longer than that before the kill is a failure the secondary must
+/// act on, and the pair swaps roles. Such a run says nothing about the kill; it is run
+/// again (at most three times). Whatever follows the kill is asserted strictly.
 fn kill_9_case(fixture_name: &str, scheme: &str, frame_us: f64) {
+    for attempt in 1..=3 {
+        if kill_9_attempt(fixture_name, scheme, frame_us) {
+            return;
+        }
+        eprintln!("attempt {attempt}: the pair swapped roles before the kill (a stall of this machine); again");
+    }
+    panic!("the pair swapped roles before the kill in three attempts");
+}
+
+/// One run of [`kill_9_case`]; false when the pair did not stay stable until the kill.
+fn kill_9_attempt(fixture_name: &str, scheme: &str, frame_us: f64) -> bool {
     let dir = scratch("kill9");
     let asset = fixture(fixture_name, &dir).display().to_string();
     let net = Net::new();
     let cap = dir.join("capture.ts");
     let rx = Recv::start(&dir, &net.live_url(scheme), RX_MAX_S, Some(&cap));
     let (mut p, mut s) = spawn_pair(&dir, &net, &asset, scheme, &[], &[]);
-    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
+    if try_wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC).is_none() {
+        return false;
+    }
     p.wait_log("on air", SEC);
     std::thread::sleep(Duration::from_millis(1200));
+    // Before the kill: the secondary never took over, the primary never left the air.
+    let took_over = s.log_text().contains("-> Secondary_no_primary");
     p.kill9();
+    let left = ["-> Secondary_synchronizing", "-> Failed"]
+        .iter()
+        .any(|t| p.log_text().contains(t));
+    if took_over || left {
+        return false;
+    }
     s.wait_log("Secondary_synchronized -> Secondary_no_primary", 3 * SEC);
     let st = status(net.ctl_s).unwrap();
     assert_eq!(state(&st), "Secondary_no_primary");
@@ -124,6 +150,7 @@ fn kill_9_case(fixture_name: &str, scheme: &str, frame_us: f64) {
         frames, whole,
         "frames decoded from the capture vs the asset"
     );
+    true
 }
 
 #[test]

@@ -292,16 +292,9 @@ pub fn wait_state_with(
     procs: &[&Proc],
     extra: &[&str],
 ) -> serde_json::Value {
-    let t0 = Instant::now();
-    let mut last = None;
-    while t0.elapsed() < timeout {
-        if let Some(s) = status_with(addr, extra) {
-            if state(&s) == want {
-                return s;
-            }
-            last = Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let (found, last) = poll_state(addr, want, timeout, extra);
+    if let Some(s) = found {
+        return s;
     }
     let logs: Vec<String> = procs
         .iter()
@@ -312,6 +305,36 @@ pub fn wait_state_with(
         last.map(|s| state(&s)),
         logs.join("\n")
     );
+}
+
+/// Waits until the server at `addr` reports `want`; `None` after `timeout`.
+pub fn try_wait_state(
+    addr: SocketAddrV4,
+    want: &str,
+    timeout: Duration,
+) -> Option<serde_json::Value> {
+    poll_state(addr, want, timeout, &[]).0
+}
+
+/// (the status once it is `want`, else the last status seen).
+fn poll_state(
+    addr: SocketAddrV4,
+    want: &str,
+    timeout: Duration,
+    extra: &[&str],
+) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
+    let t0 = Instant::now();
+    let mut last = None;
+    while t0.elapsed() < timeout {
+        if let Some(s) = status_with(addr, extra) {
+            if state(&s) == want {
+                return (Some(s), None);
+            }
+            last = Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (None, last)
 }
 
 /// A `tandem recv --json` run on the live group.

@@ -109,8 +109,14 @@ impl Server {
                     self.exit_at = Some((mono_ns() + 50_000_000, 0));
                 }
             }
-            Action::StartLive => self.start_live(),
-            Action::SwitchToLive { after_index } => self.switch_to_live(after_index),
+            Action::StartLive => {
+                self.live_since = mono_ns();
+                self.start_live()
+            }
+            Action::SwitchToLive { after_index } => {
+                self.live_since = mono_ns();
+                self.switch_to_live(after_index)
+            }
             Action::HoldLive if self.engine_on_time() => {
                 // The loop was late, not the engine's sender: its output kept its schedule,
                 // so the peer saw it and cannot have taken over in between. The machine
@@ -126,6 +132,7 @@ impl Server {
                 }
             }
             Action::ResumeLive => {
+                self.live_since = mono_ns();
                 // Ownership confirmed: go on from the datagram after the last one that reached
                 // the live group, catching up at <= 2x, so the hold loses nothing.
                 if let Some(r) = &self.engine {

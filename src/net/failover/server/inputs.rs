@@ -541,7 +541,10 @@ impl Server {
                     .handle
                     .last_sent()
                     .map_or(overdue, |l| now.mono.saturating_sub(l.mono_ns));
-                let behind = overdue.min(silent);
+                // Counted from going live: a server that takes over after its engine was
+                // starved while muted is behind, but its live output has not failed.
+                let since_live = now.mono.saturating_sub(self.live_since);
+                let behind = overdue.min(silent).min(since_live);
                 let (at, _) = self.loop_stall;
                 let recent_own = now.mono.saturating_sub(at) < 2 * self.stall_bound();
                 if behind > self.stall_bound()

@@ -227,6 +227,9 @@ pub struct Server {
     send_errors: VecDeque<u64>,
     last_step_mono: u64,
     loop_stall: (u64, u64),
+    /// When the live output was last started, taken over or resumed (mono ns): silence on
+    /// the live group before that is not this server's output failing.
+    live_since: u64,
     next_push: u64,
     last_error: Option<String>,
     refused_identity: Option<crate::index::AssetIdentity>,
@@ -390,6 +393,7 @@ impl Server {
             send_errors: VecDeque::new(),
             last_step_mono: now.mono,
             loop_stall: (0, 0),
+            live_since: 0,
             next_push: 0,
             last_error: None,
             refused_identity: None,

@@ -99,6 +99,12 @@ pub fn table(r: &BenchReport) -> String {
         r.machine_stalls.count,
         ms(r.machine_stalls.max_ns)
     ));
+    if v.switched_before_fault > 0 || v.secondary_not_ready > 0 {
+        o.push_str(&format!(
+            "self-failures: in {} trial(s) the primary failed by itself (e.g. its kernel after a stall) and the secondary took over before the fault; in {} the secondary was not synchronised at the fault (it had failed by itself)\n",
+            v.switched_before_fault, v.secondary_not_ready
+        ));
+    }
     if v.extra_sender_changes > 0 {
         o.push_str(&format!(
             "sender: {} trial(s) where the receiver saw more than one change of sender or the primary came back\n",

@@ -90,6 +90,8 @@ struct Obs {
     origin_real_ns: Option<u64>,
     declared: Option<(u64, String)>,
     note: Option<String>,
+    primary_state: Option<String>,
+    secondary_state: Option<String>,
 }
 
 fn bad(msg: String) -> anyhow::Result<i32> {
@@ -352,6 +354,8 @@ impl Ctx<'_> {
             datagram_ns: self.datagram_ns,
             stall_threshold_ns: self.stall_ns,
             error,
+            primary_state_at_fault: obs.primary_state.clone(),
+            secondary_state_at_fault: obs.secondary_state.clone(),
         };
         Trial::from_input(&input)
     }
@@ -579,6 +583,9 @@ impl Ctx<'_> {
         drop(sec);
         let ev = events::parse(&std::fs::read_to_string(&sec_events).unwrap_or_default());
         obs.declared = events::declared(&ev);
+        obs.secondary_state = events::state_at(&ev, obs.fault_real_ns);
+        let pev = events::parse(&std::fs::read_to_string(&pri_events).unwrap_or_default());
+        obs.primary_state = events::state_at(&pev, obs.fault_real_ns);
         if let Some(l) = &self.lab {
             set_link(&l.live_port(Host::Pri), true)?;
         }

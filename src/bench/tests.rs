@@ -416,3 +416,16 @@ fn no_switch_names_a_secondary_that_was_not_ready() {
         v.failures
     );
 }
+
+#[test]
+fn muted_datagrams_after_the_switch_do_not_count_as_a_secondary_stall() {
+    let live = arrivals(100, 107, 300);
+    // Muted stream up to the switch, then (old primary resynchronising) 46 ms later.
+    let mut muted = muted_every_4ms(106);
+    muted.push(T0 + 153 * MS);
+    let r = report(1, 0);
+    let stalls = StallLog::default();
+    let t = Trial::from_input(&input(&live, &muted, &r, &stalls));
+    assert!(!t.stall.spoiled, "{:?}", t.stall);
+    assert_eq!(t.stall.secondary_ns, 0);
+}

@@ -60,7 +60,8 @@ pub struct TrialInput<'a> {
     pub declared: Option<(u64, String)>,
     /// Live-group datagrams in arrival order.
     pub live: &'a [Arrival],
-    /// Receive times of the secondary's muted-group datagrams, sorted.
+    /// Receive times of the secondary's muted-group datagrams (its first sender only),
+    /// sorted.
     pub muted_rx: &'a [u64],
     /// The analyzer's report on the live group.
     pub report: &'a Report,
@@ -237,14 +238,17 @@ fn witness(
     let prim: Vec<u64> = i
         .live
         .iter()
-        .filter(|a| Some(a.src) == primary)
+        .filter(|a| Some(a.src) == primary && a.rx_ns <= anchor)
         .map(|a| a.rx_ns)
         .collect();
     let primary_ns = largest_gap_in(&prim, from, anchor).saturating_sub(i.datagram_ns);
     let secondary_ns = if i.muted_rx.is_empty() {
         0
     } else {
-        largest_gap_in(i.muted_rx, from, end).saturating_sub(i.datagram_ns)
+        // Up to the switch only: the muted stream ends there, and a later sender on the
+        // muted group (the old primary resynchronising) is not this secondary.
+        let upto = i.muted_rx.partition_point(|&t| t <= end);
+        largest_gap_in(&i.muted_rx[..upto], from, end).saturating_sub(i.datagram_ns)
     };
     let th = i.stall_threshold_ns;
     StallWitness {

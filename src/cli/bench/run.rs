@@ -410,7 +410,15 @@ impl Ctx<'_> {
         let m = muted.finish();
         obs.live = l.arrivals;
         obs.report = l.report;
-        let mut mr: Vec<u64> = m.arrivals.iter().map(|x| x.rx_ns).collect();
+        // The secondary's muted stream: the group's first sender (a resynchronising old
+        // primary may send there later).
+        let first = m.arrivals.first().map(|x| x.src);
+        let mut mr: Vec<u64> = m
+            .arrivals
+            .iter()
+            .filter(|x| Some(x.src) == first)
+            .map(|x| x.rx_ns)
+            .collect();
         mr.sort_unstable();
         obs.muted = mr;
     }

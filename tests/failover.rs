@@ -13,9 +13,17 @@ use common::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// Detection settings for scenarios that do not measure the switch time: a 50 ms window, so
+/// that the stalls of this shared machine (10-20 ms, anchors.md) do not swap the roles
+/// before the fault under test.
+const CALM: [&str; 2] = ["--heartbeat-us=10000", "--miss=5"];
+
+fn calm(extra: &[&'static str]) -> Vec<&'static str> {
+    CALM.iter().copied().chain(extra.iter().copied()).collect()
+}
+
 /// Starts a synchronised pair on `fixture` with extra flags; returns (dir, net, asset,
 /// primary, secondary).
-#[allow(dead_code)]
 fn pair(
     name: &str,
     fixture_name: &str,
@@ -133,9 +141,11 @@ fn asset_request_starts_both_servers_in_lockstep() {
     let rx = Recv::start(&dir, &net.live_url("rtp"), 2.0, None);
     let mut pa = vec!["primary".to_string(), "--loop".into()];
     pa.extend(net.primary_args("rtp"));
+    pa.extend(args(&CALM));
     let p = Proc::spawn("primary", &dir, &pa);
     let mut sa = vec!["secondary".to_string(), "--loop".into()];
     sa.extend(net.secondary_args("rtp"));
+    sa.extend(args(&CALM));
     let s = Proc::spawn("secondary", &dir, &sa);
     wait_state(net.ctl_p, "Primary_offline", 5 * SEC, &[&p, &s]);
     wait_state(net.ctl_s, "Secondary_offline", 5 * SEC, &[&p, &s]);
@@ -172,9 +182,10 @@ fn asset_request_starts_both_servers_in_lockstep() {
     let r = rx.report();
     assert_eq!(r["sender_changes"]["count"], 0, "{r}");
     assert!(r["datagrams"].as_u64().unwrap() > 100, "{r}");
+    let rtp = &r["rtp"];
     assert_eq!(
-        r["rtp"]["sequence_errors"]["count"].as_u64().unwrap_or(0),
-        0,
+        (rtp["lost"].as_u64(), rtp["duplicates"].as_u64()),
+        (Some(0), Some(0)),
         "{r}"
     );
     // A request for a file that does not exist is refused, and the server says so.
@@ -193,7 +204,7 @@ fn asset_request_starts_both_servers_in_lockstep() {
 #[test]
 fn bad_input_on_sync_and_control_ports_is_counted_and_ignored() {
     use tandem::failover::wire::{encode, Body, Header, Key, Msg, SenderRole};
-    let (_dir, net, _, p, s) = pair("garbage", "cbr-25fps.ts", "udp", &[], &[]);
+    let (_dir, net, _, p, s) = pair("garbage", "cbr-25fps.ts", "udp", &calm(&[]), &calm(&[]));
     let session = tandem::net::failover::link::wire_session(None, net.live);
     let key = Key::derive_from_session(session);
     let msg = |sender_id: u32, seq: u64, session_id: u64| Msg {
@@ -295,4 +306,463 @@ fn bad_command_lines_exit_2_with_one_line() {
     // Nobody listening: a runtime failure.
     let out = run(&["status", "127.0.0.1:9"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A fault injected for real into the primary at 2.5 s: the secondary takes over on the
+/// primary's Failed notice (not by counting missed heartbeats), inside one frame, with
+/// nothing lost or repeated on the live group.
+fn injected_fault_case(fault: &str, primary_says: &str, secondary_says: &str) {
+    let inject = format!("--inject={fault}@2.5");
+    let mut pe = calm(&[]);
+    pe.push(&inject);
+    let (dir, net, _, p, s) = pair("inject", "cbr-25fps.ts", "udp", &pe, &calm(&[]));
+    let rx = Recv::start(&dir, &net.live_url("udp"), 3.0, None);
+    s.wait_log("Secondary_synchronized -> Secondary_no_primary", 5 * SEC);
+    let log = s.log_text();
+    assert!(
+        log.contains(&format!(
+            "Secondary_no_primary: FailedNotice: primary failed: {secondary_says}"
+        )),
+        "{log}"
+    );
+    if !primary_says.is_empty() {
+        p.wait_log(primary_says, SEC);
+    }
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    // The failed primary stays off air: exactly one change of sender.
+    assert_eq!(r["sender_changes"]["count"], 1);
+}
+
+#[test]
+fn kernel_detects_a_hung_reader() {
+    injected_fault_case(
+        "reader-hang",
+        "-> Failed: kernel: reader: missed its check-in deadline",
+        "reader: missed its check-in deadline",
+    );
+}
+
+#[test]
+fn kernel_detects_a_pacer_panic() {
+    injected_fault_case(
+        "pacer-panic",
+        "-> Failed: kernel: pacer: panicked: injected fault: pacer panic",
+        "pacer: panicked",
+    );
+}
+
+#[test]
+fn kernel_detects_a_hung_pacer() {
+    injected_fault_case(
+        "pacer-hang",
+        "-> Failed: kernel: pacer: missed its check-in deadline",
+        "pacer: missed its check-in deadline",
+    );
+}
+
+/// The event loop itself hangs (heartbeats stop) while the engine keeps the live group
+/// fed: missed heartbeats alone would never fire (the live group is not silent); the
+/// kernel thread fences the output and sends the notice itself.
+#[test]
+fn kernel_detects_a_hung_event_loop() {
+    // The loop's two duties (heartbeat, sync) stop together; either is reported first.
+    injected_fault_case("heartbeat-hang", "missed its check-in deadline", "");
+}
+
+/// Claim 13: the primary sees its own sends fail, declares itself failed, stops and tells
+/// the secondary.
+#[test]
+fn self_detection_of_send_errors() {
+    injected_fault_case(
+        "send-error",
+        "-> Failed: OutputFailure: send error",
+        "output: send error",
+    );
+}
+
+/// Claim 4: the secondary asks for the parameters.
+#[test]
+fn sync_initiated_by_the_secondary() {
+    let (_d, _n, _, p, s) = pair(
+        "sync-sec",
+        "cbr-25fps.ts",
+        "udp",
+        &calm(&["--sync-init=secondary"]),
+        &calm(&["--sync-init=secondary"]),
+    );
+    assert!(s
+        .log_text()
+        .contains("asking the primary for the session parameters"));
+    assert!(p.log_text().contains("sending the session parameters"));
+    assert!(!p.log_text().contains("pushing the session parameters"));
+}
+
+/// Claim 5: the primary pushes its parameters when the secondary appears.
+#[test]
+fn sync_initiated_by_the_primary() {
+    let (_d, _n, _, p, s) = pair(
+        "sync-pri",
+        "cbr-25fps.ts",
+        "udp",
+        &calm(&["--sync-init=primary"]),
+        &calm(&["--sync-init=primary"]),
+    );
+    assert!(p
+        .log_text()
+        .contains("pushing the session parameters to the peer"));
+    assert!(!s.log_text().contains("asking the primary"));
+}
+
+/// Claim 6: a separate synchronisation component fetches the parameters from the primary
+/// and delivers them to the secondary; it exits 0 once the secondary is synchronised.
+#[test]
+fn sync_initiated_by_a_component() {
+    let dir = scratch("sync-comp");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let (p, s) = spawn_pair(
+        &dir,
+        &net,
+        &asset,
+        "rtp",
+        &calm(&["--loop", "--sync-init=component"]),
+        &calm(&["--loop", "--sync-init=component"]),
+    );
+    wait_state(net.ctl_p, "Primary_no_secondary", 5 * SEC, &[&p, &s]);
+    // Without the component the secondary stays unsynchronised.
+    std::thread::sleep(Duration::from_millis(700));
+    let st = status(net.ctl_s).unwrap();
+    assert_eq!(state(&st), "Secondary", "{st}");
+    let out = run(&[
+        "sync",
+        "--primary",
+        &net.ctl_p.to_string(),
+        "--secondary",
+        &net.ctl_s.to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Secondary_synchronized"), "{text}");
+    wait_state(net.ctl_p, "Primary", 2 * SEC, &[&p, &s]);
+    assert!(!s.log_text().contains("asking the primary"));
+    // A secondary holding another asset refuses the parameters and `tandem sync` says so.
+    let other = fixture("cbr-29.97fps.ts", &dir).display().to_string();
+    let net2 = Net::new();
+    let (p2, s2) = spawn_pair(
+        &dir,
+        &net2,
+        &asset,
+        "rtp",
+        &calm(&["--loop", "--sync-init=component"]),
+        &calm(&["--loop", "--sync-init=component"]),
+    );
+    drop(s2);
+    let mut sa = vec![
+        "secondary".to_string(),
+        other,
+        "--loop".into(),
+        "--sync-init=component".into(),
+    ];
+    sa.extend(net2.secondary_args("rtp"));
+    sa.extend(args(&CALM));
+    let s3 = Proc::spawn("secondary-other", &dir, &sa);
+    wait_state(net2.ctl_s, "Secondary", 5 * SEC, &[&p2, &s3]);
+    let out = run(&[
+        "sync",
+        "--primary",
+        &net2.ctl_p.to_string(),
+        "--secondary",
+        &net2.ctl_s.to_string(),
+        "--timeout-ms",
+        "1500",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("asset mismatch"), "{err}");
+    assert!(s3.log_text().contains("refusing to synchronise"));
+}
+
+/// Claim 12: a component monitor detects the failure and commands the switch (the
+/// secondary's own detector is off).
+#[test]
+fn monitor_detects_and_commands_the_switch() {
+    let dir = scratch("monitor");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let mon = format!("--monitor={}", net.monitor);
+    let m = Proc::spawn(
+        "monitor",
+        &dir,
+        &args(&[
+            "monitor",
+            &format!("--listen={}", net.monitor),
+            &format!("--live=udp://{}", net.live),
+            &format!("--primary-control={}", net.ctl_p),
+            &format!("--secondary-control={}", net.ctl_s),
+        ]),
+    );
+    let (mut p, s) = spawn_pair(
+        &dir,
+        &net,
+        &asset,
+        "udp",
+        &["--loop", &mon],
+        &["--loop", &mon, "--no-detect"],
+    );
+    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s, &m]);
+    m.wait_log("watching the server on air", 3 * SEC);
+    let rx = Recv::start(&dir, &net.live_url("udp"), 1.5, None);
+    std::thread::sleep(Duration::from_millis(500));
+    p.kill9();
+    s.wait_log(
+        "Secondary_synchronized -> Secondary_no_primary: MonitorTakeover",
+        3 * SEC,
+    );
+    m.wait_log("declared failed", SEC);
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&s, &m]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    // The monitor now watches the new server on air.
+    m.wait_log("watching the server on air", SEC);
+}
+
+/// SIGSTOP of the primary: the secondary takes over; after SIGCONT the old primary sends
+/// nothing on the live group (its sockets are drained before its timers and its engine's
+/// late send waits for the ownership check), steps down, resynchronises behind the new
+/// owner, and the new owner becomes `Primary`.
+#[test]
+fn stopped_primary_never_sends_beside_the_new_owner() {
+    let (dir, net, _, p, s) = pair("sigstop", "cbr-25fps.ts", "udp", &CALM, &CALM);
+    let rx = Recv::start(&dir, &net.live_url("udp"), 3.0, None);
+    std::thread::sleep(Duration::from_millis(400));
+    p.signal(libc::SIGSTOP);
+    s.wait_log("-> Secondary_no_primary", 3 * SEC);
+    std::thread::sleep(Duration::from_millis(300));
+    p.signal(libc::SIGCONT);
+    wait_state(net.ctl_p, "Secondary_synchronized", 5 * SEC, &[&p, &s]);
+    wait_state(net.ctl_s, "Primary", 2 * SEC, &[&p, &s]);
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
+    assert!(gap_us < 100_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");
+    let sources = r["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{r}");
+    let log = p.log_text();
+    assert!(
+        log.contains("Primary -> Secondary_synchronizing"),
+        "the old primary stepped down: {log}"
+    );
+}
+
+/// The old primary, restarted after a crash, comes back as a secondary: it synchronises
+/// behind the new owner, which becomes `Primary`; the live group never changes sender again.
+#[test]
+fn old_primary_returns_as_secondary() {
+    let (dir, net, asset, mut p, s) = pair("return", "cbr-25fps.ts", "rtp", &CALM, &CALM);
+    let rx = Recv::start(&dir, &net.live_url("rtp"), 3.0, None);
+    std::thread::sleep(Duration::from_millis(300));
+    p.kill9();
+    s.wait_log("-> Secondary_no_primary", 3 * SEC);
+    wait_state(net.ctl_s, "Secondary_no_primary", SEC, &[&s]);
+    let mut a = vec!["secondary".to_string(), asset, "--loop".into()];
+    a.extend(args(&[
+        &format!("--dest=rtp://{}", net.live),
+        &format!("--muted=udp://{}", net.muted),
+        &format!("--sync-listen={}", net.sync_p),
+        &format!("--sync-peer={}", net.sync_s),
+        &format!("--control-listen={}", net.ctl_p),
+    ]));
+    a.extend(args(&CALM));
+    let back = Proc::spawn("returned", &dir, &a);
+    wait_state(net.ctl_p, "Secondary_synchronized", 5 * SEC, &[&back, &s]);
+    let st = wait_state(net.ctl_s, "Primary", 2 * SEC, &[&back, &s]);
+    assert!(st["epoch"].as_u64().unwrap() >= 2, "{st}");
+    let r = rx.report();
+    let (_, cc, missing) = one_switch(&r, &[&back, &s]);
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    let rtp = &r["rtp"];
+    assert_eq!(
+        (rtp["lost"].as_u64(), rtp["duplicates"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+}
+
+/// A secondary started after the primary has been on air for a while locks on without
+/// disturbing the primary's output, and can then take over cleanly.
+#[test]
+fn late_join_does_not_disturb_the_primary() {
+    let dir = scratch("late");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let rx = Recv::start(&dir, &net.live_url("rtp"), 3.5, None);
+    let mut pa = vec!["primary".to_string(), asset.clone(), "--loop".into()];
+    pa.extend(net.primary_args("rtp"));
+    let mut p = Proc::spawn("primary", &dir, &pa);
+    wait_state(net.ctl_p, "Primary_no_secondary", 5 * SEC, &[&p]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut sa = vec!["secondary".to_string(), asset, "--loop".into()];
+    sa.extend(net.secondary_args("rtp"));
+    let s = Proc::spawn("secondary", &dir, &sa);
+    wait_state(net.ctl_s, "Secondary_synchronized", 5 * SEC, &[&p, &s]);
+    wait_state(net.ctl_p, "Primary", 2 * SEC, &[&p, &s]);
+    let joined = s.log_text();
+    assert!(
+        joined.contains("joining the session in progress"),
+        "{joined}"
+    );
+    assert!(
+        !joined.contains("start_index=0 "),
+        "it joined at the current index: {joined}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    p.kill9();
+    s.wait_log("-> Secondary_no_primary", 3 * SEC);
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&s]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+    assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");
+    let rtp = &r["rtp"];
+    assert_eq!(
+        (rtp["lost"].as_u64(), rtp["duplicates"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+}
+
+/// The secondary's clock runs 250 ms ahead of the primary's: the offset is measured over the
+/// sync link (NTP style), the secondary still locks on and switches cleanly.
+#[test]
+fn clock_offset_between_the_hosts() {
+    let (dir, net, _, mut p, s) = pair(
+        "offset",
+        "cbr-25fps.ts",
+        "udp",
+        &[],
+        &["--clock-offset-ms=250"],
+    );
+    let st = status(net.ctl_s).unwrap();
+    let off = st["clock_offset_ns"].as_i64().unwrap();
+    assert!(
+        (off + 250_000_000).abs() < 2_000_000,
+        "offset {off} ns (primary minus secondary), expected about -250 ms"
+    );
+    let rx = Recv::start(&dir, &net.live_url("udp"), 1.5, None);
+    std::thread::sleep(Duration::from_millis(500));
+    p.kill9();
+    s.wait_log("-> Secondary_no_primary", 3 * SEC);
+    let r = rx.report();
+    let (gap_us, cc, missing) = one_switch(&r, &[&s]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
+}
+
+/// `tandem pair`: two processes; killing one leaves the other running (and on air).
+#[test]
+fn pair_runs_two_independent_processes() {
+    let dir = scratch("pair");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let mut pair = Proc::spawn(
+        "pair",
+        &dir,
+        &args(&[
+            "pair",
+            &asset,
+            "--loop",
+            &format!("--dest=udp://{}", net.live),
+            &format!("--muted=udp://{}", net.muted),
+            &format!("--primary-sync={}", net.sync_p),
+            &format!("--secondary-sync={}", net.sync_s),
+            &format!("--primary-control={}", net.ctl_p),
+            &format!("--secondary-control={}", net.ctl_s),
+            "--heartbeat-us=10000",
+            "--miss=5",
+        ]),
+    );
+    let sst = wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&pair]);
+    let pst = wait_state(net.ctl_p, "Primary", 5 * SEC, &[&pair]);
+    let (ppid, spid) = (pst["pid"].as_i64().unwrap(), sst["pid"].as_i64().unwrap());
+    assert_ne!(ppid, spid);
+    assert_ne!(ppid, pair.pid() as i64);
+    // SAFETY: kill(2) of the primary child (started by the pair under test).
+    unsafe {
+        libc::kill(ppid as i32, libc::SIGKILL);
+    }
+    wait_state(net.ctl_s, "Secondary_no_primary", 3 * SEC, &[&pair]);
+    pair.signal(libc::SIGTERM);
+    let (code, out) = pair.wait_exit(10 * SEC);
+    assert_eq!(code, Some(1), "the primary was killed: {out}");
+    assert!(out.contains(&format!("primary: pid {ppid}")), "{out}");
+    assert!(out.contains(&format!("secondary: pid {spid}")), "{out}");
+    assert!(
+        out.contains("secondary (pid") && out.contains("exit status: 0"),
+        "{out}"
+    );
+}
+
+/// `--switch-at pcr`: the secondary joins the live group at the first PCR-bearing datagram
+/// after the primary's last, even when its time has passed.
+#[test]
+fn switch_at_the_next_pcr_boundary() {
+    use tandem::stream::{BoundaryKind, OutputStream, SessionParams};
+    let (dir, net, asset, mut p, s) = pair(
+        "pcr",
+        "cbr-25fps.ts",
+        "udp",
+        &["--switch-at=pcr"],
+        &["--switch-at=pcr"],
+    );
+    let rx = Recv::start(&dir, &net.live_url("udp"), 1.5, None);
+    std::thread::sleep(Duration::from_millis(500));
+    p.kill9();
+    s.wait_log("taking the live group", 3 * SEC);
+    let log = s.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("taking the live group"))
+        .unwrap();
+    let num = |key: &str| -> u64 {
+        let v = line.split(key).nth(1).unwrap();
+        v.trim_start_matches("Some(")
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (from, last) = (num("from="), num("primary_last="));
+    let map = tandem::index::load_or_build(std::path::Path::new(&asset), false).unwrap();
+    let stream = OutputStream::new(
+        std::sync::Arc::new(map),
+        SessionParams {
+            session_id: "x".into(),
+            framing: tandem::net::url::Framing::Udp,
+            loops: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        from,
+        stream.next_boundary(last, BoundaryKind::Pcr),
+        "{line}"
+    );
+    assert!(from > last);
+    let r = rx.report();
+    assert_eq!(r["sender_changes"]["count"], 1, "{r}");
+    let ch = &r["sender_changes"]["list"][0];
+    // What lies between the primary's last datagram and the boundary is not sent.
+    let skipped = (from - last - 1) as i64 * 7;
+    assert_eq!(ch["ts_packets_missing_est"].as_i64(), Some(skipped), "{ch}");
 }

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod demo;
 pub mod index;
+pub mod monitor;
+pub mod pair;
 pub mod play;
 pub mod probe;
 pub mod recv;
@@ -13,6 +15,7 @@ pub mod request;
 pub mod server;
 pub(crate) mod signals;
 pub mod status;
+pub mod sync;
 
 /// Exit code for bad input (file, URL, flag) that stops a run.
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -49,10 +52,17 @@ pub enum Command {
     Primary(server::PrimaryArgs),
     /// Run the secondary server of a failover pair (follows in lockstep, takes over).
     Secondary(server::SecondaryArgs),
+    /// Run a primary and a secondary on this computer as two processes (claim 27).
+    Pair(pair::PairArgs),
     /// Send a user's request to the servers' control ports (e.g. play an asset).
     Request(request::RequestArgs),
     /// Show a server's failover state, peer, position and counters.
     Status(status::StatusArgs),
+    /// Component monitor: watch heartbeats and the live group, command the switch.
+    Monitor(monitor::MonitorArgs),
+    /// Synchronisation component: fetch the primary's parameters, deliver them to the
+    /// secondary, wait until it is synchronised.
+    Sync(sync::SyncArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -69,7 +79,10 @@ pub fn run() -> i32 {
         Command::Primary(a) => server::run_primary(&a),
         Command::Secondary(a) => server::run_secondary(&a),
         Command::Request(a) => request::run(&a),
+        Command::Pair(a) => pair::run(&a),
         Command::Status(a) => status::run(&a),
+        Command::Monitor(a) => monitor::run(&a),
+        Command::Sync(a) => sync::run(&a),
     };
     match result {
         Ok(code) => code,

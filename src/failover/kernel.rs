@@ -16,10 +16,13 @@
 //!
 //! # The supervisor's own stalls
 //! When the whole process is paused (a VM stall), no component can check in, and the kernel
-//! must not blame them for it. A poll that comes more than the *stall slack* after the
-//! earliest deadline the kernel knew at its previous poll means the supervisor itself was
-//! stalled: every healthy component's window restarts at that poll (it gets one full
-//! interval to check in again). A component that really died is caught one interval later.
+//! must not blame them for it. The supervisor itself was stalled when a poll comes more than
+//! the *stall slack* after the earliest deadline the kernel knew at its previous poll, or,
+//! when the driver promises to poll at least every `poll_period` ([`Kernel::set_poll_period`]),
+//! more than `poll_period + slack` after the previous poll. Then every healthy component's
+//! window restarts at that poll (it gets one full interval to check in again). A component
+//! that really died is caught one interval later. Components should check in much more often
+//! than their interval: a stall shorter than the threshold still eats into their window.
 
 use std::collections::BTreeMap;
 
@@ -106,6 +109,8 @@ pub struct Kernel {
     failed: bool,
     stall_slack_ns: u64,
     due_at_last_poll: Option<u64>,
+    poll_period_ns: Option<u64>,
+    last_poll: Option<u64>,
 }
 
 impl Default for Kernel {
@@ -114,8 +119,8 @@ impl Default for Kernel {
     }
 }
 
-/// Default stall slack: 2 ms.
-pub const DEFAULT_STALL_SLACK_NS: u64 = 2_000_000;
+/// Default stall slack: 1 ms.
+pub const DEFAULT_STALL_SLACK_NS: u64 = 1_000_000;
 
 impl Kernel {
     /// An empty kernel with the default stall slack.
@@ -131,7 +136,15 @@ impl Kernel {
             failed: false,
             stall_slack_ns: slack_ns,
             due_at_last_poll: None,
+            poll_period_ns: None,
+            last_poll: None,
         }
+    }
+
+    /// The driver polls at least this often (the failover node polls at every heartbeat): a
+    /// longer gap between polls is a stall of the supervisor itself.
+    pub fn set_poll_period(&mut self, period_ns: u64) {
+        self.poll_period_ns = Some(period_ns);
     }
 
     /// Registers a component (claim 15). Its first check-in is due `interval_ns` after `now`.
@@ -196,8 +209,18 @@ impl Kernel {
     /// Marks missed check-ins at `now` and returns the next verdict not yet returned (call
     /// until `None`). After a `Failed` verdict the kernel is [`failed`](Kernel::failed).
     pub fn poll(&mut self, now: u64) -> Option<Verdict> {
-        if let Some(due) = self.due_at_last_poll {
-            if now > due.saturating_add(self.stall_slack_ns) {
+        let late_for_deadline = self
+            .due_at_last_poll
+            .is_some_and(|due| now > due.saturating_add(self.stall_slack_ns));
+        let late_for_period = match (self.poll_period_ns, self.last_poll) {
+            (Some(p), Some(last)) => {
+                now > last.saturating_add(p).saturating_add(self.stall_slack_ns)
+            }
+            _ => false,
+        };
+        self.last_poll = Some(self.last_poll.map_or(now, |l| l.max(now)));
+        {
+            if late_for_deadline || late_for_period {
                 // The supervisor was stalled: nobody could check in.
                 for c in self.components.values_mut() {
                     if c.failed.is_none() {
@@ -360,7 +383,20 @@ mod tests {
         let mut k = Kernel::new();
         k.register("pacer", true, 5 * MS, 0).unwrap();
         assert_eq!(k.poll(MS), None);
-        assert!(matches!(k.poll(6 * MS), Some(Verdict::Failed { .. })));
+        assert!(matches!(
+            k.poll(5 * MS + 500_000),
+            Some(Verdict::Failed { .. })
+        ));
+        // With a poll period: a 4 ms gap between polls (period 1 ms) is a stall even though
+        // the deadline known at the previous poll was later.
+        let mut k = Kernel::new();
+        k.set_poll_period(MS);
+        k.register("pacer", true, 5 * MS, 0).unwrap();
+        k.check_in("pacer", 2 * MS).unwrap();
+        assert_eq!(k.poll(2 * MS), None);
+        k.check_in("pacer", 3 * MS).unwrap();
+        assert_eq!(k.poll(7 * MS + 100_000), None, "stalled 3 to 7.1 ms");
+        assert_eq!(k.next_deadline(), Some(12 * MS + 100_000));
     }
 
     #[test]

@@ -166,11 +166,14 @@ impl Node {
             Role::Primary => SenderRole::Primary,
             Role::Secondary => SenderRole::Secondary,
         };
+        // The node polls the kernel at every heartbeat at least.
+        let mut kernel = Kernel::new();
+        kernel.set_poll_period(config.machine.heartbeat_period_ns);
         Node {
             machine: Machine::new(config.machine, role, now.mono),
             detector: Detector::new(config.detector),
             peer_watch: Detector::new(config.peer_watch),
-            kernel: Kernel::new(),
+            kernel,
             clock: ClockFilter::new(config.clock),
             guard: ReplayGuard::new(),
             stamper: Stamper::new(

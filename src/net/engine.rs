@@ -273,7 +273,8 @@ struct Shared {
     /// Index from which `switch` applies (u64::MAX: none pending).
     switch_index: AtomicU64,
     switch: Mutex<Option<(u64, Target)>>,
-    progress: Mutex<(Option<LastSent>, EngineStats)>,
+    /// (last send decision, counters, last datagram handed to the kernel on the live target)
+    progress: Mutex<(Option<LastSent>, EngineStats, Option<LastSent>)>,
     has_live: bool,
     has_muted: bool,
     /// Live output refused for good ([`EngineControl::fence_live`]).
@@ -330,7 +331,7 @@ impl Engine {
             target: AtomicU8::new(Target::Off as u8),
             switch_index: AtomicU64::new(u64::MAX),
             switch: Mutex::new(None),
-            progress: Mutex::new((None, EngineStats::default())),
+            progress: Mutex::new((None, EngineStats::default(), None)),
             has_live: cfg.live.is_some(),
             has_muted: cfg.muted.is_some(),
             fenced: AtomicBool::new(false),
@@ -533,6 +534,16 @@ impl EngineHandle {
             .0
     }
 
+    /// The last datagram actually handed to the kernel on the live target (a failed send
+    /// does not count).
+    pub fn last_live_sent(&self) -> Option<LastSent> {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .2
+    }
+
     /// The datagram the sender handles next: after the last one sent (or the start index).
     /// A pending rewind is not reflected until the sender applies it.
     pub fn next_index(&self) -> u64 {
@@ -554,6 +565,8 @@ impl EngineHandle {
     /// Asks the engine to stop after the datagram in flight.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
+        // A sender waiting for the reader (an underrun, or a hung reader) returns at once.
+        self.ring.stop();
     }
 
     /// Whether the sender thread has ended (session over, stopped or failed).
@@ -625,6 +638,15 @@ impl EngineControl {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .0
+    }
+
+    /// The last datagram actually handed to the kernel on the live target.
+    pub fn last_live_sent(&self) -> Option<LastSent> {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .2
     }
 }
 
@@ -876,7 +898,18 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
             };
             match sent {
                 Ok(()) => match target {
-                    Target::Live => stats.sent_live += 1,
+                    Target::Live => {
+                        stats.sent_live += 1;
+                        ctx.shared
+                            .progress
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .2 = Some(LastSent {
+                            index: i,
+                            mono_ns: t_send - PACER_EPOCH_NS,
+                            target,
+                        });
+                    }
                     _ => stats.sent_muted += 1,
                 },
                 Err(e) => {

@@ -152,6 +152,25 @@ impl Supervision {
     }
 }
 
+/// Installs a process-wide panic hook that reports a panic of an engine thread
+/// (`tandem-sender` as `"pacer"`, `tandem-reader` as `"reader"`) to `report` *before* the
+/// previous hook runs: printing a backtrace can take tens of milliseconds, and the
+/// supervisor must act at once.
+pub fn report_panics_first(report: PanicHook) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let component = match std::thread::current().name() {
+            Some("tandem-sender") => Some("pacer"),
+            Some("tandem-reader") => Some("reader"),
+            _ => None,
+        };
+        if let Some(c) = component {
+            report(c, &panic_message(info.payload()));
+        }
+        previous(info);
+    }));
+}
+
 /// The text of a caught panic payload.
 pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {

@@ -59,6 +59,11 @@ pub struct Config {
     pub verify_retry_ns: u64,
     /// Give up waiting for an ownership reply after this long, ns.
     pub verify_timeout_ns: u64,
+    /// A "not owner" reply counts only if handled within this long after its query was sent
+    /// (the peer's promise not to declare lasts one detection window from the query; the
+    /// resumed output must reach it before then). Assumes a one-way link delay well below
+    /// a heartbeat period.
+    pub reply_fresh_ns: u64,
     /// Whether the driver reports traffic of other senders on the live group
     /// ([`Event::ForeignLive`]).
     pub live_watch: bool,
@@ -68,8 +73,8 @@ pub struct Config {
 
 impl Config {
     /// Defaults for a heartbeat period and the detector's miss count: verify after a stall of
-    /// one period, retry every period, time out after `miss` periods, live watching on,
-    /// sync requests repeated every 8 periods.
+    /// one period, retry every period, time out after `miss` periods, replies fresh for
+    /// `miss - 1` periods, live watching on, sync requests repeated every 8 periods.
     pub fn new(server_id: u32, heartbeat_period_ns: u64, miss: u32) -> Config {
         let p = heartbeat_period_ns.max(1);
         Config {
@@ -78,6 +83,11 @@ impl Config {
             stall_verify_ns: p,
             verify_retry_ns: p,
             verify_timeout_ns: p * miss.max(1) as u64,
+            reply_fresh_ns: if miss > 1 {
+                p * (miss as u64 - 1)
+            } else {
+                p / 2
+            },
             live_watch: true,
             sync_retry_ns: 8 * p,
         }
@@ -360,10 +370,13 @@ pub enum LiveGate {
         purpose: HoldPurpose,
         /// Since when, ns.
         since: u64,
-        /// The outstanding ownership query.
+        /// The outstanding ownership query (a fresh nonce for every retry).
         nonce: u64,
-        /// The peer answered that it owns the live group too, with a lower claim: wait until
-        /// it steps down.
+        /// When that query was sent, ns.
+        asked_at: u64,
+        /// An owner's claim was seen while holding (a lower one from the peer's answer, or
+        /// any from a message): without a fresh "not owner" answer, the server yields at the
+        /// timeout.
         contested: bool,
     },
 }
@@ -406,7 +419,10 @@ pub struct Machine {
     locked: bool,
     primary_heard: bool,
     peer_state: Option<State>,
+    peer_heard_at: Option<u64>,
     peer_last_index: Option<u64>,
+    /// Ownership queries of the current hold: (nonce, sent at), the latest last.
+    asked: VecDeque<(u64, u64)>,
     next_nonce: u64,
     heartbeat_at: u64,
     verify_retry_at: Option<u64>,
@@ -437,7 +453,9 @@ impl Machine {
             locked: false,
             primary_heard: false,
             peer_state: None,
+            peer_heard_at: None,
             peer_last_index: None,
+            asked: VecDeque::new(),
             next_nonce: 1,
             heartbeat_at: now,
             verify_retry_at: None,
@@ -536,7 +554,9 @@ impl Machine {
 
     /// Timers due at `now`: heartbeats, ownership-query retries and timeouts. A heartbeat
     /// timer found late by at least [`Config::stall_verify_ns`] while sending on the live
-    /// group means this server was stalled: it holds and verifies (trigger `Stall`).
+    /// group means this server was stalled: it holds and verifies (trigger `Stall`). A
+    /// verification timeout found that late does not confirm anything: the query is sent
+    /// again with a fresh timeout.
     ///
     /// Feed every pending input (drain the sockets) before calling this.
     pub fn handle_timeout(&mut self, now: u64) {
@@ -565,17 +585,31 @@ impl Machine {
                 self.sync_retry_at = None;
             }
         }
-        if let LiveGate::Held {
-            nonce, contested, ..
-        } = self.gate
-        {
-            if self.verify_deadline.is_some_and(|d| now >= d) {
+        if let LiveGate::Held { contested, .. } = self.gate {
+            if let Some(d) = self.verify_deadline.filter(|&d| now >= d) {
                 let waited = self.config.verify_timeout_ns / 1_000;
-                if contested {
+                if now - d >= self.config.stall_verify_ns {
+                    // This server was stalled itself while waiting: the silence proves
+                    // nothing (an owner's first datagrams may still be on their way). Ask
+                    // again with a fresh nonce and a fresh timeout.
+                    self.run(
+                        Step::Verify,
+                        &ctx("verification interrupted by a stall"),
+                        now,
+                    );
+                } else if !contested && self.peer_may_take_over(now) {
+                    // The peer is alive and could declare this server failed, but no answer
+                    // got through: silence is no proof here. Keep holding and ask again.
+                    self.run(
+                        Step::Verify,
+                        &ctx("the peer is alive but did not answer"),
+                        now,
+                    );
+                } else if contested {
                     self.fire(
                         Trigger::PeerOnAir,
                         ctx(format!(
-                            "peer still claims the live group after {waited} us"
+                            "another server claims the live group, no answer within {waited} us"
                         )),
                         now,
                     );
@@ -589,7 +623,18 @@ impl Machine {
                     );
                 }
             } else if self.verify_retry_at.is_some_and(|r| now >= r) {
-                self.actions.push_back(Action::SendOwnershipQuery { nonce });
+                let fresh = self.next_nonce;
+                self.next_nonce += 1;
+                if let LiveGate::Held {
+                    nonce, asked_at, ..
+                } = &mut self.gate
+                {
+                    *nonce = fresh;
+                    *asked_at = now;
+                }
+                self.note_query(fresh, now);
+                self.actions
+                    .push_back(Action::SendOwnershipQuery { nonce: fresh });
                 self.verify_retry_at = Some(now + self.config.verify_retry_ns);
             }
         }
@@ -597,14 +642,27 @@ impl Machine {
 
     /// Handles one event at `now`.
     pub fn handle(&mut self, event: Event, now: u64) {
-        for (trigger, c) in self.classify(event) {
+        for (trigger, c) in self.classify(event, now) {
             self.fire(trigger, c, now);
         }
     }
 
     /// Turns an event into the triggers it means in the current state.
-    fn classify(&mut self, event: Event) -> Vec<(Trigger, Ctx)> {
+    fn classify(&mut self, event: Event, now: u64) -> Vec<(Trigger, Ctx)> {
         use Trigger as T;
+        if matches!(
+            event,
+            Event::PeerStatus { .. }
+                | Event::OwnershipQuery { .. }
+                | Event::OwnershipReply { .. }
+                | Event::FailedNotice { .. }
+                | Event::EpochSeen {
+                    via: Via::SyncLink,
+                    ..
+                }
+        ) {
+            self.peer_heard_at = Some(now);
+        }
         match event {
             Event::Started => {
                 self.enabled = true;
@@ -732,7 +790,7 @@ impl Machine {
                 on_air,
                 epoch,
                 server,
-            } => self.classify_reply(nonce, state, on_air, epoch, server),
+            } => self.classify_reply(nonce, state, on_air, epoch, server, now),
             Event::ForeignLive { rx_ns } => match self.gate {
                 // Any other sender heard while holding means someone else owns the group,
                 // including datagrams that arrived during the stall itself.
@@ -773,14 +831,21 @@ impl Machine {
             return Vec::new();
         }
         let detail = format!("server {server} claims epoch {epoch} ({via:?})");
-        match self.gate {
+        let beats = self.beats_own(epoch, server);
+        match &mut self.gate {
+            // Holding, this server sends nothing: a claim read from a message (perhaps one
+            // that waited in the socket while it stalled, from a server that has failed
+            // since) is remembered, and the fresh answer to the ownership query decides.
+            // Without such an answer the claim wins at the timeout.
             LiveGate::Held {
-                purpose: HoldPurpose::Start,
-                ..
-            } => vec![(Trigger::PeerOnAir, ctx(detail))],
-            _ if self.is_owner() && self.beats_own(epoch, server) => {
-                vec![(Trigger::HigherEpoch, ctx(detail))]
+                purpose, contested, ..
+            } => {
+                if *purpose == HoldPurpose::Start || beats {
+                    *contested = true;
+                }
+                Vec::new()
             }
+            LiveGate::Open if beats => vec![(Trigger::HigherEpoch, ctx(detail))],
             _ => Vec::new(),
         }
     }
@@ -797,7 +862,9 @@ impl Machine {
         self.peer_state = Some(state);
         self.note_peer_index(last_index);
         let claims = self.classify_epoch(epoch, server, owner, Via::SyncLink);
-        if !claims.is_empty() {
+        if !claims.is_empty() || (owner && matches!(self.gate, LiveGate::Held { .. })) {
+            // A claim on the live group is settled by the epochs or, while this server
+            // holds, by its verification; the claimant's state says nothing more.
             return claims;
         }
         if state.role() == Some(Role::Primary) || state.on_air() {
@@ -852,16 +919,20 @@ impl Machine {
         on_air: bool,
         epoch: u64,
         server: u32,
+        now: u64,
     ) -> Vec<(Trigger, Ctx)> {
-        let LiveGate::Held {
-            purpose,
-            nonce: want,
-            ..
-        } = self.gate
-        else {
+        let LiveGate::Held { purpose, .. } = self.gate else {
             return Vec::new();
         };
-        if nonce != want {
+        // An answer to any query of this hold (with a link slower than the retry period the
+        // answer to a query comes after the next one was sent).
+        let Some(&(_, asked_at)) = self.asked.iter().find(|(n, _)| *n == nonce) else {
+            return Vec::new();
+        };
+        if !on_air && now.saturating_sub(asked_at) >= self.config.reply_fresh_ns {
+            // "Not owner" is a lease that starts when the peer got the query: handled this
+            // late (this server stalled meanwhile), it may have expired. Wait for a fresh
+            // answer to the next retry instead.
             return Vec::new();
         }
         self.epoch = self.epoch.max(epoch);
@@ -881,6 +952,15 @@ impl Machine {
             *contested = true;
         }
         Vec::new()
+    }
+
+    /// Whether the peer was heard within a verification window and could take the live group
+    /// by itself (it is synchronised behind this server).
+    fn peer_may_take_over(&self, now: u64) -> bool {
+        self.peer_state == Some(State::SecondarySynchronized)
+            && self
+                .peer_heard_at
+                .is_some_and(|t| now.saturating_sub(t) < self.config.verify_timeout_ns)
     }
 
     /// A started secondary without session parameters keeps asking for them.
@@ -951,6 +1031,13 @@ impl Machine {
         true
     }
 
+    fn note_query(&mut self, nonce: u64, now: u64) {
+        if self.asked.len() == 16 {
+            self.asked.pop_front();
+        }
+        self.asked.push_back((nonce, now));
+    }
+
     fn clear_verify(&mut self) {
         self.verify_retry_at = None;
         self.verify_deadline = None;
@@ -964,6 +1051,7 @@ impl Machine {
                         purpose: HoldPurpose::Resume,
                         since: now,
                         nonce: 0,
+                        asked_at: now,
                         contested: false,
                     };
                     self.actions.push_back(Action::HoldLive);
@@ -972,17 +1060,23 @@ impl Machine {
             Step::Verify => {
                 let nonce = self.next_nonce;
                 self.next_nonce += 1;
+                if !matches!(self.gate, LiveGate::Held { .. }) {
+                    self.asked.clear();
+                }
+                self.note_query(nonce, now);
                 self.gate = match self.gate {
                     LiveGate::Held { purpose, since, .. } => LiveGate::Held {
                         purpose,
                         since,
                         nonce,
+                        asked_at: now,
                         contested: false,
                     },
                     _ => LiveGate::Held {
                         purpose: HoldPurpose::Start,
                         since: now,
                         nonce,
+                        asked_at: now,
                         contested: false,
                     },
                 };

@@ -24,10 +24,12 @@ pub enum Trigger {
     OutputFailure,
     /// A component monitor declared this server failed (claim 12).
     MonitorFailed,
-    /// A higher epoch (or an equal one from a higher server id) was seen while on air.
+    /// A higher epoch (or an equal one from a higher server id) was claimed by an owner
+    /// while this server sends on the live group.
     HigherEpoch,
-    /// While holding the live output to verify ownership: the peer answered that it is on
-    /// air (and wins), or another sender was heard on the live group.
+    /// While holding the live output to verify ownership: the peer answered that it owns the
+    /// group (and wins), another sender was heard on the live group, or an owner's claim was
+    /// seen and no fresh "not owner" answer came before the timeout.
     PeerOnAir,
     /// This server was stalled long enough that the peer may have declared it failed.
     Stall,
@@ -218,7 +220,7 @@ pub static TRANSITIONS: &[Rule] = &[
     r(S::PrimaryNoSecondary, T::KernelFailure, S::Failed, FAIL_ON_AIR),
     r(S::PrimaryNoSecondary, T::OutputFailure, S::Failed, FAIL_ON_AIR),
     r(S::PrimaryNoSecondary, T::MonitorFailed, S::Failed, FAIL_ON_AIR),
-    rw(S::PrimaryNoSecondary, T::HigherEpoch, "owner", S::SecondarySynchronizing, STEP_DOWN),
+    rw(S::PrimaryNoSecondary, T::HigherEpoch, "live sending", S::SecondarySynchronizing, STEP_DOWN),
     rw(S::PrimaryNoSecondary, T::PeerOnAir, "live held", S::SecondarySynchronizing, STEP_DOWN),
     r(S::PrimaryNoSecondary, T::Stop, S::PrimaryOffline, &[A::StopLive]),
     // Primary
@@ -229,7 +231,7 @@ pub static TRANSITIONS: &[Rule] = &[
     r(S::Primary, T::KernelFailure, S::Failed, FAIL_ON_AIR),
     r(S::Primary, T::OutputFailure, S::Failed, FAIL_ON_AIR),
     r(S::Primary, T::MonitorFailed, S::Failed, FAIL_ON_AIR),
-    rw(S::Primary, T::HigherEpoch, "owner", S::SecondarySynchronizing, STEP_DOWN),
+    rw(S::Primary, T::HigherEpoch, "live sending", S::SecondarySynchronizing, STEP_DOWN),
     rw(S::Primary, T::PeerOnAir, "live held", S::SecondarySynchronizing, STEP_DOWN),
     r(S::Primary, T::Stop, S::PrimaryOffline, &[A::StopLive]),
     // Failed
@@ -277,7 +279,7 @@ pub static TRANSITIONS: &[Rule] = &[
     r(S::SecondaryNoPrimary, T::KernelFailure, S::Failed, FAIL_ON_AIR),
     r(S::SecondaryNoPrimary, T::OutputFailure, S::Failed, FAIL_ON_AIR),
     r(S::SecondaryNoPrimary, T::MonitorFailed, S::Failed, FAIL_ON_AIR),
-    rw(S::SecondaryNoPrimary, T::HigherEpoch, "owner", S::SecondarySynchronizing, STEP_DOWN),
+    rw(S::SecondaryNoPrimary, T::HigherEpoch, "live sending", S::SecondarySynchronizing, STEP_DOWN),
     rw(S::SecondaryNoPrimary, T::PeerOnAir, "live held", S::SecondarySynchronizing, STEP_DOWN),
     r(S::SecondaryNoPrimary, T::Stop, S::SecondaryOffline, &[A::StopLive]),
 ];

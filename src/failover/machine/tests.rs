@@ -272,7 +272,7 @@ fn event_for(trigger: Trigger, m: &Machine, now: u64) -> Event {
 
 #[test]
 fn every_rule_of_the_table_is_taken() {
-    let now = 20 * MS;
+    let now = 10 * MS + 1_000;
     for rule in TRANSITIONS {
         let mut m = reach(rule.from, rule.when);
         let before = m.history().count();
@@ -472,12 +472,12 @@ fn primary_start_verifies_then_claims_epoch() {
     assert_eq!(a[0], Action::SendOwnershipQuery { nonce: 1 });
     assert!(matches!(&a[1], Action::Transition(t) if t.to == State::PrimaryNoSecondary));
     assert!(!m.sending_live(), "silent until verified");
-    // Nobody answers: retry each period, then start at the timeout (6 ms).
+    // Nobody answers: retry each period with a fresh nonce, then start at the timeout (6 ms).
     assert_eq!(m.poll_timeout(), Some(3 * MS));
     m.handle_timeout(3 * MS);
     assert!(m
         .drain_actions()
-        .contains(&Action::SendOwnershipQuery { nonce: 1 }));
+        .contains(&Action::SendOwnershipQuery { nonce: 2 }));
     m.handle_timeout(5 * MS);
     m.drain_actions();
     m.handle_timeout(7 * MS);
@@ -904,4 +904,80 @@ fn a_starting_peer_is_not_a_claim() {
     m.handle(status(true), 2 * MS);
     assert!(!m.sending_live());
     assert_eq!(m.state(), State::SecondarySynchronizing);
+}
+
+#[test]
+fn a_stale_not_owner_reply_is_ignored() {
+    let mut m = reach(State::Primary, "live held");
+    let nonce = held_nonce(&m);
+    let fresh = m.config().reply_fresh_ns;
+    let reply = Event::OwnershipReply {
+        nonce,
+        state: State::SecondarySynchronized,
+        on_air: false,
+        epoch: 1,
+        server: PEER,
+    };
+    // Handled too late after the query (this server stalled meanwhile): not a proof.
+    m.handle(reply.clone(), 10 * MS + fresh);
+    assert!(!m.sending_live());
+    // In time: confirms.
+    let mut m = reach(State::Primary, "live held");
+    m.handle(reply, 10 * MS + fresh - 1);
+    assert!(m.sending_live());
+}
+
+#[test]
+fn an_answer_to_an_earlier_retry_counts_while_fresh() {
+    let mut m = reach(State::Primary, "live held");
+    let first = held_nonce(&m);
+    // A retry (fresh nonce) goes out before the first answer comes back.
+    let retry = 10 * MS + m.config().verify_retry_ns;
+    m.handle_timeout(retry);
+    assert_ne!(held_nonce(&m), first);
+    m.handle(
+        Event::OwnershipReply {
+            nonce: first,
+            state: State::SecondarySynchronized,
+            on_air: false,
+            epoch: 1,
+            server: PEER,
+        },
+        retry + 100_000,
+    );
+    assert!(m.sending_live());
+}
+
+#[test]
+fn a_stall_during_verification_restarts_it() {
+    let mut m = reach(State::Primary, "live held");
+    let first = held_nonce(&m);
+    let deadline = 10 * MS + m.config().verify_timeout_ns;
+    // The machine itself was stalled past the timeout: no confirmation, a fresh query.
+    m.handle_timeout(deadline + 20 * MS);
+    assert!(!m.sending_live());
+    let second = held_nonce(&m);
+    assert_ne!(first, second);
+    assert!(m
+        .drain_actions()
+        .contains(&Action::SendOwnershipQuery { nonce: second }));
+    // The old query's answer is stale (sent before the stall) and ignored.
+    m.handle(
+        Event::OwnershipReply {
+            nonce: first,
+            state: State::SecondarySynchronized,
+            on_air: false,
+            epoch: 1,
+            server: PEER,
+        },
+        deadline + 21 * MS,
+    );
+    assert!(!m.sending_live());
+    // On time, the fresh timeout confirms.
+    let mut now = deadline + 20 * MS;
+    while !m.sending_live() && now < deadline + 40 * MS {
+        now = m.poll_timeout().unwrap();
+        m.handle_timeout(now);
+    }
+    assert!(m.sending_live());
 }

@@ -126,6 +126,9 @@ pub struct SimNode {
     pub engine: Engine,
     inbox: Vec<(u64, Input)>,
     pub frozen_until: u64,
+    /// Cleared by a freeze, set when the node has run again (its engine checked its own
+    /// lateness): until then it sends nothing.
+    ran_since_wake: bool,
     pub transitions: Vec<Transition>,
     pub actions: Vec<(u64, Action)>,
     failed_at: Option<u64>,
@@ -188,6 +191,7 @@ impl Sim {
             engine: Engine::new(0),
             inbox: Vec::new(),
             frozen_until: 0,
+            ran_since_wake: true,
             transitions: Vec::new(),
             actions: Vec::new(),
             failed_at: None,
@@ -244,6 +248,7 @@ impl Sim {
         n.engine = Engine::new(self.now);
         n.inbox.clear();
         n.frozen_until = 0;
+        n.ran_since_wake = true;
         n.failed_at = None;
         n.in_step_at = None;
         self.outputs(i);
@@ -257,6 +262,7 @@ impl Sim {
 
     pub fn freeze(&mut self, i: usize, for_ns: u64) {
         self.nodes[i].frozen_until = self.now + for_ns;
+        self.nodes[i].ran_since_wake = false;
     }
 
     pub fn node(&self, i: usize) -> &Node {
@@ -303,7 +309,7 @@ impl Sim {
     /// Whether node `i` is sending on the live group now.
     pub fn sending(&self, i: usize) -> bool {
         let n = &self.nodes[i];
-        n.active(self.now) && n.engine.live == Gate::Open && !n.engine.hung
+        n.active(self.now) && n.ran_since_wake && n.engine.live == Gate::Open && !n.engine.hung
     }
 
     pub fn run_until(&mut self, t_end: u64) {
@@ -361,6 +367,7 @@ impl Sim {
                 self.outputs(i);
             }
         }
+        self.nodes[i].ran_since_wake = true;
         // Drain the sockets: everything that arrived, in arrival order.
         let mut arrived: Vec<(u64, Input)> = Vec::new();
         let inbox = std::mem::take(&mut self.nodes[i].inbox);
@@ -571,6 +578,26 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Every transition and action of both nodes, in time order (debugging aid).
+    pub fn dump(&self) -> String {
+        let mut all: Vec<(u64, usize, String)> = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for t in &n.transitions {
+                all.push((t.at, i, t.to_string()));
+            }
+            for (at, a) in &n.actions {
+                if !matches!(a, Action::Transition(_)) {
+                    all.push((*at, i, format!("{a:?}")));
+                }
+            }
+        }
+        all.sort_by_key(|a| (a.0, a.1));
+        all.iter()
+            .map(|(t, i, s)| format!("{:>9} us node {i}: {s}", t / US))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The transitions of node `i` as (from, to) pairs.

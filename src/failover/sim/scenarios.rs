@@ -13,6 +13,9 @@ fn window() -> u64 {
 }
 
 fn ok_no_overlap(sim: &Sim) {
+    if sim.overlap_steps > 0 || !sim.resume_conflicts.is_empty() {
+        println!("{}", sim.dump());
+    }
     assert_eq!(
         sim.overlap_steps, 0,
         "two senders on the live group from {:?}",
@@ -127,6 +130,9 @@ fn stall_then_wake(cfg: SimConfig, stall: u64) -> Sim {
     let t_freeze = sim.now;
     sim.freeze(0, stall);
     sim.run_until(t_freeze + stall + settle);
+    if std::env::var_os("SIM_DUMP").is_some() {
+        println!("{}", sim.dump());
+    }
     // The stalled primary never sent again after it woke.
     assert!(sim.live_of(0).all(|l| l.0 < t_freeze), "sent after waking");
     // It stepped down and came back as a synchronised secondary; the roles swapped.
@@ -212,6 +218,27 @@ fn short_primary_stall_verifies_and_resumes() {
         .actions
         .iter()
         .any(|(t, a)| *t >= t_freeze && *a == Action::HoldLive));
+    ok_no_overlap(&sim);
+}
+
+#[test]
+fn primary_stalls_again_while_verifying() {
+    let mut sim = Sim::new(SimConfig::default());
+    sim.settle_pair();
+    sim.run_until(sim.now + 20 * MS);
+    let t_freeze = sim.now;
+    sim.freeze(0, period() + MS);
+    // Run until it holds and asks, then stall it again for longer than detection.
+    assert!(sim.run_until_pred(t_freeze + 10 * MS, |s| matches!(
+        s.node(0).machine().live_gate(),
+        crate::failover::machine::LiveGate::Held { .. }
+    )));
+    sim.freeze(0, 30 * MS);
+    sim.run_until(sim.now + 200 * MS);
+    assert!(sim
+        .path(1)
+        .contains(&(State::SecondarySynchronized, State::SecondaryNoPrimary)));
+    assert_eq!(sim.nodes[0].state(), Some(State::SecondarySynchronized));
     ok_no_overlap(&sim);
 }
 

@@ -11,6 +11,7 @@
 pub mod client;
 pub mod event_log;
 pub mod link;
+pub mod monitor;
 pub mod server;
 pub mod session;
 pub mod supervisor;

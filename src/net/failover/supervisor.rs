@@ -5,6 +5,13 @@
 //! `sync` duties (through [`LoopAlive`]). A component that misses its deadline (a hang) or
 //! panics (caught by the engine and reported here) fails the server.
 //!
+//! Deadlines are tight only while failing helps: while the server is on air with a
+//! synchronised secondary standing by ([`LoopAlive::standby`]), a component late by its
+//! deadline fails the server at once and the secondary takes over inside a frame. Otherwise
+//! (no standby, or this server is the standby) they are relaxed to [`RELAXED`]: a component
+//! starved by a stall of the machine is not a reason to take the only output off air, or
+//! to disable the standby. A panic fails the server at once in every case.
+//!
 //! The supervisor does not rely on the event loop to act, since the loop may be the
 //! component that hung: on a `Failed` verdict it fences the engine's live output first
 //! (nothing more goes on air), then sends a `FailedNotice` to the peer and the monitors at
@@ -22,11 +29,18 @@ use std::time::Duration;
 use crate::failover::kernel::{Kernel, Verdict, Why};
 use crate::failover::wire::{self, Body, Key, Msg, SenderRole, Stamper};
 use crate::net::clock::{mono_ns, real_ns};
-use crate::net::engine::{EngineControl, Target};
+use crate::net::engine::EngineControl;
 use crate::net::faults::{PanicHook, Supervision};
 
 /// The sender-id bit of messages sent by the supervisor itself.
 pub const KERNEL_ID_BIT: u32 = 0x8000_0000;
+
+/// The relaxed deadlines (no standby): 0.5 s for the pacer, 1 s for the others.
+pub const RELAXED: Deadlines = Deadlines {
+    pacer_ns: 500_000_000,
+    reader_ns: 1_000_000_000,
+    loop_ns: 1_000_000_000,
+};
 
 /// Check-in deadlines of the components, ns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +64,8 @@ pub struct LoopAlive {
     pub epoch: AtomicU64,
     /// The node's role is secondary (for the notice header).
     pub secondary: AtomicBool,
+    /// On air with a synchronised secondary standing by (`Primary`): tight deadlines.
+    pub standby: AtomicBool,
 }
 
 /// Where the supervisor sends its Failed notice.
@@ -136,6 +152,13 @@ impl Supervisor {
         alive.heartbeat.store(now, Ordering::Relaxed);
         alive.sync.store(now, Ordering::Relaxed);
         let snapshot = Arc::new(Mutex::new(Vec::new()));
+        {
+            let tx = Mutex::new(tx.clone());
+            crate::net::faults::report_panics_first(Box::new(move |component, message| {
+                let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = tx.send(Cmd::Panic(component, message.to_string()));
+            }));
+        }
         let join = {
             let (stop, alive, snapshot) = (stop.clone(), alive.clone(), snapshot.clone());
             std::thread::Builder::new()
@@ -151,6 +174,8 @@ impl Supervisor {
                         reports,
                         waker,
                         snapshot,
+                        failed: false,
+                        tight: false,
                     };
                     k.run(&rx, &stop)
                 })?
@@ -204,19 +229,48 @@ struct Run {
     reports: Sender<Report>,
     waker: Arc<mio::Waker>,
     snapshot: Arc<Mutex<Vec<ComponentStatus>>>,
+    failed: bool,
+    tight: bool,
 }
 
 const ENGINE_COMPONENTS: [&str; 2] = ["reader", "pacer"];
 
 impl Run {
+    /// The deadlines in force.
+    fn dl(&self) -> Deadlines {
+        if self.tight {
+            self.deadlines
+        } else {
+            RELAXED
+        }
+    }
+
+    /// (Re)registers the components with the deadlines in force; a component re-registered
+    /// gets a full deadline from now. A failed component keeps its failure on record.
+    fn register_all(&mut self, now: u64) {
+        let dl = self.dl();
+        let mut names: Vec<(&'static str, u64)> =
+            vec![("heartbeat", dl.loop_ns), ("sync", dl.loop_ns)];
+        if self.engine.is_some() {
+            names.push(("reader", dl.reader_ns));
+            names.push(("pacer", dl.pacer_ns));
+        }
+        for (n, d) in names {
+            let failed = self
+                .kernel
+                .components()
+                .any(|(c, _, w)| c == n && w.is_some());
+            if failed {
+                continue;
+            }
+            let _ = self.kernel.unregister(n);
+            let _ = self.kernel.register(n, true, d, now);
+        }
+    }
+
     fn run(&mut self, rx: &Receiver<Cmd>, stop: &AtomicBool) {
         let now = mono_ns();
-        let _ = self
-            .kernel
-            .register("heartbeat", true, self.deadlines.loop_ns, now);
-        let _ = self
-            .kernel
-            .register("sync", true, self.deadlines.loop_ns, now);
+        self.register_all(now);
         self.publish();
         loop {
             let now = mono_ns();
@@ -237,6 +291,12 @@ impl Run {
                 self.command(cmd);
             }
             self.check_ins();
+            let tight = self.alive.standby.load(Ordering::Relaxed);
+            if tight != self.tight {
+                self.tight = tight;
+                self.register_all(mono_ns());
+                self.publish();
+            }
             let now = mono_ns();
             let mut changed = false;
             while let Some(v) = self.kernel.poll(now) {
@@ -256,12 +316,9 @@ impl Run {
                 for c in ENGINE_COMPONENTS {
                     let _ = self.kernel.unregister(c);
                 }
-                let _ = self
-                    .kernel
-                    .register("reader", true, self.deadlines.reader_ns, now);
-                let _ = self
-                    .kernel
-                    .register("pacer", true, self.deadlines.pacer_ns, now);
+                let dl = self.dl();
+                let _ = self.kernel.register("reader", true, dl.reader_ns, now);
+                let _ = self.kernel.register("pacer", true, dl.pacer_ns, now);
                 self.engine = Some((hooks, control));
             }
             Cmd::EngineStopped => {
@@ -301,22 +358,29 @@ impl Run {
         match v {
             Verdict::Failed { component, why } => {
                 let why = describe(&why);
+                if self.failed {
+                    // The server has failed already; later verdicts are consequences.
+                    tracing::info!("kernel: {component} {why} (server already failed)");
+                    return;
+                }
+                self.failed = true;
                 // 1. Nothing more on air.
                 let last_live = self.engine.as_ref().and_then(|(_, c)| {
-                    let was_live = c.fence_live();
-                    c.last_sent()
-                        .filter(|l| was_live || l.target == Target::Live)
-                        .map(|l| l.index)
+                    c.fence_live();
+                    c.last_live_sent().map(|l| l.index)
                 });
-                // 2. Tell the secondary (and monitors) at once.
+                // 2. Tell the loop (it moves the machine to Failed, unless it hangs).
+                let _ = self.reports.send(Report::Failed {
+                    component: component.clone(),
+                    why: why.clone(),
+                });
+                let _ = self.waker.wake();
+                // 3. Tell the secondary (and monitors) at once, without waiting for the loop.
                 self.send_notice(&component, &why, last_live);
                 tracing::error!(
                     component = %component,
                     "kernel: {component} {why}; live output stopped, Failed notice sent"
                 );
-                // 3. Tell the loop.
-                let _ = self.reports.send(Report::Failed { component, why });
-                let _ = self.waker.wake();
                 let _ = now;
             }
             Verdict::Degraded { component, why } => {
@@ -359,10 +423,11 @@ impl Run {
     }
 
     fn publish(&self) {
+        let d = self.dl();
         let dl = |name: &str| match name {
-            "reader" => self.deadlines.reader_ns,
-            "pacer" => self.deadlines.pacer_ns,
-            _ => self.deadlines.loop_ns,
+            "reader" => d.reader_ns,
+            "pacer" => d.pacer_ns,
+            _ => d.loop_ns,
         };
         let table = self
             .kernel

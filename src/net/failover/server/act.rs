@@ -22,10 +22,12 @@ impl Server {
     pub(super) fn perform(&mut self, o: Output) {
         match o {
             Output::Send { to, msg } => {
-                if matches!(msg.body, Body::SyncRequest)
-                    && self.cfg.sync_init != SyncInit::Secondary
-                {
-                    return; // synchronisation is initiated by the primary or a component
+                // Who may start synchronisation (claims 4-6): a secondary asks only in
+                // `secondary` mode; with a component, parameters travel only through it.
+                match (&msg.body, self.cfg.sync_init) {
+                    (Body::SyncRequest, SyncInit::Primary | SyncInit::Component) => return,
+                    (Body::SyncParams(_), SyncInit::Component) => return,
+                    _ => {}
                 }
                 let addr = match to {
                     SendTo::Peer => SocketAddr::V4(self.cfg.sync_peer),
@@ -35,6 +37,25 @@ impl Server {
                         .copied()
                         .unwrap_or(SocketAddr::V4(self.cfg.sync_peer)),
                 };
+                match &msg.body {
+                    Body::SyncRequest if !self.asked_logged => {
+                        self.asked_logged = true;
+                        tracing::info!(to = %addr, "asking the primary for the session parameters (sync request)");
+                    }
+                    Body::SyncParams(p) if self.cfg.sync_init == SyncInit::Primary => {
+                        tracing::info!(
+                            to = %addr,
+                            origin_index = p.origin_index,
+                            "pushing the session parameters to the peer (primary-initiated synchronisation)"
+                        )
+                    }
+                    Body::SyncParams(p) => tracing::info!(
+                        to = %addr,
+                        origin_index = p.origin_index,
+                        "sending the session parameters"
+                    ),
+                    _ => {}
+                }
                 self.sync.send(&msg, 0, addr);
                 if matches!(
                     msg.body,
@@ -84,6 +105,13 @@ impl Server {
             }
             Action::StartLive => self.start_live(),
             Action::SwitchToLive { after_index } => self.switch_to_live(after_index),
+            Action::HoldLive if self.engine_on_time() => {
+                // The loop was late, not the engine's sender: its output kept its schedule,
+                // so the peer saw it and cannot have taken over in between. The machine
+                // verifies ownership all the same; a stalled sender is held by the engine's
+                // own gate.
+                tracing::debug!("hold: the engine's output is on time, not interrupted");
+            }
             Action::HoldLive | Action::StopLive => {
                 if let Some(r) = &self.engine {
                     if r.handle.stop_live() {
@@ -373,6 +401,20 @@ impl Server {
                 }
             }),
         }
+    }
+
+    /// Whether the engine's sender keeps its schedule: its next datagram is not overdue by
+    /// the stall bound, or it sent one within that bound (a planned catch-up).
+    fn engine_on_time(&self) -> bool {
+        let Some(r) = &self.engine else { return false };
+        let bound = self.node.config().machine.stall_verify_ns as i128;
+        let now = mono_ns() as i128;
+        let due = r.handle.due_mono_ns(r.handle.next_index()) as i128;
+        let recent = r
+            .handle
+            .last_sent()
+            .is_some_and(|l| now - (l.mono_ns as i128) < bound);
+        r.handle.target() == Target::Live && (due + bound >= now || recent)
     }
 
     /// Stops and forgets the engine.

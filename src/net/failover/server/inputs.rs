@@ -321,6 +321,7 @@ impl Server {
             "session parameters accepted"
         );
         self.params_in = Some(p.clone());
+        self.asked_logged = false;
         self.node.accept_params(p, now);
         self.flush();
     }
@@ -511,7 +512,13 @@ impl Server {
         let (Some(r), Some(s)) = (&self.engine, &self.stream) else {
             return;
         };
-        if let Some(l) = r.handle.last_sent().filter(|l| l.target != Target::Off) {
+        // On air: what really reached the live group; otherwise the muted position.
+        let last = if self.node.machine().is_owner() {
+            r.handle.last_live_sent()
+        } else {
+            r.handle.last_sent().filter(|l| l.target != Target::Off)
+        };
+        if let Some(l) = last {
             let real = now.real.saturating_sub(now.mono.saturating_sub(l.mono_ns));
             let pos = ns_to_ticks(s.departure_ns(l.index));
             self.node.on_progress(l.index, real, pos);
@@ -556,7 +563,9 @@ impl Server {
             && self.node.params().is_some()
         {
             self.next_push = now.mono + PUSH_EVERY_NS;
-            tracing::debug!("pushing the session parameters to the peer");
+            tracing::info!(
+                "pushing the session parameters to the peer (primary-initiated synchronisation)"
+            );
             self.node.event(Event::SyncRequested, now);
             self.flush();
         }

@@ -234,6 +234,7 @@ pub struct Server {
     live_heard: u64,
     exit_at: Option<(u64, i32)>,
     switches: Vec<serde_json::Value>,
+    asked_logged: bool,
 }
 
 impl Server {
@@ -398,6 +399,7 @@ impl Server {
             live_heard: 0,
             exit_at: None,
             switches: Vec::new(),
+            asked_logged: false,
             cfg,
         })
     }
@@ -463,6 +465,8 @@ impl Server {
             self.loop_stall = (now.mono, gap);
         }
         self.last_step_mono = now.mono;
+        // Fresh progress first: a Failed notice sent below carries the last datagram sent.
+        self.report_progress(now);
         self.drain_reports();
         self.drain_engine();
         self.drain_sync();
@@ -487,6 +491,10 @@ impl Server {
             .store(self.node.machine().epoch(), Ordering::Relaxed);
         a.secondary.store(
             self.node.machine().role() == Role::Secondary,
+            Ordering::Relaxed,
+        );
+        a.standby.store(
+            self.node.machine().state() == crate::failover::state::State::Primary,
             Ordering::Relaxed,
         );
     }

@@ -34,6 +34,7 @@ impl Server {
         let extra = serde_json::json!({
             "schema": "tandem.status/1",
             "server_id": self.cfg.server_id,
+            "pid": std::process::id(),
             "command": self.cfg.role,
             "boot_id": self.boot_id,
             "session": format!("{:016x}", self.session),

@@ -400,6 +400,18 @@ stalls over the run, the longest {} ms.</p>",
         &s.heartbeat_us
             .map_or("pair default".into(), |h| format!("{h} us")),
     );
+    if let Some(e) = &s.effective {
+        row(
+            &mut o,
+            "effective heartbeat",
+            &format!(
+                "{} us x miss {} = detection window {} ms",
+                e.heartbeat_us,
+                e.miss,
+                ms(e.detection_window_us * 1000)
+            ),
+        );
+    }
     row(&mut o, "framing", &s.framing);
     row(&mut o, "pair", &s.pair);
     if let Some(i) = &s.inject {

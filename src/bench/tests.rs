@@ -256,6 +256,11 @@ fn bench_report(trials: Vec<Trial>) -> BenchReport {
             stall_threshold_us: 5000,
             lab: None,
             command: "tandem bench failover <x>".into(),
+            effective: Some(super::Effective {
+                heartbeat_us: 4444,
+                miss: 3,
+                detection_window_us: 13333,
+            }),
         },
         AssetInfo {
             path: "fixtures/cbr-25fps.ts".into(),
@@ -299,6 +304,10 @@ fn verdict_pass_fail_and_aim() {
     let table = text::table(&r);
     assert!(table.contains("FAIL (max 41.000 >= 40.000 ms)"), "{table}");
     assert!(table.contains("RESULT: FAIL (seamless mode)"), "{table}");
+    assert!(
+        table.contains("heartbeat 4444 us x miss 3 = detection window 13.333 ms"),
+        "{table}"
+    );
     let ok = text::table(&bench_report(synthetic_trials(&[3])));
     assert!(ok.contains("PASS (max 3.000 < 40.000 ms)"), "{ok}");
     assert!(ok.contains("RESULT: PASS"), "{ok}");

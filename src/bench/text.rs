@@ -48,6 +48,19 @@ pub fn table(r: &BenchReport) -> String {
         r.settings.pair,
     ));
     o.push_str(&format!("machine: {}\n", r.machine.line()));
+    if let Some(e) = &r.settings.effective {
+        o.push_str(&format!(
+            "heartbeat {} us x miss {} = detection window {} ms ({})\n",
+            e.heartbeat_us,
+            e.miss,
+            ms(e.detection_window_us * 1000),
+            if r.settings.heartbeat_us.is_none() && r.settings.miss.is_none() {
+                "the servers' defaults for this frame rate"
+            } else {
+                "as given"
+            }
+        ));
+    }
     o.push_str(&format!(
         "{:<33} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9}  {}\n",
         "metric (ms or count)", "n", "p50", "p90", "p99", "p99.9", "max", "vs one frame"

@@ -20,7 +20,7 @@ use crate::bench::machine::MachineInfo;
 use crate::bench::phase::phase_in_frame;
 use crate::bench::summary::BenchReport;
 use crate::bench::trial::{Arrival, Trial, TrialInput};
-use crate::bench::{events, html, text, AssetInfo, Fault, Settings};
+use crate::bench::{events, html, text, AssetInfo, Effective, Fault, Settings};
 use crate::cli::{EXIT_BAD_INPUT, EXIT_RUNTIME};
 use crate::index::{load_or_build, OffsetMap};
 use crate::net::clock::{mono_ns, real_ns, sleep_until_mono};
@@ -64,6 +64,7 @@ struct Ctx<'a> {
     watcher: Watcher,
     stall_ns: u64,
     base: u32,
+    effective: Option<Effective>,
 }
 
 /// Addresses of one trial.
@@ -173,6 +174,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         watcher: Watcher::start(stall_ns).context("starting the stall watcher")?,
         stall_ns,
         base: std::process::id(),
+        effective: None,
     };
     let pb = if a.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(a.trials as u64), ProgressDrawTarget::hidden())
@@ -208,6 +210,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
     }
     pb.finish_and_clear();
     let stalls = ctx.watcher.snapshot();
+    let effective = ctx.effective;
     drop(ctx);
     let settings = Settings {
         fault: a.fault,
@@ -225,6 +228,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         stall_threshold_us: stall_ns / 1000,
         lab: in_lab.then(|| a.lab.clone()),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        effective,
     };
     let (fr_n, fr_d) = map.frame_rate.unwrap_or((0, 1));
     let asset = AssetInfo {
@@ -531,6 +535,9 @@ impl Ctx<'_> {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        if self.effective.is_none() {
+            self.effective = self.read_effective(n, &ad);
+        }
         match self.a.fault {
             Fault::Kill | Fault::Stop | Fault::Link => {
                 std::thread::sleep(Duration::from_millis(self.a.settle_ms));
@@ -598,6 +605,30 @@ impl Ctx<'_> {
             set_link(&l.live_port(Host::Pri), true)?;
         }
         Ok(())
+    }
+
+    /// The secondary's heartbeat settings from `tandem status --json` (its own view).
+    fn read_effective(&self, n: u32, ad: &Addrs) -> Option<Effective> {
+        let exe = std::env::current_exe().ok()?;
+        let mut cmd = match self.netns(Host::Sec) {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", &ns]).arg(exe);
+                c
+            }
+            None => std::process::Command::new(exe),
+        };
+        let out = cmd
+            .args(["status", &ad.sec_control, "--json", "--session-id"])
+            .arg(format!("bench-{}-{n}", self.base))
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(Effective {
+            heartbeat_us: v["heartbeat_us"].as_u64()?,
+            miss: v["miss"].as_u64()?,
+            detection_window_us: v["detection_window_us"].as_u64()?,
+        })
     }
 
     /// The harness check: `tandem play` as the primary, a second `tandem play` started by

@@ -33,7 +33,7 @@
 //!                datagrams_lost, ts_packets_lost, cc_errors, duplicates,
 //!                primary_after_switch, switched_before_fault, primary_state_at_fault,
 //!                secondary_state_at_fault, stall: {machine_ns, primary_ns,
-//!                secondary_ns, spoiled}}]
+//!                secondary_ns, spoiled}, setup_retries}]
 //! metrics       {detection, switch, gap, datagrams_lost, ts_packets_lost, cc_errors,
 //!                duplicates}: {unit: "ns"|"count", samples, negative, p50, p90, p99,
 //!                p999, max, mean, values: [per trial, in trial order, null when not

@@ -131,6 +131,9 @@ pub struct Trial {
     pub secondary_state_at_fault: Option<String>,
     /// Stall witnesses.
     pub stall: StallWitness,
+    /// Times the trial was set up again because a server could not bind its ports.
+    #[serde(default)]
+    pub setup_retries: u32,
 }
 
 impl Trial {
@@ -197,6 +200,7 @@ impl Trial {
             primary_state_at_fault: i.primary_state_at_fault.clone(),
             secondary_state_at_fault: i.secondary_state_at_fault.clone(),
             stall,
+            setup_retries: 0,
         }
     }
 

@@ -65,6 +65,7 @@ struct Ctx<'a> {
     stall_ns: u64,
     base: u32,
     effective: Option<Effective>,
+    attempt: u32,
 }
 
 /// Addresses of one trial.
@@ -175,6 +176,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         stall_ns,
         base: std::process::id(),
         effective: None,
+        attempt: 0,
     };
     let pb = if a.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(a.trials as u64), ProgressDrawTarget::hidden())
@@ -281,11 +283,13 @@ fn gather_machine() -> MachineInfo {
 }
 
 impl Ctx<'_> {
-    /// Groups and ports of trial `n`: distinct per process and per trial.
+    /// Groups and ports of trial `n`: distinct per process, trial and setup attempt. Ports
+    /// 10000-19999: below the kernel's ephemeral range (32768-60999 by default) and the
+    /// ranges the test suites use, so other programs on the machine rarely hold them.
     fn addrs(&self, n: u32) -> anyhow::Result<Addrs> {
         let b = self.base;
-        let k = (b % 2000) * 13 + n * 7;
-        let port = 20000 + (k % 40000) as u16;
+        let k = (b % 1000) * 37 + n * 5 + self.attempt * 4_999;
+        let port = 10_000 + (k % 9_995) as u16;
         let g2 = 100 + (b % 100) as u8;
         let g3 = (n % 250) as u8 + 1;
         let live_ip = Ipv4Addr::new(239, 253, g2, g3);
@@ -329,9 +333,26 @@ impl Ctx<'_> {
     /// Runs trial `n`; failures become an error trial, never an abort.
     fn trial(&mut self, n: u32) -> Trial {
         let mut obs = Obs::default();
-        let result = match self.a.pair {
-            PairKind::Tandem => self.tandem_trial(n, &mut obs),
-            PairKind::FakePlay => self.fake_trial(n, &mut obs),
+        // A port held by another program makes a server exit at once ("cannot bind"):
+        // that is a setup failure, not a measurement, so the trial is set up again on other
+        // ports (at most twice; counted in the trial).
+        self.attempt = 0;
+        let result = loop {
+            let r = match self.a.pair {
+                PairKind::Tandem => self.tandem_trial(n, &mut obs),
+                PairKind::FakePlay => self.fake_trial(n, &mut obs),
+            };
+            match &r {
+                Err(e)
+                    if obs.fault_real_ns == 0
+                        && self.attempt < 2
+                        && format!("{e:#}").contains("cannot bind") =>
+                {
+                    self.attempt += 1;
+                    obs = Obs::default();
+                }
+                _ => break r,
+            }
         };
         let error = match result {
             Ok(()) => obs.note.clone(),
@@ -361,7 +382,9 @@ impl Ctx<'_> {
             primary_state_at_fault: obs.primary_state.clone(),
             secondary_state_at_fault: obs.secondary_state.clone(),
         };
-        Trial::from_input(&input)
+        let mut t = Trial::from_input(&input);
+        t.setup_retries = self.attempt;
+        t
     }
 
     fn log(&self, n: u32, what: &str) -> PathBuf {

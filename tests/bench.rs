@@ -77,6 +77,10 @@ fn three_kill_trials_of_a_real_pair_give_real_numbers() {
     assert_real_trials(&v, 3);
     assert_eq!(v["settings"]["pair"], "tandem primary/secondary");
     assert_eq!(v["settings"]["switch_at"], "seamless");
+    // The servers' own heartbeat settings, read from tandem status.
+    let e = &v["settings"]["effective"];
+    assert!(e["heartbeat_us"].as_u64().unwrap() > 0, "{e}");
+    assert!(e["detection_window_us"].as_u64().unwrap() > 0, "{e}");
     for t in v["trials"].as_array().unwrap() {
         // The secondary's own event log named the declaration.
         assert!(

@@ -73,6 +73,16 @@ pub fn declared(events: &[Event]) -> Option<(u64, String)> {
         })
 }
 
+/// The state a server was in at instant `t` (unix ns): the target of its last transition
+/// at or before `t`.
+pub fn state_at(events: &[Event], t: u64) -> Option<String> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e.event == "transition" && e.t_real_ns <= t)
+        .and_then(|e| e.to.clone())
+}
+
 /// When an injected fault fired.
 pub fn injected(events: &[Event]) -> Option<u64> {
     events
@@ -108,6 +118,12 @@ not json
             ))
         );
         assert_eq!(injected(&ev), Some(250));
+        assert_eq!(state_at(&ev, 99), None);
+        assert_eq!(
+            state_at(&ev, 250).as_deref(),
+            Some("Secondary_synchronized")
+        );
+        assert_eq!(state_at(&ev, 300).as_deref(), Some("Secondary_no_primary"));
         assert_eq!(declared(&ev[..2]), None);
     }
 }

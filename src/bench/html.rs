@@ -309,7 +309,9 @@ p99 of the gap {} ms against the aim of a quarter frame ({} ms): {}.</p>",
     let _ = write!(
         o,
         "<p>Trials: {} switched, {} without a switch, {} errors; gap of one frame or more: {}; \
-more than one change of sender or the primary back on the live group: {}. \
+more than one change of sender or the primary back on the live group: {}; \
+the primary failed by itself before the fault (the secondary took over then): {}; the secondary \
+not synchronised at the fault: {}. \
 Trials with a stall of at least {} ms (the benchmark's watcher, the primary's or the secondary's \
 datagrams): {} ({} of them over one frame); they are kept in every figure. The watcher saw {} \
 stalls over the run, the longest {} ms.</p>",
@@ -318,6 +320,8 @@ stalls over the run, the longest {} ms.</p>",
         v.errors,
         v.over_frame,
         v.extra_sender_changes,
+        v.switched_before_fault,
+        v.secondary_not_ready,
         ms(r.machine_stalls.threshold_ns),
         v.spoiled_by_stalls,
         v.over_frame_spoiled,
@@ -396,6 +400,18 @@ stalls over the run, the longest {} ms.</p>",
         &s.heartbeat_us
             .map_or("pair default".into(), |h| format!("{h} us")),
     );
+    if let Some(e) = &s.effective {
+        row(
+            &mut o,
+            "effective heartbeat",
+            &format!(
+                "{} us x miss {} = detection window {} ms",
+                e.heartbeat_us,
+                e.miss,
+                ms(e.detection_window_us * 1000)
+            ),
+        );
+    }
     row(&mut o, "framing", &s.framing);
     row(&mut o, "pair", &s.pair);
     if let Some(i) = &s.inject {

@@ -23,21 +23,24 @@
 //! version       tandem version
 //! started_unix_ns, finished_unix_ns
 //! settings      {fault, switch_at, trials, miss, heartbeat_us, framing, seed, pair,
-//!                inject, stall_threshold_us, lab, command}
+//!                inject, stall_threshold_us, lab, command, effective: null |
+//!                {heartbeat_us, miss, detection_window_us}}
 //! asset         {path, size, hash, frame_rate, frame_ns, datagram_ns, duration_s}
 //! machine       {cores, cpu_model, kernel, load_avg: [1, 5, 15], hostname}
 //! trials        [{n, outcome: "switched"|"no_switch"|"error", error, fault_real_ns,
 //!                phase_ns, declared_real_ns, declared_reason, detection_ns, switch_ns,
 //!                last_primary_rx_ns, first_secondary_rx_ns, gap_ns, sender_changes,
 //!                datagrams_lost, ts_packets_lost, cc_errors, duplicates,
-//!                primary_after_switch, stall: {machine_ns, primary_ns, secondary_ns,
-//!                spoiled}}]
+//!                primary_after_switch, switched_before_fault, primary_state_at_fault,
+//!                secondary_state_at_fault, stall: {machine_ns, primary_ns,
+//!                secondary_ns, spoiled}, setup_retries}]
 //! metrics       {detection, switch, gap, datagrams_lost, ts_packets_lost, cc_errors,
 //!                duplicates}: {unit: "ns"|"count", samples, negative, p50, p90, p99,
 //!                p999, max, mean, values: [per trial, in trial order, null when not
 //!                measured], hdr: hdrhistogram V2 + DEFLATE, base64}
 //! verdict       {pass, frame_ns, limit_ns, aim_ns, trials, switched, not_switched,
 //!                errors, over_frame, over_aim, extra_sender_changes, spoiled_by_stalls,
+//!                over_frame_spoiled, switched_before_fault, secondary_not_ready,
 //!                failures: [string]}
 //! machine_stalls {threshold_ns, count, max_ns, total_ns}
 //! ```
@@ -117,6 +120,21 @@ pub struct Settings {
     pub lab: Option<String>,
     /// The command line that ran the benchmark.
     pub command: String,
+    /// The servers' effective heartbeat settings, read from the secondary's `tandem
+    /// status` during the first trial (None: not read).
+    #[serde(default)]
+    pub effective: Option<Effective>,
+}
+
+/// Heartbeat settings the servers actually used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effective {
+    /// Heartbeat period (us).
+    pub heartbeat_us: u64,
+    /// Missed heartbeats that declare a failure.
+    pub miss: u64,
+    /// Detection window (us).
+    pub detection_window_us: u64,
 }
 
 /// The asset (the JSON `asset` object).

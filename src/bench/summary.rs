@@ -200,6 +200,12 @@ pub struct Verdict {
     pub spoiled_by_stalls: u32,
     /// Of the trials over one frame, those with such a stall.
     pub over_frame_spoiled: u32,
+    /// Trials where the primary had already failed by itself (a real stall) and the
+    /// secondary was on air before the fault was injected.
+    pub switched_before_fault: u32,
+    /// Trials where the secondary was not `Secondary_synchronized` at the fault (it had
+    /// failed or lost its lock by itself), so nobody could take over.
+    pub secondary_not_ready: u32,
     /// One line per failed trial.
     pub failures: Vec<String>,
 }
@@ -223,11 +229,24 @@ impl Verdict {
             extra_sender_changes: 0,
             spoiled_by_stalls: 0,
             over_frame_spoiled: 0,
+            switched_before_fault: 0,
+            secondary_not_ready: 0,
             failures: Vec::new(),
         };
         for t in trials {
             if t.stall.spoiled {
                 v.spoiled_by_stalls += 1;
+            }
+            if t.switched_before_fault {
+                v.switched_before_fault += 1;
+            }
+            if !t.switched_before_fault
+                && t.outcome != Outcome::Error
+                && t.secondary_state_at_fault
+                    .as_deref()
+                    .is_some_and(|s| s != "Secondary_synchronized")
+            {
+                v.secondary_not_ready += 1;
             }
             match t.outcome {
                 Outcome::Switched => v.switched += 1,
@@ -272,7 +291,12 @@ fn failure_line(t: &Trial, frame_ns: u64) -> String {
     };
     let what = match t.outcome {
         Outcome::Error => format!("error: {}", t.error.as_deref().unwrap_or("?")),
-        Outcome::NoSwitch => "no switch: no other sender on the live group".into(),
+        Outcome::NoSwitch => match t.secondary_state_at_fault.as_deref() {
+            Some(st) if st != "Secondary_synchronized" => format!(
+                "no switch: the secondary was {st} at the fault, not Secondary_synchronized"
+            ),
+            _ => "no switch: no other sender on the live group".into(),
+        },
         Outcome::Switched => {
             let mut parts = Vec::new();
             if let Some(g) = t.gap_ns.filter(|&g| g >= frame_ns) {

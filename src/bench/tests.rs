@@ -69,6 +69,8 @@ fn input<'a>(
         datagram_ns: 4 * MS,
         stall_threshold_ns: 5 * MS,
         error: None,
+        primary_state_at_fault: Some("Primary".into()),
+        secondary_state_at_fault: Some("Secondary_synchronized".into()),
     }
 }
 
@@ -254,6 +256,11 @@ fn bench_report(trials: Vec<Trial>) -> BenchReport {
             stall_threshold_us: 5000,
             lab: None,
             command: "tandem bench failover <x>".into(),
+            effective: Some(super::Effective {
+                heartbeat_us: 4444,
+                miss: 3,
+                detection_window_us: 13333,
+            }),
         },
         AssetInfo {
             path: "fixtures/cbr-25fps.ts".into(),
@@ -297,6 +304,10 @@ fn verdict_pass_fail_and_aim() {
     let table = text::table(&r);
     assert!(table.contains("FAIL (max 41.000 >= 40.000 ms)"), "{table}");
     assert!(table.contains("RESULT: FAIL (seamless mode)"), "{table}");
+    assert!(
+        table.contains("heartbeat 4444 us x miss 3 = detection window 13.333 ms"),
+        "{table}"
+    );
     let ok = text::table(&bench_report(synthetic_trials(&[3])));
     assert!(ok.contains("PASS (max 3.000 < 40.000 ms)"), "{ok}");
     assert!(ok.contains("RESULT: PASS"), "{ok}");
@@ -369,4 +380,61 @@ fn frame_rate_labels() {
     assert_eq!(text::fps("30000/1001"), "29.97");
     assert_eq!(text::fps("0/0"), "0/0");
     assert_eq!(text::fps("x"), "x");
+}
+
+#[test]
+fn a_switch_before_the_fault_is_flagged_and_has_no_detection_latency() {
+    // The primary failed by itself at 60 ms (its kernel), the secondary took over at 66 ms;
+    // the benchmark's kill came at 101 ms.
+    let live = arrivals(60, 66, 300);
+    let muted = muted_every_4ms(65);
+    let r = report(1, 0);
+    let stalls = StallLog::default();
+    let mut i = input(&live, &muted, &r, &stalls);
+    i.declared = Some((T0 + 65 * MS, "FailedNotice: pacer".into()));
+    let t = Trial::from_input(&i);
+    assert!(t.switched_before_fault);
+    assert_eq!(t.outcome, Outcome::Switched);
+    assert_eq!(t.gap_ns, Some(6 * MS));
+    assert_eq!(t.detection_ns, None);
+    assert_eq!(t.switch_ns, Some(MS as i64));
+    // Stall windows centre on the primary's last datagram, not on the later fault.
+    assert_eq!(t.stall.primary_ns, 0, "{:?}", t.stall);
+    assert!(t.inside_frame(FRAME));
+    let gap = Metric::from_values(Unit::Ns, vec![Some(6 * MS as i64)]);
+    let v = Verdict::judge(&[t], FRAME, &gap);
+    assert!(v.pass);
+    assert_eq!(v.switched_before_fault, 1);
+}
+
+#[test]
+fn no_switch_names_a_secondary_that_was_not_ready() {
+    let live = arrivals(100, 1000, 0);
+    let r = report(0, 0);
+    let stalls = StallLog::default();
+    let mut i = input(&live, &[], &r, &stalls);
+    i.declared = None;
+    i.secondary_state_at_fault = Some("Failed".into());
+    let t = Trial::from_input(&i);
+    let gap = Metric::from_values(Unit::Ns, vec![None]);
+    let v = Verdict::judge(&[t], FRAME, &gap);
+    assert_eq!(v.secondary_not_ready, 1);
+    assert!(
+        v.failures[0].contains("the secondary was Failed at the fault"),
+        "{:?}",
+        v.failures
+    );
+}
+
+#[test]
+fn muted_datagrams_after_the_switch_do_not_count_as_a_secondary_stall() {
+    let live = arrivals(100, 107, 300);
+    // Muted stream up to the switch, then (old primary resynchronising) 46 ms later.
+    let mut muted = muted_every_4ms(106);
+    muted.push(T0 + 153 * MS);
+    let r = report(1, 0);
+    let stalls = StallLog::default();
+    let t = Trial::from_input(&input(&live, &muted, &r, &stalls));
+    assert!(!t.stall.spoiled, "{:?}", t.stall);
+    assert_eq!(t.stall.secondary_ns, 0);
 }

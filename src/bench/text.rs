@@ -48,6 +48,19 @@ pub fn table(r: &BenchReport) -> String {
         r.settings.pair,
     ));
     o.push_str(&format!("machine: {}\n", r.machine.line()));
+    if let Some(e) = &r.settings.effective {
+        o.push_str(&format!(
+            "heartbeat {} us x miss {} = detection window {} ms ({})\n",
+            e.heartbeat_us,
+            e.miss,
+            ms(e.detection_window_us * 1000),
+            if r.settings.heartbeat_us.is_none() && r.settings.miss.is_none() {
+                "the servers' defaults for this frame rate"
+            } else {
+                "as given"
+            }
+        ));
+    }
     o.push_str(&format!(
         "{:<33} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9}  {}\n",
         "metric (ms or count)", "n", "p50", "p90", "p99", "p99.9", "max", "vs one frame"
@@ -99,6 +112,12 @@ pub fn table(r: &BenchReport) -> String {
         r.machine_stalls.count,
         ms(r.machine_stalls.max_ns)
     ));
+    if v.switched_before_fault > 0 || v.secondary_not_ready > 0 {
+        o.push_str(&format!(
+            "self-failures: in {} trial(s) the primary failed by itself (e.g. its kernel after a stall) and the secondary took over before the fault; in {} the secondary was not synchronised at the fault (it had failed by itself)\n",
+            v.switched_before_fault, v.secondary_not_ready
+        ));
+    }
     if v.extra_sender_changes > 0 {
         o.push_str(&format!(
             "sender: {} trial(s) where the receiver saw more than one change of sender or the primary came back\n",

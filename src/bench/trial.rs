@@ -60,7 +60,8 @@ pub struct TrialInput<'a> {
     pub declared: Option<(u64, String)>,
     /// Live-group datagrams in arrival order.
     pub live: &'a [Arrival],
-    /// Receive times of the secondary's muted-group datagrams, sorted.
+    /// Receive times of the secondary's muted-group datagrams (its first sender only),
+    /// sorted.
     pub muted_rx: &'a [u64],
     /// The analyzer's report on the live group.
     pub report: &'a Report,
@@ -74,6 +75,10 @@ pub struct TrialInput<'a> {
     pub stall_threshold_ns: u64,
     /// Why the trial could not run (outcome [`Outcome::Error`]).
     pub error: Option<String>,
+    /// The primary's state when the fault was injected (from its event log).
+    pub primary_state_at_fault: Option<String>,
+    /// The secondary's state when the fault was injected.
+    pub secondary_state_at_fault: Option<String>,
 }
 
 /// One trial's figures (the JSON `trials` array).
@@ -115,19 +120,27 @@ pub struct Trial {
     pub duplicates: Option<u64>,
     /// Datagrams of the primary on the live group after the secondary's first.
     pub primary_after_switch: u64,
+    /// The secondary was on the live group before the fault was injected: the primary had
+    /// already failed by itself (e.g. its kernel declared it Failed after a stall). The gap
+    /// is that switch's; there is no detection latency of the injected fault.
+    pub switched_before_fault: bool,
+    /// The primary's state when the fault was injected.
+    pub primary_state_at_fault: Option<String>,
+    /// The secondary's state when the fault was injected (a secondary that was not
+    /// `Secondary_synchronized` then could not take over).
+    pub secondary_state_at_fault: Option<String>,
     /// Stall witnesses.
     pub stall: StallWitness,
+    /// Times the trial was set up again because a server could not bind its ports.
+    #[serde(default)]
+    pub setup_retries: u32,
 }
 
 impl Trial {
     /// Computes the figures of one trial from what was observed.
     pub fn from_input(i: &TrialInput<'_>) -> Trial {
         let primary = i.live.first().map(|a| a.src);
-        let switch_pos = primary.and_then(|p| {
-            i.live
-                .iter()
-                .position(|a| a.src != p && a.rx_ns >= i.fault_real_ns.saturating_sub(i.frame_ns))
-        });
+        let switch_pos = primary.and_then(|p| i.live.iter().position(|a| a.src != p));
         let first_secondary = switch_pos.map(|k| i.live[k]);
         let last_primary = switch_pos.and_then(|k| {
             i.live[..k]
@@ -149,9 +162,17 @@ impl Trial {
         };
         let declared_ns = i.declared.as_ref().map(|d| d.0);
         let first_rx = first_secondary.map(|a| a.rx_ns);
+        let before_fault = first_rx.is_some_and(|f| f < i.fault_real_ns);
         let signed = |a: u64, b: u64| a as i64 - b as i64;
         let (datagrams_lost, ts_packets_lost, duplicates) = losses(i.report);
-        let stall = witness(i, primary, first_rx);
+        // The stall windows centre on when the primary's output ended: the fault, or the
+        // primary's last datagram when it had failed by itself before the fault.
+        let anchor = if before_fault {
+            last_primary.map_or(i.fault_real_ns, |a| a.rx_ns)
+        } else {
+            i.fault_real_ns
+        };
+        let stall = witness(i, anchor, primary, first_rx);
         Trial {
             n: i.n,
             outcome,
@@ -160,7 +181,9 @@ impl Trial {
             phase_ns: i.phase_ns,
             declared_real_ns: declared_ns,
             declared_reason: i.declared.as_ref().map(|d| d.1.clone()),
-            detection_ns: declared_ns.map(|d| signed(d, i.fault_real_ns)),
+            detection_ns: declared_ns
+                .filter(|_| !before_fault)
+                .map(|d| signed(d, i.fault_real_ns)),
             switch_ns: declared_ns.zip(first_rx).map(|(d, f)| signed(f, d)),
             last_primary_rx_ns: last_primary.map(|a| a.rx_ns),
             first_secondary_rx_ns: first_rx,
@@ -173,7 +196,11 @@ impl Trial {
             cc_errors: i.report.tr101290.cc_error.count,
             duplicates,
             primary_after_switch,
+            switched_before_fault: before_fault,
+            primary_state_at_fault: i.primary_state_at_fault.clone(),
+            secondary_state_at_fault: i.secondary_state_at_fault.clone(),
             stall,
+            setup_retries: 0,
         }
     }
 
@@ -203,21 +230,29 @@ fn losses(r: &Report) -> (Option<u64>, Option<u64>, Option<u64>) {
     }
 }
 
-fn witness(i: &TrialInput<'_>, primary: Option<SocketAddr>, first_rx: Option<u64>) -> StallWitness {
-    let from = i.fault_real_ns.saturating_sub(i.frame_ns);
-    let end = first_rx.unwrap_or(i.fault_real_ns + i.frame_ns);
+fn witness(
+    i: &TrialInput<'_>,
+    anchor: u64,
+    primary: Option<SocketAddr>,
+    first_rx: Option<u64>,
+) -> StallWitness {
+    let from = anchor.saturating_sub(i.frame_ns);
+    let end = first_rx.unwrap_or(anchor + i.frame_ns);
     let machine_ns = i.machine_stalls.longest_in(from, end);
     let prim: Vec<u64> = i
         .live
         .iter()
-        .filter(|a| Some(a.src) == primary)
+        .filter(|a| Some(a.src) == primary && a.rx_ns <= anchor)
         .map(|a| a.rx_ns)
         .collect();
-    let primary_ns = largest_gap_in(&prim, from, i.fault_real_ns).saturating_sub(i.datagram_ns);
+    let primary_ns = largest_gap_in(&prim, from, anchor).saturating_sub(i.datagram_ns);
     let secondary_ns = if i.muted_rx.is_empty() {
         0
     } else {
-        largest_gap_in(i.muted_rx, from, end).saturating_sub(i.datagram_ns)
+        // Up to the switch only: the muted stream ends there, and a later sender on the
+        // muted group (the old primary resynchronising) is not this secondary.
+        let upto = i.muted_rx.partition_point(|&t| t <= end);
+        largest_gap_in(&i.muted_rx[..upto], from, end).saturating_sub(i.datagram_ns)
     };
     let th = i.stall_threshold_ns;
     StallWitness {

@@ -11,6 +11,29 @@ use anyhow::Context;
 
 use crate::net::clock::real_ns;
 
+/// Makes `cmd`'s process receive SIGKILL when the benchmark dies (prctl(2)
+/// PR_SET_PDEATHSIG), so an interrupted benchmark leaves no server running.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
+    // which is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A child process that is SIGKILLed (after a SIGCONT) and reaped when dropped.
 pub struct Proc {
     child: Child,
@@ -39,6 +62,7 @@ impl Proc {
         };
         let out = File::create(log).with_context(|| format!("{}", log.display()))?;
         let err = out.try_clone()?;
+        die_with_parent(&mut cmd);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
@@ -124,6 +148,7 @@ impl Tcpdump {
             }
             None => Command::new("tcpdump"),
         };
+        die_with_parent(&mut cmd);
         cmd.args(["-i", iface, "-n", "-U", "--time-stamp-precision=nano", "-w"])
             .arg(file)
             .args(["udp", "port", &port.to_string()])

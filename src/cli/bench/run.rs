@@ -20,7 +20,7 @@ use crate::bench::machine::MachineInfo;
 use crate::bench::phase::phase_in_frame;
 use crate::bench::summary::BenchReport;
 use crate::bench::trial::{Arrival, Trial, TrialInput};
-use crate::bench::{events, html, text, AssetInfo, Fault, Settings};
+use crate::bench::{events, html, text, AssetInfo, Effective, Fault, Settings};
 use crate::cli::{EXIT_BAD_INPUT, EXIT_RUNTIME};
 use crate::index::{load_or_build, OffsetMap};
 use crate::net::clock::{mono_ns, real_ns, sleep_until_mono};
@@ -64,6 +64,8 @@ struct Ctx<'a> {
     watcher: Watcher,
     stall_ns: u64,
     base: u32,
+    effective: Option<Effective>,
+    attempt: u32,
 }
 
 /// Addresses of one trial.
@@ -90,6 +92,8 @@ struct Obs {
     origin_real_ns: Option<u64>,
     declared: Option<(u64, String)>,
     note: Option<String>,
+    primary_state: Option<String>,
+    secondary_state: Option<String>,
 }
 
 fn bad(msg: String) -> anyhow::Result<i32> {
@@ -171,6 +175,8 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         watcher: Watcher::start(stall_ns).context("starting the stall watcher")?,
         stall_ns,
         base: std::process::id(),
+        effective: None,
+        attempt: 0,
     };
     let pb = if a.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(a.trials as u64), ProgressDrawTarget::hidden())
@@ -206,6 +212,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
     }
     pb.finish_and_clear();
     let stalls = ctx.watcher.snapshot();
+    let effective = ctx.effective;
     drop(ctx);
     let settings = Settings {
         fault: a.fault,
@@ -223,6 +230,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         stall_threshold_us: stall_ns / 1000,
         lab: in_lab.then(|| a.lab.clone()),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        effective,
     };
     let (fr_n, fr_d) = map.frame_rate.unwrap_or((0, 1));
     let asset = AssetInfo {
@@ -275,11 +283,13 @@ fn gather_machine() -> MachineInfo {
 }
 
 impl Ctx<'_> {
-    /// Groups and ports of trial `n`: distinct per process and per trial.
+    /// Groups and ports of trial `n`: distinct per process, trial and setup attempt. Ports
+    /// 10000-19999: below the kernel's ephemeral range (32768-60999 by default) and the
+    /// ranges the test suites use, so other programs on the machine rarely hold them.
     fn addrs(&self, n: u32) -> anyhow::Result<Addrs> {
         let b = self.base;
-        let k = (b % 2000) * 13 + n * 7;
-        let port = 20000 + (k % 40000) as u16;
+        let k = (b % 1000) * 37 + n * 5 + self.attempt * 4_999;
+        let port = 10_000 + (k % 9_995) as u16;
         let g2 = 100 + (b % 100) as u8;
         let g3 = (n % 250) as u8 + 1;
         let live_ip = Ipv4Addr::new(239, 253, g2, g3);
@@ -323,9 +333,26 @@ impl Ctx<'_> {
     /// Runs trial `n`; failures become an error trial, never an abort.
     fn trial(&mut self, n: u32) -> Trial {
         let mut obs = Obs::default();
-        let result = match self.a.pair {
-            PairKind::Tandem => self.tandem_trial(n, &mut obs),
-            PairKind::FakePlay => self.fake_trial(n, &mut obs),
+        // A port held by another program makes a server exit at once ("cannot bind"):
+        // that is a setup failure, not a measurement, so the trial is set up again on other
+        // ports (at most twice; counted in the trial).
+        self.attempt = 0;
+        let result = loop {
+            let r = match self.a.pair {
+                PairKind::Tandem => self.tandem_trial(n, &mut obs),
+                PairKind::FakePlay => self.fake_trial(n, &mut obs),
+            };
+            match &r {
+                Err(e)
+                    if obs.fault_real_ns == 0
+                        && self.attempt < 2
+                        && format!("{e:#}").contains("cannot bind") =>
+                {
+                    self.attempt += 1;
+                    obs = Obs::default();
+                }
+                _ => break r,
+            }
         };
         let error = match result {
             Ok(()) => obs.note.clone(),
@@ -352,8 +379,12 @@ impl Ctx<'_> {
             datagram_ns: self.datagram_ns,
             stall_threshold_ns: self.stall_ns,
             error,
+            primary_state_at_fault: obs.primary_state.clone(),
+            secondary_state_at_fault: obs.secondary_state.clone(),
         };
-        Trial::from_input(&input)
+        let mut t = Trial::from_input(&input);
+        t.setup_retries = self.attempt;
+        t
     }
 
     fn log(&self, n: u32, what: &str) -> PathBuf {
@@ -406,7 +437,15 @@ impl Ctx<'_> {
         let m = muted.finish();
         obs.live = l.arrivals;
         obs.report = l.report;
-        let mut mr: Vec<u64> = m.arrivals.iter().map(|x| x.rx_ns).collect();
+        // The secondary's muted stream: the group's first sender (a resynchronising old
+        // primary may send there later).
+        let first = m.arrivals.first().map(|x| x.src);
+        let mut mr: Vec<u64> = m
+            .arrivals
+            .iter()
+            .filter(|x| Some(x.src) == first)
+            .map(|x| x.rx_ns)
+            .collect();
         mr.sort_unstable();
         obs.muted = mr;
     }
@@ -519,6 +558,9 @@ impl Ctx<'_> {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        if self.effective.is_none() {
+            self.effective = self.read_effective(n, &ad);
+        }
         match self.a.fault {
             Fault::Kill | Fault::Stop | Fault::Link => {
                 std::thread::sleep(Duration::from_millis(self.a.settle_ms));
@@ -579,10 +621,37 @@ impl Ctx<'_> {
         drop(sec);
         let ev = events::parse(&std::fs::read_to_string(&sec_events).unwrap_or_default());
         obs.declared = events::declared(&ev);
+        obs.secondary_state = events::state_at(&ev, obs.fault_real_ns);
+        let pev = events::parse(&std::fs::read_to_string(&pri_events).unwrap_or_default());
+        obs.primary_state = events::state_at(&pev, obs.fault_real_ns);
         if let Some(l) = &self.lab {
             set_link(&l.live_port(Host::Pri), true)?;
         }
         Ok(())
+    }
+
+    /// The secondary's heartbeat settings from `tandem status --json` (its own view).
+    fn read_effective(&self, n: u32, ad: &Addrs) -> Option<Effective> {
+        let exe = std::env::current_exe().ok()?;
+        let mut cmd = match self.netns(Host::Sec) {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", &ns]).arg(exe);
+                c
+            }
+            None => std::process::Command::new(exe),
+        };
+        let out = cmd
+            .args(["status", &ad.sec_control, "--json", "--session-id"])
+            .arg(format!("bench-{}-{n}", self.base))
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(Effective {
+            heartbeat_us: v["heartbeat_us"].as_u64()?,
+            miss: v["miss"].as_u64()?,
+            detection_window_us: v["detection_window_us"].as_u64()?,
+        })
     }
 
     /// The harness check: `tandem play` as the primary, a second `tandem play` started by

@@ -4,26 +4,47 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 
+/// Signs in the demo's output that a stall of this machine (anchors.md: 10-200 ms stalls
+/// happen on these VMs) really stopped the primary and moved the live group *before* the
+/// demo's SIGKILL: the run is then not a test of the SIGKILL switch and is tried again.
+fn swapped_before_the_kill(text: &str) -> bool {
+    text.contains("HigherEpoch")
+        || text.contains("missed its check-in deadline")
+        || !text.contains("sender changes: 1\n")
+}
+
 #[test]
 fn failover_demo_switches_inside_one_frame_and_says_so() {
-    let out = Command::new(BIN)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["demo", "--kill-after", "2.5", "--seconds", "5"])
-        .output()
-        .expect("run tandem demo");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "demo failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let out = Command::new(BIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["demo", "--kill-after", "2.5", "--seconds", "5"])
+            .output()
+            .expect("run tandem demo");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            assert!(text.contains("PASS: 1 change(s) of sender"), "{text}");
+            assert!(
+                text.contains("Secondary_synchronized -> Secondary_no_primary"),
+                "{text}"
+            );
+            assert!(text.contains("Primary_no_secondary -> Primary"), "{text}");
+            assert!(text.contains("ffplay"), "{text}");
+            return;
+        }
+        let stalled = swapped_before_the_kill(&text);
+        attempts.push(format!("{text}\n{}", String::from_utf8_lossy(&out.stderr)));
+        assert!(
+            stalled,
+            "demo failed without a stall before the kill:\n{}",
+            attempts.join("\n---\n")
+        );
+    }
+    panic!(
+        "demo failed 3 times, each after a machine stall before the kill:\n{}",
+        attempts.join("\n---\n")
     );
-    assert!(text.contains("PASS: 1 change(s) of sender"), "{text}");
-    assert!(
-        text.contains("Secondary_synchronized -> Secondary_no_primary"),
-        "{text}"
-    );
-    assert!(text.contains("Primary_no_secondary -> Primary"), "{text}");
-    assert!(text.contains("ffplay"), "{text}");
 }
 
 #[test]

@@ -15,6 +15,6 @@ for f in tests/*.rs; do
   if [[ " $HEAVY " == *" $t "* ]]; then heavy+=(--test "$t"); else light+=(--test "$t"); fi
 done
 cargo build --locked --bins
-cargo test --locked --lib --bins "${light[@]}" -- --test-threads="${TANDEM_TEST_THREADS:-2}" "$@"
+cargo test --locked --no-fail-fast --lib --bins "${light[@]}" -- --test-threads="${TANDEM_TEST_THREADS:-2}" "$@"
 cargo test --locked --doc -- --test-threads="${TANDEM_TEST_THREADS:-2}" "$@"
-cargo test --locked "${heavy[@]}" -- --test-threads=1 "$@"
+cargo test --locked --no-fail-fast "${heavy[@]}" -- --test-threads=1 "$@"

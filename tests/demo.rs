@@ -4,14 +4,27 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 
+/// A stall of this machine longer than the detection window before the kill fails the
+/// primary (its kernel's deadlines) and the demo, rightly, says that the secondary took
+/// over before the kill. Such a run says nothing about the kill; it is run again (at most
+/// three times). Whatever else the demo says is asserted strictly.
 #[test]
 fn failover_demo_switches_inside_one_frame_and_says_so() {
-    let out = Command::new(BIN)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["demo", "--kill-after", "2.5", "--seconds", "5"])
-        .output()
-        .expect("run tandem demo");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut attempt = 0;
+    let (out, text) = loop {
+        attempt += 1;
+        let out = Command::new(BIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["demo", "--kill-after", "2.5", "--seconds", "5"])
+            .output()
+            .expect("run tandem demo");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if attempt < 3 && text.contains("    Primary -> Failed: kernel") {
+            eprintln!("attempt {attempt}: the primary failed before the kill (a stall of this machine); again");
+            continue;
+        }
+        break (out, text);
+    };
     assert!(
         out.status.success(),
         "demo failed:\n{text}\n{}",

@@ -116,8 +116,23 @@ fn status_state(lab: &Lab, host: &str, ctl: &str, session: &str) -> Option<Strin
     v["state"].as_str().map(str::to_string)
 }
 
+/// The default detection window is a third of a frame: a stall of this machine longer than
+/// that before the kill fails the primary (its kernel's deadlines) and the secondary takes
+/// over. Such a run says nothing about the kill; it is run again (at most three times).
+/// Whatever follows the kill is asserted strictly.
 #[test]
 fn kill_9_of_the_primary_across_namespaces_one_switch_inside_one_frame() {
+    for attempt in 1..=3 {
+        if kill_9_attempt() {
+            return;
+        }
+        eprintln!("attempt {attempt}: the primary failed before the kill (a stall of this machine); again");
+    }
+    panic!("the primary failed before the kill in three attempts");
+}
+
+/// One run; false when the pair did not stay stable until the kill.
+fn kill_9_attempt() -> bool {
     let dir = std::env::temp_dir().join(format!("tandem-netns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let lab = Lab::up();
@@ -199,8 +214,16 @@ fn kill_9_of_the_primary_across_namespaces_one_switch_inside_one_frame() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(1200));
+    // Before the kill: the secondary never took over, the primary never left the air.
+    let took_over = secondary.log().contains("-> Secondary_no_primary");
     primary.0.kill().unwrap(); // SIGKILL (ip netns exec keeps the process id)
     let _ = primary.0.wait();
+    let left = ["-> Secondary_synchronizing", "-> Failed"]
+        .iter()
+        .any(|t| primary.log().contains(t));
+    if took_over || left {
+        return false;
+    }
     // The viewer runs to its end (6 s) and prints its report.
     let mut viewer = viewer;
     let end = Instant::now() + Duration::from_secs(15);
@@ -270,4 +293,5 @@ fn kill_9_of_the_primary_across_namespaces_one_switch_inside_one_frame() {
     drop(secondary);
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
+    true
 }

@@ -4,7 +4,8 @@
 Reads the per-trial captures written by `tandem bench failover --capture-dir DIR`
 (tcpdump -w with --time-stamp-precision=nano, one file per trial: trial-NNNN.pcap), finds
 on the live group the first sender's last datagram before the first datagram of another
-sender, and prints that gap. With --json BENCH.json it compares every trial with the
+sender, and prints that gap (the benchmark captures only the live group's port: `udp and
+dst port P`; give --dst G:P for other captures). With --json BENCH.json it compares every trial with the
 benchmark's own `gap_ns` (kernel SO_TIMESTAMPNS at the benchmark's receiver) and exits 1
 when any differs by more than --tolerance-us (default 1000).
 
@@ -74,7 +75,7 @@ def ip_payload(linktype, frame):
     return None
 
 
-def udp_datagrams(path, port=None):
+def udp_datagrams(path, port=None, dst_ip=None):
     """Yields (t_ns, (src_ip, src_port), (dst_ip, dst_port), payload) of UDP/IPv4."""
     for t, lt, frame in read_pcap(path):
         ip = ip_payload(lt, frame)
@@ -91,17 +92,19 @@ def udp_datagrams(path, port=None):
         sport, dport, ulen = struct.unpack(">HHH", ip[ihl:ihl + 6])
         if port is not None and dport != port:
             continue
+        if dst_ip is not None and dst != dst_ip:
+            continue
         yield t, (src, sport), (dst, dport), ip[ihl + 8:ihl + ulen]
 
 
-def switch_gap(path, port=None):
+def switch_gap(path, port=None, dst_ip=None):
     """(gap_ns, last_primary_ns, first_secondary_ns, datagrams, duplicates) or None."""
     seen = set()
     first = None
     last_primary = None
     dups = 0
     n = 0
-    for t, src, dst, payload in udp_datagrams(path, port):
+    for t, src, dst, payload in udp_datagrams(path, port, dst_ip):
         if not dst[0].startswith(("224.", "225.", "226.", "227.", "228.", "229.", "23")):
             continue
         key = (src, hash(payload))
@@ -123,7 +126,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="+", help="pcap files or directories of trial-NNNN.pcap")
     ap.add_argument("--json", help="the benchmark's JSON report to compare with")
-    ap.add_argument("--port", type=int, help="only datagrams to this UDP port")
+    ap.add_argument("--dst", help="only datagrams to this GROUP:PORT")
     ap.add_argument("--tolerance-us", type=float, default=1000.0)
     a = ap.parse_args()
     files = []
@@ -132,6 +135,10 @@ def main():
             files += sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(".pcap"))
         else:
             files.append(p)
+    port = dst_ip = None
+    if a.dst:
+        dst_ip, p = a.dst.rsplit(":", 1)
+        port = int(p)
     bench = {}
     if a.json:
         with open(a.json) as f:
@@ -143,7 +150,7 @@ def main():
     for path in files:
         m = re.search(r"trial-(\d+)\.pcap$", path)
         n = int(m.group(1)) if m else None
-        r = switch_gap(path, a.port)
+        r = switch_gap(path, port, dst_ip)
         if r is None:
             print(f"{path}: no change of sender captured")
             continue

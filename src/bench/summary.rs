@@ -73,7 +73,8 @@ impl Metric {
             if h.is_empty() {
                 0
             } else {
-                h.value_at_quantile(p)
+                // A bucket's highest equivalent value: never report above the exact max.
+                h.value_at_quantile(p).min(max)
             }
         };
         let mut buf = Vec::new();

@@ -221,6 +221,11 @@ fn metric_percentiles_max_and_hdr_round_trip() {
     assert_eq!(h.value_at_quantile(0.5), m.p50);
     let neg = Metric::from_values(Unit::Ns, vec![Some(-5), Some(7)]);
     assert_eq!((neg.negative, neg.samples, neg.max), (1, 2, 7));
+    let one = Metric::from_values(Unit::Ns, vec![Some(494_670_242)]);
+    assert_eq!(
+        (one.p50, one.p999, one.max),
+        (494_670_242, 494_670_242, 494_670_242)
+    );
     let empty = Metric::from_values(Unit::Count, vec![]);
     assert_eq!((empty.samples, empty.p99, empty.max), (0, 0, 0));
 }

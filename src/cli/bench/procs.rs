@@ -125,8 +125,10 @@ impl Drop for Proc {
     }
 }
 
-/// A packet capture of one UDP port with nanosecond timestamps (`tcpdump -i IFACE
-/// --time-stamp-precision=nano -w FILE udp port P`): the independent receiver of the
+/// A packet capture of the live group's port with nanosecond timestamps (`tcpdump -i IFACE
+/// --time-stamp-precision=nano -w FILE udp and dst port P`; the muted group has another
+/// port). `--immediate-mode`: without it TPACKET_V3 hands packets over in blocks, and a
+/// short trial can end before the first block does.: the independent receiver of the
 /// benchmark's gap figures. Stopped with SIGINT (so it flushes) when dropped.
 pub struct Tcpdump(Option<Proc>);
 
@@ -134,7 +136,7 @@ impl Tcpdump {
     /// Starts tcpdump and waits until it says it is listening.
     pub fn start(
         iface: &str,
-        port: u16,
+        dest: std::net::SocketAddrV4,
         file: &Path,
         netns: Option<&str>,
     ) -> anyhow::Result<Tcpdump> {
@@ -149,12 +151,20 @@ impl Tcpdump {
             None => Command::new("tcpdump"),
         };
         die_with_parent(&mut cmd);
-        cmd.args(["-i", iface, "-n", "-U", "--time-stamp-precision=nano", "-w"])
-            .arg(file)
-            .args(["udp", "port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(out.try_clone()?));
+        cmd.args([
+            "-i",
+            iface,
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "--time-stamp-precision=nano",
+            "-w",
+        ])
+        .arg(file)
+        .args(["udp", "and", "dst", "port", &dest.port().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(out.try_clone()?));
         let child = cmd.spawn().context("starting tcpdump (installed?)")?;
         let mut p = Proc {
             child,

@@ -72,7 +72,6 @@ struct Ctx<'a> {
 struct Addrs {
     live: Dest,
     muted: Dest,
-    port: u16,
     pri_iface: Ipv4Addr,
     sec_iface: Ipv4Addr,
     view_iface: Ipv4Addr,
@@ -288,8 +287,8 @@ impl Ctx<'_> {
     /// ranges the test suites use, so other programs on the machine rarely hold them.
     fn addrs(&self, n: u32) -> anyhow::Result<Addrs> {
         let b = self.base;
-        let k = (b % 1000) * 37 + n * 5 + self.attempt * 4_999;
-        let port = 10_000 + (k % 9_995) as u16;
+        let k = (b % 1000) * 37 + n * 7 + self.attempt * 4_999;
+        let port = 10_000 + (k % 9_990) as u16;
         let g2 = 100 + (b % 100) as u8;
         let g3 = (n % 250) as u8 + 1;
         let live_ip = Ipv4Addr::new(239, 253, g2, g3);
@@ -300,7 +299,8 @@ impl Ctx<'_> {
             "udp"
         };
         let live: Dest = format!("{scheme}://{live_ip}:{port}").parse()?;
-        let muted: Dest = format!("{scheme}://{muted_ip}:{port}").parse()?;
+        // Its own port too, so a capture of the live port holds the live group only.
+        let muted: Dest = format!("{scheme}://{muted_ip}:{}", port + 5).parse()?;
         let lo = Ipv4Addr::LOCALHOST;
         let (pri_iface, sec_iface, view_iface, pri_sync_ip, sec_sync_ip) = match &self.lab {
             Some(l) => (
@@ -315,7 +315,6 @@ impl Ctx<'_> {
         Ok(Addrs {
             live,
             muted,
-            port,
             pri_iface,
             sec_iface,
             view_iface,
@@ -413,7 +412,7 @@ impl Ctx<'_> {
             Some(l) => (format!("tl{}view-l", l.id), self.netns(Host::View)),
             None => ("lo".to_string(), None),
         };
-        Tcpdump::start(&iface, ad.port, &file, ns.as_deref()).map(Some)
+        Tcpdump::start(&iface, ad.live.addr, &file, ns.as_deref()).map(Some)
     }
 
     /// Waits for the switch (a second sender on the live group) up to `timeout`.

@@ -87,7 +87,9 @@ fn three_kill_trials_of_a_real_pair_give_real_numbers() {
             t["declared_reason"].as_str().is_some_and(|r| !r.is_empty()),
             "{t}"
         );
-        assert!(t["phase_ns"].as_u64().unwrap() < 40_000_000, "{t}");
+        // The fault's phase is drawn within one frame (40 ms) and measured when the signal
+        // is sent: a loaded machine can deliver it a few ms late, never a frame late.
+        assert!(t["phase_ns"].as_u64().unwrap() < 80_000_000, "{t}");
         assert_eq!(t["sender_changes"], 1, "{t}");
     }
 }

@@ -87,6 +87,14 @@ pub struct ServerArgs {
     /// that miss x period <= 1/3 frame, e.g. 4444 us at 25 fps with --miss 3).
     #[arg(long, value_name = "US", value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
     pub heartbeat_us: Option<u64>,
+    /// Do not use the live-path rule: by default a secondary also declares the primary failed
+    /// when its heartbeats keep coming but report datagrams the live group never carried for
+    /// the detection window (the primary's live port or cable is down, its sync link up).
+    /// Seen from one server a dead live port of its own looks the same; turn the rule off
+    /// when the secondary's live path is the less reliable one, or arbitrate with a
+    /// `tandem monitor` on a third host.
+    #[arg(long)]
+    pub no_live_path_rule: bool,
     /// Where the secondary joins the live group: seamless = right after the primary's last
     /// datagram (nothing lost or repeated), pcr / frame = the next PCR / frame boundary.
     #[arg(long, value_enum, default_value_t = SwitchMode::Seamless)]
@@ -215,6 +223,7 @@ fn config(a: &ServerArgs, role: Role, no_detect: bool) -> anyhow::Result<ServerC
         key,
         sync_init: a.sync_init,
         no_detect,
+        live_path_rule: !a.no_live_path_rule,
         injections,
         server_id: a
             .server_id

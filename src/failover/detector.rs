@@ -19,6 +19,23 @@
 //! Without live watching ([`LiveWatch::Unavailable`]) the heartbeat rule alone decides; a
 //! broken sync link then looks like a dead primary (see `docs/failover.md`, limits).
 //!
+//! # The live-path rule
+//! The heartbeat rule cannot see a primary whose *live* path broke while its sync link still
+//! works (its port on the live network down, a cable, a switch port): heartbeats keep
+//! arriving, so no heartbeat is ever missed, yet viewers get nothing. With
+//! [`DetectorConfig::path_rule`] on and live watching, a failure is also declared when
+//! - the live group has carried the primary's datagrams since the last reset (this server's
+//!   own ears on the live network are proven), and
+//! - heartbeats report datagrams the live group never carried: their `last_index` is beyond
+//!   the last index seen on the live group, for at least one heartbeat period, and
+//! - the live group has been silent for the live window.
+//!
+//! A primary that simply has nothing to send (end of a finite session, a pause) reports no new
+//! index, so it is never declared by this rule; nor is one whose pacer hung (its kernel's
+//! business, claims 14-16). Seen from one server, "the primary's live port is down" and "my
+//! own live port is down" look the same; the rule trusts this server's ears once they have
+//! heard the primary (see `docs/failover.md`, limits, and `--no-live-path-rule`).
+//!
 //! # Whose clock
 //! Arrivals are judged by their *kernel receive timestamps* (`rx_ns`, SO_TIMESTAMPNS), not by
 //! when the secondary got round to reading them, so a stall of the secondary itself does not
@@ -53,6 +70,9 @@ pub struct DetectorConfig {
     pub grace_ns: u64,
     /// Live-group watching.
     pub live: LiveWatch,
+    /// Also declare a failure when heartbeats report datagrams the live group never carried
+    /// (the live-path rule, see the module docs). Needs [`LiveWatch::Watch`].
+    pub path_rule: bool,
 }
 
 impl DetectorConfig {
@@ -75,6 +95,7 @@ impl DetectorConfig {
             live: LiveWatch::Watch {
                 window_ns: period_ns * miss as u64,
             },
+            path_rule: true,
         }
     }
 }
@@ -93,9 +114,20 @@ pub fn default_heartbeat(frame_ns: u64, miss: u32) -> u64 {
     (frame_ns / (3 * miss)).max(1)
 }
 
+/// Which rule declared a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// `miss` heartbeats in a row missing (and the live group silent, when watched).
+    HeartbeatsMissing,
+    /// Heartbeats keep coming but report datagrams the live group never carried.
+    LivePathSilent,
+}
+
 /// Why a failure was declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Silence {
+    /// The rule that fired.
+    pub cause: Cause,
     /// Heartbeats missed in a row (`(now - last_rx) / period`).
     pub missed: u64,
     /// Time since the last heartbeat arrived, ns.
@@ -118,12 +150,20 @@ pub struct Declaration {
 
 impl std::fmt::Display for Declaration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} heartbeats missed ({} us silent)",
-            self.reason.missed,
-            self.reason.heartbeat_silent_ns / 1_000
-        )?;
+        match self.reason.cause {
+            Cause::HeartbeatsMissing => write!(
+                f,
+                "{} heartbeats missed ({} us silent)",
+                self.reason.missed,
+                self.reason.heartbeat_silent_ns / 1_000
+            )?,
+            Cause::LivePathSilent => write!(
+                f,
+                "live path broken: heartbeats still arrive (last {} us ago) but report \
+                 datagrams the live group never carried",
+                self.reason.heartbeat_silent_ns / 1_000
+            )?,
+        }
         if let Some(l) = self.reason.live_silent_ns {
             write!(f, ", live group silent {} us", l / 1_000)?;
         }
@@ -141,6 +181,16 @@ pub struct Detector {
     last_heartbeat: Option<u64>,
     last_live: Option<u64>,
     last_index: Option<u64>,
+    /// Highest index reported by heartbeats.
+    reported: Option<u64>,
+    /// Highest index seen on the live group.
+    live_index: Option<u64>,
+    /// `reported` when the last live datagram arrived (for live datagrams of unknown index).
+    reported_at_live: Option<u64>,
+    /// Arrival of the first heartbeat that reported an index the live group has not carried.
+    unconfirmed_since: Option<u64>,
+    /// The live group carried something since the detector was (re)armed.
+    live_heard: bool,
     declared: bool,
 }
 
@@ -152,6 +202,11 @@ impl Detector {
             last_heartbeat: None,
             last_live: None,
             last_index: None,
+            reported: None,
+            live_index: None,
+            reported_at_live: None,
+            unconfirmed_since: None,
+            live_heard: false,
             declared: false,
         }
     }
@@ -161,19 +216,44 @@ impl Detector {
         &self.config
     }
 
+    /// Turns the live-path rule on or off.
+    pub fn set_path_rule(&mut self, on: bool) {
+        self.config.path_rule = on;
+    }
+
     /// A heartbeat (or any authenticated message from the primary) arrived at kernel time
     /// `rx_ns`; `last_index` is the last datagram it says it sent. Arms the detector.
     pub fn on_heartbeat(&mut self, rx_ns: u64, last_index: Option<u64>) {
         match self.last_heartbeat {
             Some(t) if rx_ns <= t => {}
             Some(_) => {
-                // A newer heartbeat re-arms after a declaration.
+                // A newer heartbeat re-arms after a declaration; the live-path rule then
+                // wants fresh evidence (the live group heard again).
+                if self.declared {
+                    self.live_heard = false;
+                    self.unconfirmed_since = None;
+                }
                 self.declared = false;
                 self.last_heartbeat = Some(rx_ns);
             }
             None => self.last_heartbeat = Some(rx_ns),
         }
         self.note_index(last_index);
+        if let Some(i) = last_index {
+            self.reported = Some(self.reported.map_or(i, |r| r.max(i)));
+            if self.unconfirmed_since.is_none() && !self.confirmed(i) {
+                self.unconfirmed_since = Some(rx_ns);
+            }
+        }
+    }
+
+    /// Whether the live group carried datagram `i` (or, for live datagrams of unknown index,
+    /// whether heartbeats had reported it before the last live arrival, with one datagram of
+    /// slack for a heartbeat overtaking its datagram).
+    fn confirmed(&self, i: u64) -> bool {
+        let by_index = self.live_index.is_some_and(|l| i <= l);
+        let by_time = self.reported_at_live.is_some_and(|r| i <= r + 1);
+        by_index || by_time
     }
 
     /// A datagram of the primary arrived on the live group at kernel time `rx_ns`, with its
@@ -181,8 +261,21 @@ impl Detector {
     pub fn on_live(&mut self, rx_ns: u64, index: Option<u64>) {
         if self.last_live.map_or(true, |t| rx_ns > t) {
             self.last_live = Some(rx_ns);
+            self.reported_at_live = self.reported;
         }
+        self.live_heard = true;
         self.note_index(index);
+        if let Some(i) = index {
+            self.live_index = Some(self.live_index.map_or(i, |l| l.max(i)));
+        }
+        if self.unconfirmed_since.is_some() {
+            if self.reported.map_or(true, |r| self.confirmed(r)) {
+                self.unconfirmed_since = None;
+            } else {
+                // Still behind what heartbeats reported: count from this arrival.
+                self.unconfirmed_since = Some(rx_ns);
+            }
+        }
     }
 
     fn note_index(&mut self, index: Option<u64>) {
@@ -218,21 +311,43 @@ impl Detector {
         if self.declared {
             return None;
         }
+        self.deadlines().map(|(d, _)| d)
+    }
+
+    fn path_armed(&self) -> bool {
+        self.config.path_rule && self.live_heard
+    }
+
+    /// The earliest declaration instant and the rule that gives it.
+    fn deadlines(&self) -> Option<(u64, Cause)> {
         let hb = self.last_heartbeat?;
         let hb_deadline = hb.saturating_add(self.config.heartbeat_window());
-        Some(match self.config.live {
-            LiveWatch::Unavailable => hb_deadline,
-            LiveWatch::Watch { window_ns } => {
-                let live = self.last_live.unwrap_or(hb);
-                hb_deadline.max(live.saturating_add(window_ns))
-            }
+        let LiveWatch::Watch { window_ns } = self.config.live else {
+            return Some((hb_deadline, Cause::HeartbeatsMissing));
+        };
+        let live = self.last_live.unwrap_or(hb);
+        let by_heartbeats = hb_deadline.max(live.saturating_add(window_ns));
+        let by_path = match (self.path_armed(), self.last_live, self.unconfirmed_since) {
+            (true, Some(last_live), Some(since)) => Some(
+                last_live
+                    .saturating_add(window_ns)
+                    .max(since.saturating_add(self.config.period_ns)),
+            ),
+            _ => None,
+        };
+        Some(match by_path {
+            Some(p) if p < by_heartbeats => (p, Cause::LivePathSilent),
+            _ => (by_heartbeats, Cause::HeartbeatsMissing),
         })
     }
 
     /// Declares a failure if the rule holds at `now` (once per arming). Call after feeding
     /// every arrival the sockets hold.
     pub fn poll(&mut self, now: u64) -> Option<Declaration> {
-        let deadline = self.next_deadline()?;
+        if self.declared {
+            return None;
+        }
+        let (deadline, cause) = self.deadlines()?;
         if now < deadline {
             return None;
         }
@@ -249,11 +364,17 @@ impl Detector {
         };
         Some(Declaration {
             reason: Silence {
+                cause,
                 missed: heartbeat_silent_ns / self.config.period_ns.max(1),
                 heartbeat_silent_ns,
                 live_silent_ns,
             },
-            last_index: self.last_index,
+            // A broken live path: viewers got only what the live group carried, so the
+            // switch continues from there (heartbeats report datagrams that never arrived).
+            last_index: match cause {
+                Cause::HeartbeatsMissing => self.last_index,
+                Cause::LivePathSilent => self.live_index.or(self.reported_at_live),
+            },
             silent_since,
         })
     }
@@ -271,6 +392,7 @@ mod tests {
             miss: 3,
             grace_ns: 0,
             live,
+            path_rule: true,
         }
     }
 
@@ -377,5 +499,165 @@ mod tests {
         d.reset();
         assert!(!d.armed());
         assert_eq!(d.last_index(), None);
+    }
+
+    fn watch() -> Detector {
+        Detector::new(cfg(LiveWatch::Watch { window_ns: 6 * MS }))
+    }
+
+    /// Heartbeats every 2 ms and live datagrams every 1 ms (index k) until `cut_ms`; after
+    /// it heartbeats keep coming (reporting ever newer indices) but the live group is silent.
+    fn broken_live_path(
+        d: &mut Detector,
+        cut_ms: u64,
+        until_ms: u64,
+    ) -> Option<(u64, Declaration)> {
+        for t in 0..=until_ms {
+            if t <= cut_ms {
+                d.on_live(t * MS, Some(t));
+            }
+            if t % 2 == 0 {
+                d.on_heartbeat(t * MS + 10_000, Some(t));
+            }
+            if let Some(decl) = d.poll(t * MS + 20_000) {
+                return Some((t, decl));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn live_path_rule_declares_a_primary_whose_live_path_broke() {
+        let mut d = watch();
+        let (t, decl) = broken_live_path(&mut d, 100, 200).expect("declared");
+        // Live silent from 100 ms: declared at 106 ms (window 6 ms), heartbeats never missed.
+        assert_eq!(t, 106);
+        assert_eq!(decl.reason.cause, Cause::LivePathSilent);
+        assert_eq!(decl.reason.live_silent_ns, Some(6 * MS + 20_000));
+        assert!(decl.reason.heartbeat_silent_ns < 2 * MS);
+        // Viewers got up to datagram 100: the switch continues from there, not from what
+        // the heartbeats say the primary sent into its dead port.
+        assert_eq!(decl.last_index, Some(100));
+        assert!(decl.to_string().contains("live path broken"), "{decl}");
+    }
+
+    #[test]
+    fn live_path_rule_can_be_turned_off() {
+        let mut c = cfg(LiveWatch::Watch { window_ns: 6 * MS });
+        c.path_rule = false;
+        let mut d = Detector::new(c);
+        assert_eq!(broken_live_path(&mut d, 100, 300), None);
+        // Without live watching the rule has nothing to judge by.
+        let mut d = Detector::new(cfg(LiveWatch::Unavailable));
+        assert_eq!(broken_live_path(&mut d, 100, 300), None);
+    }
+
+    #[test]
+    fn a_primary_with_nothing_to_send_is_not_declared() {
+        // Live datagrams stop at 100 ms and heartbeats keep reporting index 100: the end of a
+        // finite session, or a pacer hang (the primary kernel's business).
+        let mut d = watch();
+        for t in 0..=300u64 {
+            if t <= 100 {
+                d.on_live(t * MS, Some(t));
+            }
+            if t % 2 == 0 {
+                d.on_heartbeat(t * MS + 10_000, Some(t.min(100)));
+            }
+            assert_eq!(d.poll(t * MS + 20_000), None, "t={t}");
+        }
+    }
+
+    #[test]
+    fn the_rule_needs_ears_proven_on_the_live_group() {
+        // A secondary that never heard the live group (its own path may be the broken one)
+        // does not use the rule.
+        let mut d = watch();
+        for t in 0..=300u64 {
+            if t % 2 == 0 {
+                d.on_heartbeat(t * MS, Some(t));
+            }
+            assert_eq!(d.poll(t * MS + 20_000), None, "t={t}");
+        }
+    }
+
+    #[test]
+    fn a_late_datagram_inside_the_window_is_not_a_broken_path() {
+        // The heartbeat reporting 101 arrives at 100.01 ms; datagram 101 arrives 5 ms late.
+        let mut d = watch();
+        for t in 0..=100u64 {
+            d.on_live(t * MS, Some(t));
+            if t % 2 == 0 {
+                d.on_heartbeat(t * MS + 10_000, Some(t));
+            }
+        }
+        d.on_heartbeat(100 * MS + 10_000, Some(101));
+        assert_eq!(d.poll(105 * MS), None);
+        d.on_live(105 * MS, Some(101));
+        assert_eq!(d.poll(110 * MS), None);
+        for t in 106..=300u64 {
+            d.on_live(t * MS, Some(t - 4));
+            if t % 2 == 0 {
+                d.on_heartbeat(t * MS + 10_000, Some(t - 4));
+            }
+            assert_eq!(d.poll(t * MS + 20_000), None, "t={t}");
+        }
+    }
+
+    #[test]
+    fn live_datagrams_of_unknown_index_still_count() {
+        // Raw UDP datagrams the driver could not index (index None): the rule falls back on
+        // what heartbeats had reported when the last live datagram arrived.
+        let mut d = watch();
+        for t in 0..=100u64 {
+            d.on_live(t * MS, None);
+            if t % 2 == 0 {
+                d.on_heartbeat(t * MS + 10_000, Some(t));
+            }
+            assert_eq!(d.poll(t * MS + 20_000), None, "t={t}");
+        }
+        let mut declared = None;
+        for t in 101..=200u64 {
+            if t % 2 == 0 {
+                d.on_heartbeat(t * MS + 10_000, Some(t));
+            }
+            if let Some(x) = d.poll(t * MS + 20_000) {
+                declared = Some((t, x.reason.cause));
+                break;
+            }
+        }
+        assert_eq!(declared, Some((106, Cause::LivePathSilent)));
+    }
+
+    #[test]
+    fn after_a_declaration_the_rule_wants_the_live_group_heard_again() {
+        let mut d = watch();
+        let (t, _) = broken_live_path(&mut d, 100, 200).expect("declared");
+        // Heartbeats keep re-arming; the live group stays silent: no second declaration.
+        for k in t + 1..=400 {
+            if k % 2 == 0 {
+                d.on_heartbeat(k * MS + 10_000, Some(k));
+            }
+            assert_eq!(d.poll(k * MS + 20_000), None, "k={k}");
+        }
+        // Heard again, then broken again: declared again.
+        d.on_live(401 * MS, Some(401));
+        d.on_heartbeat(402 * MS, Some(410));
+        let decl = d.poll(407 * MS + 1).expect("declared again");
+        assert_eq!(decl.reason.cause, Cause::LivePathSilent);
+    }
+
+    #[test]
+    fn a_killed_primary_is_still_declared_by_missed_heartbeats() {
+        let mut d = watch();
+        for t in 0..=100u64 {
+            d.on_live(t * MS, Some(t));
+            if t % 2 == 0 {
+                d.on_heartbeat(t * MS + 10_000, Some(t));
+            }
+        }
+        let decl = d.poll(106 * MS + 10_000).expect("declared");
+        assert_eq!(decl.reason.cause, Cause::HeartbeatsMissing);
+        assert_eq!(decl.reason.missed, 3);
     }
 }

@@ -84,6 +84,7 @@ impl NodeConfig {
                 miss: detector.miss * 4,
                 grace_ns: 0,
                 live: LiveWatch::Unavailable,
+                path_rule: false,
             },
             clock: ClockConfig::default(),
             time_request_ns: p,
@@ -199,6 +200,11 @@ impl Node {
     /// The detector watching the server on air.
     pub fn detector(&self) -> &Detector {
         &self.detector
+    }
+
+    /// Changes the detector's settings (keeps what it has seen).
+    pub fn set_path_rule(&mut self, on: bool) {
+        self.detector.set_path_rule(on);
     }
     /// The supervisor.
     pub fn kernel(&self) -> &Kernel {

@@ -39,7 +39,7 @@ pub(crate) mod tests;
 use std::collections::VecDeque;
 use std::fmt;
 
-use crate::failover::detector::Declaration;
+use crate::failover::detector::{Cause, Declaration};
 use crate::failover::state::{Role, State};
 pub use table::{Rule, Step, Trigger, TRANSITIONS};
 
@@ -701,13 +701,21 @@ impl Machine {
             Event::InStep => vec![(T::InStep, ctx("muted output in step with the primary"))],
             Event::LockLost { reason } => vec![(T::LockLost, ctx(reason))],
             Event::Declared(d) => {
-                self.note_peer_index(d.last_index);
+                // A broken live path: the heartbeats reported datagrams that never reached
+                // the live group; the switch continues after the last one viewers got.
+                let take_index = match d.reason.cause {
+                    Cause::LivePathSilent => d.last_index.or(self.peer_last_index),
+                    Cause::HeartbeatsMissing => {
+                        self.note_peer_index(d.last_index);
+                        self.peer_last_index
+                    }
+                };
                 vec![(
                     T::FailureDeclared,
                     Ctx {
                         detail: d.to_string(),
                         failure: None,
-                        take_index: self.peer_last_index,
+                        take_index,
                     },
                 )]
             }

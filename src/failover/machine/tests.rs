@@ -54,6 +54,7 @@ pub(crate) fn check_invariants(m: &Machine) {
 fn decl() -> Declaration {
     Declaration {
         reason: Silence {
+            cause: crate::failover::detector::Cause::HeartbeatsMissing,
             missed: 3,
             heartbeat_silent_ns: 6 * MS,
             live_silent_ns: Some(6 * MS),

@@ -170,6 +170,9 @@ pub struct Sim {
     pub takeover_conflicts: Vec<(u64, usize)>,
     /// Sync link cut until this instant.
     pub partition_until: u64,
+    /// Node `i`'s path to the live group is cut (its port on the live network down): what it
+    /// sends there reaches neither viewers nor the other node; the sync link is unaffected.
+    pub live_cut: [bool; 2],
     monitor_seq: u64,
 }
 
@@ -214,6 +217,7 @@ impl Sim {
             resume_conflicts: Vec::new(),
             takeover_conflicts: Vec::new(),
             partition_until: 0,
+            live_cut: [false; 2],
             monitor_seq: 0,
         };
         sim.boot(0, Role::Primary);
@@ -312,6 +316,11 @@ impl Sim {
         n.active(self.now) && n.ran_since_wake && n.engine.live == Gate::Open && !n.engine.hung
     }
 
+    /// Whether node `i`'s live datagrams reach the live group now (sending, path not cut).
+    pub fn on_air(&self, i: usize) -> bool {
+        self.sending(i) && !self.live_cut[i]
+    }
+
     pub fn run_until(&mut self, t_end: u64) {
         while self.now < t_end {
             self.step();
@@ -335,7 +344,7 @@ impl Sim {
         for i in 0..2 {
             self.step_node(i);
         }
-        let senders = (0..2).filter(|&i| self.sending(i)).count();
+        let senders = (0..2).filter(|&i| self.on_air(i)).count();
         if senders > 1 {
             self.overlap_steps += 1;
             self.first_overlap.get_or_insert(self.now);
@@ -451,6 +460,9 @@ impl Sim {
                 e.last_live = Some(l);
             }
             for k in sent {
+                if self.live_cut[i] {
+                    continue;
+                }
                 self.live_log.push((self.now, i, k));
                 if self.rng.unit() >= self.cfg.live_loss {
                     let at = self.now + self.cfg.live_delay_ns;
@@ -505,7 +517,7 @@ impl Sim {
     }
 
     fn other_sending(&self, i: usize) -> bool {
-        self.sending(1 - i)
+        self.on_air(1 - i)
     }
 
     /// Performs node `i`'s outputs like a driver would.

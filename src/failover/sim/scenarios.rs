@@ -469,3 +469,64 @@ fn tour_reaches_every_state() {
     assert_eq!(seen.len(), 9, "{seen:?}");
     ok_no_overlap(&sim);
 }
+
+#[test]
+fn a_primary_whose_live_path_is_cut_is_replaced_inside_a_frame() {
+    // The primary's port on the live network goes down; its sync link stays up, so no
+    // heartbeat is ever missed. The live-path rule declares it; the secondary takes over
+    // inside a frame; the old primary sees the higher epoch and steps down.
+    let mut sim = Sim::new(SimConfig::default());
+    sim.settle_pair();
+    let cut = sim.now;
+    let last = sim.live_log.last().map(|&(t, n, k)| (t, n, k)).unwrap();
+    assert_eq!(last.1, 0);
+    sim.live_cut[0] = true;
+    let heard = |s: &Sim| s.live_log.iter().any(|&(_, n, _)| n == 1);
+    assert!(
+        sim.run_until_pred(cut + 10 * FRAME_NS, heard),
+        "no takeover"
+    );
+    let first = *sim.live_log.iter().find(|&&(_, n, _)| n == 1).unwrap();
+    let gap = first.0 - last.0;
+    assert!(gap < FRAME_NS, "gap {gap} ns >= one frame");
+    assert!(
+        first.2 <= last.2 + 1,
+        "lost {} datagrams",
+        first.2 - last.2 - 1
+    );
+    let t = sim.nodes[1]
+        .transitions
+        .iter()
+        .find(|t| t.to == State::SecondaryNoPrimary)
+        .expect("declared");
+    assert!(t.detail.contains("live path"), "{}", t.detail);
+    sim.run_until(sim.now + 20 * FRAME_NS);
+    assert!(!sim.sending(0), "the cut primary stepped down");
+    assert!(sim.on_air(1));
+    assert_eq!(sim.nodes[1].state(), Some(State::Primary), "{}", sim.dump());
+    assert_eq!(sim.nodes[0].state(), Some(State::SecondarySynchronized));
+    ok_no_overlap(&sim);
+    // Its own ears never heard the new primary on the live group: it must not take the live
+    // group back by the same rule (it would go dark again).
+    let back = sim.nodes[0]
+        .transitions
+        .iter()
+        .filter(|t| t.to == State::SecondaryNoPrimary)
+        .count();
+    assert_eq!(back, 0);
+}
+
+#[test]
+fn without_the_live_path_rule_a_cut_primary_is_not_replaced() {
+    let mut sim = Sim::new(SimConfig::default());
+    sim.settle_pair();
+    // Same scenario with the rule off: the reason the rule exists.
+    for n in sim.nodes.iter_mut() {
+        if let Some(node) = n.node.as_mut() {
+            node.set_path_rule(false);
+        }
+    }
+    sim.live_cut[0] = true;
+    let t0 = sim.now;
+    assert!(!sim.run_until_pred(t0 + 10 * FRAME_NS, took_over));
+}

@@ -218,6 +218,7 @@ impl Monitor {
                                 live: LiveWatch::Watch {
                                     window_ns: period * miss as u64,
                                 },
+                                path_rule: true,
                             }));
                         }
                     }

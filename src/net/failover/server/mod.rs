@@ -105,6 +105,9 @@ pub struct ServerConfig {
     /// Do not declare failures from missed heartbeats (leave it to the kernel's notice or a
     /// monitor).
     pub no_detect: bool,
+    /// Declare the primary failed when heartbeats report datagrams the live group never
+    /// carried (the live-path rule of [`crate::failover::detector`]).
+    pub live_path_rule: bool,
     /// Faults to inject.
     pub injections: Vec<Injection>,
     /// This server's id.
@@ -147,6 +150,7 @@ pub fn node_config(
     if cfg.no_detect {
         c.detector.miss = u32::MAX;
     }
+    c.detector.path_rule = cfg.live_path_rule && !cfg.no_detect;
     c
 }
 

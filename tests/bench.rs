@@ -94,6 +94,28 @@ fn three_kill_trials_of_a_real_pair_give_real_numbers() {
     }
 }
 
+/// The `link` fault in a namespace lab (CI runs as root; without root this fails, it does not
+/// skip): the primary's port on the live network goes down while its sync link stays up.
+/// Heartbeats never go missing, so only the live-path rule can declare it.
+#[test]
+fn link_fault_is_declared_by_the_live_path_rule_and_loses_nothing() {
+    let json = tmp("link.json");
+    let (_, v) = bench(
+        &["fixtures/cbr-25fps.ts", "--trials", "3", "--fault", "link"],
+        &json,
+    );
+    assert_real_trials(&v, 3);
+    assert_eq!(v["settings"]["fault"], "link");
+    for t in v["trials"].as_array().unwrap() {
+        let why = t["declared_reason"].as_str().unwrap_or_default();
+        assert!(why.contains("live path broken"), "{t}");
+        assert_eq!(t["sender_changes"], 1, "{t}");
+        // Seamless: the secondary continues after the last datagram the viewer got.
+        assert_eq!(t["datagrams_lost"], 0, "{t}");
+        assert_eq!(t["duplicates"], 0, "{t}");
+    }
+}
+
 #[test]
 fn harness_check_with_two_players_writes_json_and_html() {
     let json = tmp("fake.json");

@@ -17,7 +17,8 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::clock::{mono_ns, set_thread_timer_slack_1ns, sleep_until_mono};
+use super::clock::{mono_ns, set_thread_timer_slack_1ns};
+use super::doorbell::Doorbell;
 use super::faults::{panic_message, Supervision};
 use super::ring::{FetchError, Ring};
 use super::sockets::send_to;
@@ -279,6 +280,8 @@ struct Shared {
     has_muted: bool,
     /// Live output refused for good ([`EngineControl::fence_live`]).
     fenced: AtomicBool,
+    /// Cuts the sender's sleep short for a switch, a new target or a stop.
+    bell: Doorbell,
 }
 
 impl Shared {
@@ -335,6 +338,7 @@ impl Engine {
             has_live: cfg.live.is_some(),
             has_muted: cfg.muted.is_some(),
             fenced: AtomicBool::new(false),
+            bell: Doorbell::new(),
         });
         shared.check_sink(cfg.initial_target)?;
         shared
@@ -466,6 +470,7 @@ impl EngineHandle {
         self.shared.check_sink(t)?;
         self.cancel_switch();
         self.shared.target.store(t as u8, Ordering::Release);
+        self.shared.bell.ring();
         Ok(())
     }
 
@@ -479,6 +484,9 @@ impl EngineHandle {
         let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
         *sw = Some((index, t));
         self.shared.switch_index.store(index, Ordering::Release);
+        drop(sw);
+        // The sender acts now, not at its next wake.
+        self.shared.bell.ring();
         Ok(())
     }
 
@@ -565,6 +573,7 @@ impl EngineHandle {
     /// Asks the engine to stop after the datagram in flight.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.shared.bell.ring();
         // A sender waiting for the reader (an underrun, or a hung reader) returns at once.
         self.ring.stop();
     }
@@ -797,6 +806,8 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         quiet: 0,
     };
     let result = loop {
+        // Read before checking stop/switch: a ring after this point cuts the sleep below.
+        let ticket = ctx.shared.bell.ticket();
         if ctx.shared.stop.load(Ordering::Acquire) {
             break Ok(());
         }
@@ -820,7 +831,8 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         let i = match ctx.pacer.poll(now) {
             PacerAction::Done => break Ok(()),
             PacerAction::WaitUntil(t) => {
-                sleep_until_mono(t.min(now + ctx.max_sleep_ns) - PACER_EPOCH_NS);
+                let until = t.min(now + ctx.max_sleep_ns) - PACER_EPOCH_NS;
+                ctx.shared.bell.sleep_until(ticket, until);
                 continue;
             }
             PacerAction::Send(i) => i,

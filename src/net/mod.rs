@@ -2,6 +2,7 @@
 //! drivers that run the sans-IO core. Nothing outside `net` reads a clock or touches a socket.
 
 pub mod clock;
+pub mod doorbell;
 pub mod engine;
 pub mod failover;
 pub mod faults;

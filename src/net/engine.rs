@@ -737,6 +737,16 @@ impl SenderCtx {
     }
 
     /// Applies a pending switch whose index has been reached (or passed: rewind).
+    /// Monotonic time of the last datagram handed to the kernel on the live target.
+    fn last_live_mono(&self) -> Option<u64> {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .2
+            .map(|l| l.mono_ns)
+    }
+
     fn apply_switch(&mut self) {
         let next = self.pacer.next_index();
         if next < self.shared.switch_index.load(Ordering::Acquire) {
@@ -756,6 +766,17 @@ impl SenderCtx {
         }
         if index < next {
             self.pacer.seek(index);
+        }
+        let before = Target::from_u8(self.shared.target.load(Ordering::Acquire));
+        if before != target {
+            // The 2x catch-up rule spaces sends on one output: a takeover's first live
+            // datagram is not held back by the last muted one.
+            let last_there = match target {
+                Target::Live => self.last_live_mono(),
+                _ => None,
+            };
+            self.pacer
+                .output_changed(last_there.map(|t| t + PACER_EPOCH_NS), pacer_now());
         }
         self.shared.target.store(target as u8, Ordering::Release);
         self.emit(EngineEvent::Switched {

@@ -232,6 +232,17 @@ impl<S: Schedule> Pacer<S> {
         self.next = i;
         self.stats.seeks += 1;
     }
+
+    /// The output changed at `now` (e.g. muted group -> live group): the 2x rule spaces
+    /// sends on the *same* output, so its reference becomes the last send to the new output
+    /// (`last_on_output_ns`, driver clock) if any. The first datagram of a takeover then goes
+    /// out at once (allowed at `now`, a planned catch-up, not a late wake) instead of half a
+    /// spacing after the last muted one; the ones after it follow at <= 2x.
+    pub fn output_changed(&mut self, last_on_output_ns: Option<u64>, now: u64) {
+        let half = self.spacing_ns(self.next) / 2;
+        let from_now = now.saturating_sub(half);
+        self.last_send_ns = Some(last_on_output_ns.map_or(from_now, |t| t.max(from_now)));
+    }
 }
 
 #[cfg(test)]
@@ -351,5 +362,32 @@ mod tests {
         assert!(s.iter().any(|&(i, t)| i == 24 && t == 24_000_000));
         assert_eq!(p.stats().seeks, 1);
         assert_eq!(p.stats().late_wakes, 0);
+    }
+
+    #[test]
+    fn a_new_output_is_not_held_by_the_last_send_to_the_old_one() {
+        let mut p = Pacer::new(Fixed(None), 0, 0);
+        // Sent datagrams 0..=9 on time (to the muted group, say).
+        for i in 0..10u64 {
+            assert_eq!(p.poll(i * 1_000_000), PacerAction::Send(i));
+            p.sent(i, i * 1_000_000);
+        }
+        // Rewind to 5 at 9.1 ms: on the same output the 2x rule holds it to 9.5 ms.
+        p.seek(5);
+        assert_eq!(p.poll(9_100_000), PacerAction::WaitUntil(9_500_000));
+        // On a new output with no earlier send it goes at once, as a planned catch-up (no
+        // lateness: the engine's gate treats it as on time), then at 2x.
+        p.output_changed(None, 9_100_000);
+        assert_eq!(p.poll(9_100_000), PacerAction::Send(5));
+        let d = p.last_decision().unwrap();
+        assert_eq!(d.lateness_ns, 0);
+        assert!(!d.late);
+        assert_eq!(d.behind_ns, 4_100_000);
+        p.sent(5, 9_100_000);
+        assert_eq!(p.poll(9_100_000), PacerAction::WaitUntil(9_600_000));
+        // Back on an output last used at 9.5 ms: spaced from that send.
+        p.seek(6);
+        p.output_changed(Some(9_500_000), 9_600_000);
+        assert_eq!(p.poll(9_600_000), PacerAction::WaitUntil(10_000_000));
     }
 }

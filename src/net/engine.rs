@@ -802,7 +802,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         }
         if let Some(s) = &ctx.supervision {
             let now = mono_ns();
-            s.sender_alive.store(now, Ordering::Relaxed);
+            s.pacer_back_by(now);
             if now >= s.faults.pacer_panic_at {
                 panic!("injected fault: pacer panic");
             }
@@ -820,6 +820,9 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         let i = match ctx.pacer.poll(now) {
             PacerAction::Done => break Ok(()),
             PacerAction::WaitUntil(t) => {
+                if let Some(s) = &ctx.supervision {
+                    s.pacer_back_by(t.saturating_sub(PACER_EPOCH_NS));
+                }
                 sleep_until_mono(t.min(now + ctx.max_sleep_ns) - PACER_EPOCH_NS);
                 continue;
             }

@@ -1,9 +1,12 @@
 //! Supervision hooks of the playout engine (the failover kernel's view of its reader and
 //! pacer threads, claims 14-16) and real fault injection for tests (`--inject`).
 //!
-//! The engine's threads store the monotonic time of every loop turn in
-//! [`Supervision::reader_alive`] / [`Supervision::sender_alive`] (one relaxed store), and a
-//! caught panic is handed to [`Supervision::on_panic`]. Faults are armed by instant: at that
+//! The reader thread stores the monotonic time of every loop turn in
+//! [`Supervision::reader_alive`]. The sender (pacer) checks in against its own schedule
+//! ([`Supervision::pacer_back_by`]): the instant it will act next, i.e. the due time of the
+//! datagram it waits for (or now, when it sends), so a pacer sleeping between datagrams by
+//! design is not late, and a pacer is late only when it is behind its schedule. A caught
+//! panic is handed to [`Supervision::on_panic`]. Faults are armed by instant: at that
 //! monotonic time the thread really hangs, panics, or its sends really fail. Without a
 //! supervision object the engine does none of this (one `Option` test per datagram).
 
@@ -96,6 +99,22 @@ impl Faults {
         }
     }
 
+    /// The faults that have struck by `now_mono_ns` are disarmed (a server that recovers
+    /// from an injected fault starts its new engine without it): an injection strikes once.
+    pub fn disarm_struck(&mut self, now_mono_ns: u64) {
+        for slot in [
+            &mut self.reader_hang_at,
+            &mut self.pacer_panic_at,
+            &mut self.pacer_hang_at,
+            &mut self.send_error_at,
+            &mut self.heartbeat_hang_at,
+        ] {
+            if *slot <= now_mono_ns {
+                *slot = u64::MAX;
+            }
+        }
+    }
+
     /// Arms `injections`, counted from the monotonic instant `start_mono_ns`.
     pub fn arm(injections: &[Injection], start_mono_ns: u64) -> Faults {
         let mut f = Faults::none();
@@ -121,7 +140,9 @@ pub type PanicHook = Box<dyn Fn(&'static str, &str) + Send + Sync>;
 pub struct Supervision {
     /// Monotonic ns of the reader thread's last loop turn.
     pub reader_alive: AtomicU64,
-    /// Monotonic ns of the sender thread's last loop turn.
+    /// Monotonic ns by which the sender (pacer) thread promised to act next (the due time
+    /// of its next datagram, or the instant of its last loop turn when it was sending);
+    /// only grows ([`Supervision::pacer_back_by`]).
     pub sender_alive: AtomicU64,
     /// Faults to inject.
     pub faults: Faults,
@@ -141,6 +162,13 @@ impl std::fmt::Debug for Supervision {
 }
 
 impl Supervision {
+    /// The pacer's check-in: it will act again by `mono_ns` (its next datagram's due time
+    /// when it waits, now when it sends). Kept as a maximum: a promise is never withdrawn
+    /// by an earlier check-in of the same turn.
+    pub fn pacer_back_by(&self, mono_ns: u64) {
+        self.sender_alive.fetch_max(mono_ns, Ordering::Relaxed);
+    }
+
     /// Hooks with both threads alive at `now_mono_ns`.
     pub fn new(faults: Faults, now_mono_ns: u64, on_panic: PanicHook) -> Supervision {
         Supervision {
@@ -211,5 +239,25 @@ mod tests {
         assert_eq!(f.pacer_panic_at, 1_000_001_000);
         assert_eq!(f.send_error_at, 1_000_001_000);
         assert_eq!(f.reader_hang_at, u64::MAX);
+        let mut g = f;
+        g.disarm_struck(1_000_001_000);
+        assert_eq!(g.pacer_panic_at, u64::MAX);
+        assert_eq!(g.send_error_at, u64::MAX);
+        let mut h = Faults::arm(&["pacer-hang@2".parse().unwrap()], 0);
+        h.disarm_struck(1_999_999_999);
+        assert_eq!(
+            h.pacer_hang_at, 2_000_000_000,
+            "not struck yet: still armed"
+        );
+    }
+
+    #[test]
+    fn pacer_check_in_is_a_promise_that_only_grows() {
+        let s = Supervision::new(Faults::none(), 10, Box::new(|_, _| {}));
+        s.pacer_back_by(50);
+        s.pacer_back_by(20);
+        assert_eq!(s.sender_alive.load(Ordering::Relaxed), 50);
+        s.pacer_back_by(60);
+        assert_eq!(s.sender_alive.load(Ordering::Relaxed), 60);
     }
 }

@@ -5,6 +5,12 @@
 //! `sync` duties (through [`LoopAlive`]). A component that misses its deadline (a hang) or
 //! panics (caught by the engine and reported here) fails the server.
 //!
+//! The pacer checks in against its own schedule: it publishes the instant it will act next
+//! (the due time of the datagram it waits for, or now while it sends), and it is late when
+//! `now > that instant + its tolerance`. A pacer sleeping between datagrams by design is
+//! therefore never late, and a hiccup of the machine while it had nothing to send costs
+//! nothing. The other components check in with the time of their last loop turn.
+//!
 //! Deadlines are tight only while failing helps: while the server is on air with a
 //! synchronised secondary standing by ([`LoopAlive::standby`]), a component late by its
 //! deadline fails the server at once and the secondary takes over inside a frame. Otherwise
@@ -45,7 +51,7 @@ pub const RELAXED: Deadlines = Deadlines {
 /// Check-in deadlines of the components, ns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadlines {
-    /// The engine's sender (pacer) thread.
+    /// The engine's sender (pacer) thread: how late past its next due send it may be.
     pub pacer_ns: u64,
     /// The engine's reader thread.
     pub reader_ns: u64,
@@ -91,6 +97,7 @@ enum Cmd {
     EngineStarted(Arc<Supervision>, EngineControl),
     EngineStopped,
     Panic(&'static str, String),
+    Rearm,
 }
 
 /// What the supervisor tells the loop.
@@ -102,6 +109,8 @@ pub enum Report {
         component: String,
         /// Why, for the log and the state transition.
         why: String,
+        /// A timing verdict (a missed check-in), not a caught panic.
+        timing: bool,
     },
     /// A non-critical component failed.
     Degraded {
@@ -197,6 +206,12 @@ impl Supervisor {
     /// The engine was stopped on purpose: its threads no longer check in.
     pub fn engine_stopped(&self) {
         let _ = self.tx.send(Cmd::EngineStopped);
+    }
+
+    /// The server recovers from `Failed`: a fresh kernel (no failure on record), the loop's
+    /// components registered anew; the next engine registers its own when it starts.
+    pub fn rearm(&self) {
+        let _ = self.tx.send(Cmd::Rearm);
     }
 
     /// A panic-report hook for [`Supervision::on_panic`].
@@ -327,6 +342,12 @@ impl Run {
                 }
                 self.engine = None;
             }
+            Cmd::Rearm => {
+                self.kernel = Kernel::new();
+                self.failed = false;
+                self.engine = None;
+                self.register_all(now);
+            }
             Cmd::Panic(component, message) => {
                 if self.engine.is_some() {
                     let _ = self
@@ -357,7 +378,8 @@ impl Run {
     fn verdict(&mut self, v: Verdict, now: u64) {
         match v {
             Verdict::Failed { component, why } => {
-                let why = describe(&why);
+                let timing = matches!(why, Why::MissedCheckIn { .. });
+                let why = describe(&component, &why);
                 if self.failed {
                     // The server has failed already; later verdicts are consequences.
                     tracing::info!("kernel: {component} {why} (server already failed)");
@@ -373,6 +395,7 @@ impl Run {
                 let _ = self.reports.send(Report::Failed {
                     component: component.clone(),
                     why: why.clone(),
+                    timing,
                 });
                 let _ = self.waker.wake();
                 // 3. Tell the secondary (and monitors) at once, without waiting for the loop.
@@ -384,10 +407,8 @@ impl Run {
                 let _ = now;
             }
             Verdict::Degraded { component, why } => {
-                let _ = self.reports.send(Report::Degraded {
-                    component,
-                    why: describe(&why),
-                });
+                let why = describe(&component, &why);
+                let _ = self.reports.send(Report::Degraded { component, why });
                 let _ = self.waker.wake();
             }
         }
@@ -436,7 +457,7 @@ impl Run {
                 name: name.to_string(),
                 critical,
                 deadline_us: dl(name) / 1_000,
-                failed: failed.map(describe),
+                failed: failed.map(|w| describe(name, w)),
             })
             .collect();
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = table;
@@ -444,9 +465,19 @@ impl Run {
 }
 
 /// A verdict's reason in words: "missed its check-in deadline by 2.3 ms (no check-in for
-/// 12.3 ms, deadline 10.0 ms)" or the reported failure.
-pub fn describe(why: &Why) -> String {
+/// 12.3 ms, deadline 10.0 ms)", for the pacer "missed its check-in deadline: 8.4 ms past
+/// its next due send (tolerance 8.3 ms)", or the reported failure.
+pub fn describe(component: &str, why: &Why) -> String {
     match why {
+        Why::MissedCheckIn {
+            last_ns,
+            interval_ns,
+            seen_ns,
+        } if component == "pacer" => format!(
+            "missed its check-in deadline: {:.1} ms past its next due send (tolerance {:.1} ms)",
+            seen_ns.saturating_sub(*last_ns) as f64 / 1e6,
+            *interval_ns as f64 / 1e6
+        ),
         Why::MissedCheckIn {
             last_ns,
             interval_ns,

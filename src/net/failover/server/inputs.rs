@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::{Server, PUSH_EVERY_NS};
 use crate::failover::machine::{Event, LiveGate, OutputFault};
 use crate::failover::node::Now;
+use crate::failover::recovery::FailureCause;
 use crate::failover::state::State;
 use crate::failover::wire::{Body, Header, Msg, SenderRole, SyncParams};
 use crate::net::clock::clock_offset_ns;
@@ -49,7 +50,16 @@ impl Server {
         while let Ok(r) = self.reports.try_recv() {
             let now = self.now();
             match r {
-                Report::Failed { component, why } => {
+                Report::Failed {
+                    component,
+                    why,
+                    timing,
+                } => {
+                    self.note_cause(if timing {
+                        FailureCause::Timing
+                    } else {
+                        FailureCause::Panic
+                    });
                     self.node
                         .event(Event::KernelFailure { component, why }, now);
                     self.flush();
@@ -83,6 +93,7 @@ impl Server {
                     }
                     if self.send_errors.len() >= 2 && target != Target::Off {
                         self.send_errors.clear();
+                        self.note_cause(FailureCause::SendError);
                         self.node.event(
                             Event::OutputFailure(OutputFault::SendError(format!(
                                 "datagram {index} to the {} group: {message}",
@@ -108,6 +119,7 @@ impl Server {
                         && self.node.machine().sending_live()
                     {
                         tracing::warn!(index, late_us = lateness_ns / 1_000, "pacer woke late");
+                        self.note_cause(FailureCause::Timing);
                         self.node.event(
                             Event::OutputFailure(OutputFault::PacerLate {
                                 late_ns: lateness_ns,
@@ -552,6 +564,7 @@ impl Server {
                     && r.handle.target() == Target::Live
                     && !r.finished
                 {
+                    self.note_cause(FailureCause::Timing);
                     self.node.event(
                         Event::OutputFailure(OutputFault::Stalled { for_ns: behind }),
                         now,
@@ -600,6 +613,7 @@ impl Server {
                         tracing::error!("{err}");
                         self.last_error = Some(err.clone());
                         if self.node.machine().state().on_air() {
+                            self.note_cause(FailureCause::SendError);
                             self.node
                                 .event(Event::OutputFailure(OutputFault::SendError(err)), now);
                             self.flush();

@@ -38,6 +38,9 @@ use crate::net::clock::{mono_ns, real_ns};
 use crate::net::engine::EngineControl;
 use crate::net::faults::{PanicHook, Supervision};
 
+/// How long a fence waits for a live send already past the sender's fence check.
+pub const FENCE_SETTLE: Duration = Duration::from_millis(1);
+
 /// The sender-id bit of messages sent by the supervisor itself.
 pub const KERNEL_ID_BIT: u32 = 0x8000_0000;
 
@@ -387,9 +390,12 @@ impl Run {
                 }
                 self.failed = true;
                 // 1. Nothing more on air.
+                // The index the notice carries is read after the fence has settled (a send
+                // that passed the sender's fence check before the fence is counted), so the
+                // secondary's first datagram is the one after it: nothing repeated.
                 let last_live = self.engine.as_ref().and_then(|(_, c)| {
                     c.fence_live();
-                    c.last_live_sent().map(|l| l.index)
+                    c.settled_last_live(FENCE_SETTLE)
                 });
                 // 2. Tell the loop (it moves the machine to Failed, unless it hangs).
                 let _ = self.reports.send(Report::Failed {

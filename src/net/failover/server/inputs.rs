@@ -55,7 +55,7 @@ impl Server {
                     why,
                     timing,
                 } => {
-                    self.note_cause(if timing {
+                    self.failing(if timing {
                         FailureCause::Timing
                     } else {
                         FailureCause::Panic
@@ -93,7 +93,7 @@ impl Server {
                     }
                     if self.send_errors.len() >= 2 && target != Target::Off {
                         self.send_errors.clear();
-                        self.note_cause(FailureCause::SendError);
+                        self.failing(FailureCause::SendError);
                         self.node.event(
                             Event::OutputFailure(OutputFault::SendError(format!(
                                 "datagram {index} to the {} group: {message}",
@@ -119,7 +119,7 @@ impl Server {
                         && self.node.machine().sending_live()
                     {
                         tracing::warn!(index, late_us = lateness_ns / 1_000, "pacer woke late");
-                        self.note_cause(FailureCause::Timing);
+                        self.failing(FailureCause::Timing);
                         self.node.event(
                             Event::OutputFailure(OutputFault::PacerLate {
                                 late_ns: lateness_ns,
@@ -564,7 +564,7 @@ impl Server {
                     && r.handle.target() == Target::Live
                     && !r.finished
                 {
-                    self.note_cause(FailureCause::Timing);
+                    self.failing(FailureCause::Timing);
                     self.node.event(
                         Event::OutputFailure(OutputFault::Stalled { for_ns: behind }),
                         now,
@@ -613,7 +613,7 @@ impl Server {
                         tracing::error!("{err}");
                         self.last_error = Some(err.clone());
                         if self.node.machine().state().on_air() {
-                            self.note_cause(FailureCause::SendError);
+                            self.failing(FailureCause::SendError);
                             self.node
                                 .event(Event::OutputFailure(OutputFault::SendError(err)), now);
                             self.flush();

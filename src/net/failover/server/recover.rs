@@ -9,11 +9,22 @@ use crate::failover::machine::{Event, Transition, Trigger};
 use crate::failover::recovery::{Decision, FailureCause, Seen, Waiting};
 use crate::failover::state::State;
 use crate::net::clock::mono_ns;
+use crate::net::failover::supervisor::FENCE_SETTLE;
 
 impl Server {
-    /// The cause of the failure the driver is about to raise (read at the transition).
-    pub(super) fn note_cause(&mut self, cause: FailureCause) {
+    /// The driver is about to raise a failure of this server: its cause is noted (read at
+    /// the transition), the live output is fenced first and the progress reported after the
+    /// fence has settled, so the Failed notice carries the exact last datagram sent on the
+    /// live group and the secondary repeats none.
+    pub(super) fn failing(&mut self, cause: FailureCause) {
         self.pending_cause = Some(cause);
+        if let Some(r) = &self.engine {
+            let c = r.handle.control();
+            c.fence_live();
+            let _ = c.settled_last_live(FENCE_SETTLE);
+        }
+        let now = self.now();
+        self.report_progress(now);
     }
 
     /// A state change seen by the driver: a failure is recorded with its cause; leaving

@@ -11,7 +11,7 @@
 //! supervision object the engine does none of this (one `Option` test per datagram).
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A fault to inject, by name (`reader-hang`, `pacer-panic`, `pacer-hang`, `send-error`,
 /// `heartbeat-hang`).
@@ -144,6 +144,9 @@ pub struct Supervision {
     /// of its next datagram, or the instant of its last loop turn when it was sending);
     /// only grows ([`Supervision::pacer_back_by`]).
     pub sender_alive: AtomicU64,
+    /// The sender thread's kernel thread id (0 until its first check-in), so the supervisor
+    /// can tell a pacer starved of CPU from a hung one ([`thread_sched`]).
+    pub sender_tid: AtomicU32,
     /// Faults to inject.
     pub faults: Faults,
     /// Called from a thread that panicked, with the component (`"reader"`, `"pacer"`) and
@@ -166,6 +169,10 @@ impl Supervision {
     /// when it waits, now when it sends). Kept as a maximum: a promise is never withdrawn
     /// by an earlier check-in of the same turn.
     pub fn pacer_back_by(&self, mono_ns: u64) {
+        if self.sender_tid.load(Ordering::Relaxed) == 0 {
+            self.sender_tid
+                .store(current_tid().unwrap_or(u32::MAX), Ordering::Relaxed);
+        }
         self.sender_alive.fetch_max(mono_ns, Ordering::Relaxed);
     }
 
@@ -174,10 +181,29 @@ impl Supervision {
         Supervision {
             reader_alive: AtomicU64::new(now_mono_ns),
             sender_alive: AtomicU64::new(now_mono_ns),
+            sender_tid: AtomicU32::new(0),
             faults,
             on_panic,
         }
     }
+}
+
+/// The kernel thread id of the calling thread (from the `/proc/thread-self` link).
+pub fn current_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// What the scheduler says of a thread of this process: whether it is runnable (running or
+/// waiting for a CPU: state `R` in `/proc/self/task/TID/stat`) and the CPU time it has had
+/// (ns, first field of `/proc/self/task/TID/schedstat`). `None` when the thread is gone or
+/// the kernel does not provide them.
+pub fn thread_sched(tid: u32) -> Option<(bool, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+    let sched = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let run_ns = sched.split_whitespace().next()?.parse().ok()?;
+    Some((state == "R", run_ns))
 }
 
 /// Installs a process-wide panic hook that reports a panic of an engine thread
@@ -249,6 +275,28 @@ mod tests {
             h.pacer_hang_at, 2_000_000_000,
             "not struck yet: still armed"
         );
+    }
+
+    #[test]
+    fn scheduler_view_of_threads() {
+        let tid = current_tid().expect("/proc/thread-self");
+        assert!(tid > 0);
+        let (runnable, run_ns) = thread_sched(tid).expect("/proc schedstat");
+        assert!(runnable, "the calling thread is running");
+        assert!(run_ns > 0);
+        // A sleeping thread is not runnable.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx.send(current_tid().unwrap()).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let other = rx.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(thread_sched(other).map(|s| s.0), Some(false));
+        stop_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(thread_sched(other), None, "gone");
     }
 
     #[test]

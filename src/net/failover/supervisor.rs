@@ -11,6 +11,13 @@
 //! therefore never late, and a hiccup of the machine while it had nothing to send costs
 //! nothing. The other components check in with the time of their last loop turn.
 //!
+//! A pacer that is late because the machine does not give it a CPU is not hung: when it is
+//! late by half its tolerance the supervisor notes the CPU time the thread has had, and at
+//! the deadline it asks the scheduler again ([`thread_sched`]). A thread that is runnable
+//! (running or waiting for a CPU) and got less than half of the time since as CPU time is
+//! starved, not hung: its window is extended, for at most [`STARVED_MAX_NS`] past its due
+//! send. A hung pacer (blocked or sleeping) and one spinning on the CPU are failed as before.
+//!
 //! Deadlines are tight only while failing helps: while the server is on air with a
 //! synchronised secondary standing by ([`LoopAlive::standby`]), a component late by its
 //! deadline fails the server at once and the secondary takes over inside a frame. Otherwise
@@ -36,7 +43,10 @@ use crate::failover::kernel::{Kernel, Verdict, Why};
 use crate::failover::wire::{self, Body, Key, Msg, SenderRole, Stamper};
 use crate::net::clock::{mono_ns, real_ns};
 use crate::net::engine::EngineControl;
-use crate::net::faults::{PanicHook, Supervision};
+use crate::net::faults::{thread_sched, PanicHook, Supervision};
+
+/// A pacer starved of CPU is excused at most this long past its due send.
+pub const STARVED_MAX_NS: u64 = 60_000_000;
 
 /// How long a fence waits for a live send already past the sender's fence check.
 pub const FENCE_SETTLE: Duration = Duration::from_millis(1);
@@ -188,6 +198,7 @@ impl Supervisor {
                         snapshot,
                         failed: false,
                         tight: false,
+                        starve: Starve::default(),
                     };
                     k.run(&rx, &stop)
                 })?
@@ -249,6 +260,16 @@ struct Run {
     snapshot: Arc<Mutex<Vec<ComponentStatus>>>,
     failed: bool,
     tight: bool,
+    starve: Starve,
+}
+
+/// The supervisor's view of a late pacer: the promise it is late on, the scheduler's
+/// figures when it was half its tolerance late, the times it was excused.
+#[derive(Debug, Default)]
+struct Starve {
+    promise: u64,
+    baseline: Option<(u64, u64)>,
+    excused: u64,
 }
 
 const ENGINE_COMPONENTS: [&str; 2] = ["reader", "pacer"];
@@ -292,9 +313,11 @@ impl Run {
         self.publish();
         loop {
             let now = mono_ns();
-            let wait = self
-                .kernel
-                .next_deadline()
+            let next = match (self.kernel.next_deadline(), self.starve_sample_at()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wait = next
                 .map_or(100_000_000, |d| d.saturating_sub(now))
                 .clamp(100_000, 100_000_000);
             let first = match rx.recv_timeout(Duration::from_nanos(wait)) {
@@ -316,6 +339,7 @@ impl Run {
                 self.publish();
             }
             let now = mono_ns();
+            self.excuse_starved_pacer(now);
             let mut changed = false;
             while let Some(v) = self.kernel.poll(now) {
                 changed = true;
@@ -375,6 +399,67 @@ impl Run {
             let _ = self
                 .kernel
                 .check_in("pacer", h.sender_alive.load(Ordering::Relaxed));
+        }
+    }
+
+    /// When to take the scheduler's figures of a pacer that is getting late (half its
+    /// tolerance past its promise), while deadlines are tight.
+    fn starve_sample_at(&self) -> Option<u64> {
+        let (h, _) = self.engine.as_ref()?;
+        if !self.tight || self.failed {
+            return None;
+        }
+        let promise = h.sender_alive.load(Ordering::Relaxed);
+        let fresh = promise != self.starve.promise || self.starve.baseline.is_none();
+        fresh.then(|| promise.saturating_add(self.dl().pacer_ns / 2))
+    }
+
+    /// A pacer late by half its tolerance: note the scheduler's figures; at its deadline, a
+    /// thread that is runnable and got less than half of the time since as CPU time is
+    /// starved, not hung: it gets another tolerance from now (within [`STARVED_MAX_NS`]).
+    fn excuse_starved_pacer(&mut self, now: u64) {
+        let Some((h, _)) = &self.engine else { return };
+        if !self.tight || self.failed {
+            return;
+        }
+        let tid = h.sender_tid.load(Ordering::Relaxed);
+        let promise = h.sender_alive.load(Ordering::Relaxed);
+        if promise != self.starve.promise {
+            self.starve = Starve {
+                promise,
+                ..Starve::default()
+            };
+        }
+        let tol = self.dl().pacer_ns;
+        let late = now.saturating_sub(promise);
+        if tid == 0 || late < tol / 2 {
+            return;
+        }
+        let Some((runnable, run_ns)) = thread_sched(tid) else {
+            return;
+        };
+        let Some((t0, run0)) = self.starve.baseline else {
+            self.starve.baseline = Some((now, run_ns));
+            return;
+        };
+        // Only at the deadline the kernel works to (the promise, or the last excuse, plus
+        // the tolerance).
+        let due = promise.max(self.starve.excused).saturating_add(tol);
+        if now < due {
+            return;
+        }
+        let elapsed = now.saturating_sub(t0);
+        let had = run_ns.saturating_sub(run0);
+        if runnable && had < elapsed / 2 && late < STARVED_MAX_NS {
+            let _ = self.kernel.check_in("pacer", now);
+            self.starve.excused = now;
+            self.starve.baseline = Some((now, run_ns));
+            tracing::info!(
+                late_us = late / 1_000,
+                cpu_us = had / 1_000,
+                over_us = elapsed / 1_000,
+                "kernel: pacer late but waiting for a CPU (starved by the machine, not hung): deadline extended"
+            );
         }
     }
 

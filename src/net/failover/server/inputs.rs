@@ -114,9 +114,12 @@ impl Server {
                     let (at, len) = self.loop_stall;
                     let own_stall =
                         now.mono.saturating_sub(at) < 1_000_000_000 && len >= lateness_ns / 2;
+                    // Only while a synchronised secondary stands by (`Primary`): without
+                    // one, failing takes the only output off air and nobody takes over.
                     if lateness_ns > self.stall_bound()
                         && !own_stall
                         && self.node.machine().sending_live()
+                        && self.node.machine().state() == State::Primary
                     {
                         tracing::warn!(index, late_us = lateness_ns / 1_000, "pacer woke late");
                         self.failing(FailureCause::Timing);
@@ -559,10 +562,12 @@ impl Server {
                 let behind = overdue.min(silent).min(since_live);
                 let (at, _) = self.loop_stall;
                 let recent_own = now.mono.saturating_sub(at) < 2 * self.stall_bound();
+                // As for a late pacer: only when a synchronised secondary can take over.
                 if behind > self.stall_bound()
                     && !recent_own
                     && r.handle.target() == Target::Live
                     && !r.finished
+                    && m.state() == State::Primary
                 {
                     self.failing(FailureCause::Timing);
                     self.node.event(

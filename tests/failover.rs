@@ -428,13 +428,27 @@ fn kernel_detects_a_hung_event_loop() {
 /// and nothing lost: the recovered server never comes back on the live group by itself.
 #[test]
 fn failed_primary_recovers_as_the_secondary() {
+    recovery_case(&[]);
+}
+
+/// The same with primary-initiated synchronisation (claim 5): the recovered server never
+/// asks; the new owner pushes the parameters to it.
+#[test]
+fn failed_primary_recovers_with_primary_initiated_sync() {
+    recovery_case(&["--sync-init=primary"]);
+}
+
+fn recovery_case(extra: &[&'static str]) {
     let mut pe = calm(&["--loop"]);
     pe.push("--inject=pacer-hang@2.5");
+    pe.extend_from_slice(extra);
+    let mut se = calm(&["--loop"]);
+    se.extend_from_slice(extra);
     let dir = scratch("recover");
     let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
     let net = Net::new();
     let rx = Recv::start(&dir, &net.live_url("udp"), RX_MAX_S, None);
-    let (p, s) = spawn_pair(&dir, &net, &asset, "udp", &pe, &calm(&["--loop"]));
+    let (p, s) = spawn_pair(&dir, &net, &asset, "udp", &pe, &se);
     s.wait_log("Secondary_synchronized -> Secondary_no_primary", 10 * SEC);
     assert!(
         s.log_text()

@@ -281,9 +281,9 @@ mod tests {
     fn scheduler_view_of_threads() {
         let tid = current_tid().expect("/proc/thread-self");
         assert!(tid > 0);
-        let (runnable, run_ns) = thread_sched(tid).expect("/proc schedstat");
+        // (Its CPU time is accounted at scheduler ticks: it may still read 0 here.)
+        let (runnable, _) = thread_sched(tid).expect("/proc schedstat");
         assert!(runnable, "the calling thread is running");
-        assert!(run_ns > 0);
         // A sleeping thread is not runnable.
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();

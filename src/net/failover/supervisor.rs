@@ -16,7 +16,9 @@
 //! the deadline it asks the scheduler again ([`thread_sched`]). A thread that is runnable
 //! (running or waiting for a CPU) and got less than half of the time since as CPU time is
 //! starved, not hung: its window is extended, for at most [`STARVED_MAX_NS`] past its due
-//! send. A hung pacer (blocked or sleeping) and one spinning on the CPU are failed as before.
+//! send. A hung pacer (blocked or sleeping) and one spinning on the CPU are failed as before
+//! (CPU time is accounted at scheduler ticks, so a pacer spinning for less than a tick or two
+//! may pass for starved once; the bound limits what that costs).
 //!
 //! Deadlines are tight only while failing helps: while the server is on air with a
 //! synchronised secondary standing by ([`LoopAlive::standby`]), a component late by its

@@ -578,13 +578,15 @@ impl Server {
                 }
             }
         }
-        // Claim 5: the primary pushes its parameters to a secondary that appears.
+        // Claim 5: the primary pushes its parameters to a secondary that appears, or that
+        // synchronises anew (a recovered or stepped-down server never asks in this mode;
+        // one that has them already ignores the same parameters).
         let m = self.node.machine();
         if self.cfg.sync_init == SyncInit::Primary
             && m.is_owner()
             && matches!(
                 m.peer_state(),
-                Some(State::SecondaryOffline | State::Secondary)
+                Some(State::SecondaryOffline | State::Secondary | State::SecondarySynchronizing)
             )
             && now.mono >= self.next_push
             && self.node.params().is_some()

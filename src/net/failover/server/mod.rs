@@ -557,6 +557,7 @@ impl Server {
                 m.peer_state(),
                 Some(crate::failover::state::State::SecondaryOffline)
                     | Some(crate::failover::state::State::Secondary)
+                    | Some(crate::failover::state::State::SecondarySynchronizing)
             );
         if push_pending {
             next = next.min(self.next_push.max(now + 1_000_000));

@@ -410,13 +410,75 @@ fn kernel_detects_a_hung_pacer() {
 #[test]
 fn kernel_detects_a_hung_event_loop() {
     // The loop's two duties (heartbeat, sync) stop together; either is reported first.
-    // The loop's deadline is 8 heartbeat periods (here 8 x 10 ms).
+    // The loop's deadline is max(8 heartbeat periods, 100 ms); the gap does not depend on
+    // it (the output runs until the fence, the notice goes out at once).
     injected_fault_case(
         "heartbeat-hang",
         "missed its check-in deadline",
         "",
         120_000.0,
     );
+}
+
+/// A primary failed by its kernel (a hung pacer, a timing verdict) recovers by itself: the
+/// secondary takes over inside one frame on the Failed notice; the failed server retires its
+/// engine, and after the hold-off, with the new owner's heartbeats arriving, raises
+/// `Recover`, resynchronises behind it and reports `Secondary_synchronized`; the new owner
+/// becomes `Primary` (redundancy regained). The receiver sees exactly one change of sender
+/// and nothing lost: the recovered server never comes back on the live group by itself.
+#[test]
+fn failed_primary_recovers_as_the_secondary() {
+    recovery_case(&[]);
+}
+
+/// The same with primary-initiated synchronisation (claim 5): the recovered server never
+/// asks; the new owner pushes the parameters to it.
+#[test]
+fn failed_primary_recovers_with_primary_initiated_sync() {
+    recovery_case(&["--sync-init=primary"]);
+}
+
+fn recovery_case(extra: &[&'static str]) {
+    let mut pe = calm(&["--loop"]);
+    pe.push("--inject=pacer-hang@2.5");
+    pe.extend_from_slice(extra);
+    let mut se = calm(&["--loop"]);
+    se.extend_from_slice(extra);
+    let dir = scratch("recover");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let rx = Recv::start(&dir, &net.live_url("udp"), RX_MAX_S, None);
+    let (p, s) = spawn_pair(&dir, &net, &asset, "udp", &pe, &se);
+    s.wait_log("Secondary_synchronized -> Secondary_no_primary", 10 * SEC);
+    assert!(
+        s.log_text()
+            .contains("FailedNotice: primary failed: pacer: missed its check-in deadline"),
+        "{}",
+        s.log_text()
+    );
+    p.wait_log(
+        "-> Failed: kernel: pacer: missed its check-in deadline",
+        5 * SEC,
+    );
+    let st = wait_state(net.ctl_p, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
+    assert_eq!(st["role"], "secondary", "{st}");
+    let st = wait_state(net.ctl_s, "Primary", 5 * SEC, &[&p, &s]);
+    assert!(st["epoch"].as_u64().unwrap() >= 2, "{st}");
+    let log = p.log_text();
+    assert!(
+        log.contains("recovering: failed") && log.contains("by timing verdict"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Failed -> Secondary_synchronizing: Recover"),
+        "{log}"
+    );
+    // The recovered server stays off the live group.
+    std::thread::sleep(Duration::from_millis(500));
+    let r = rx.stop();
+    let (gap_us, cc, missing) = one_switch(&r, &[&p, &s]);
+    assert!(gap_us < 40_000.0, "gap {gap_us} us");
+    assert_eq!((cc, missing), (0, 0), "{r}");
 }
 
 /// Claim 13: the primary sees its own sends fail, declares itself failed, stops and tells

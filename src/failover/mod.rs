@@ -1,14 +1,15 @@
 //! The sans-IO failover core (claims 1-27): the nine states, the state machine, the failure
 //! detector, the clock offset filter, the wire format of the sync link and control messages,
-//! and the supervisor kernel. Nothing here reads a clock or touches a socket: every type takes
-//! inputs and `now` (ns) and answers with actions and its next deadline. See
-//! `docs/failover.md`.
+//! the supervisor kernel and the recovery rule of a failed server. Nothing here reads a clock
+//! or touches a socket: every type takes inputs and `now` (ns) and answers with actions and
+//! its next deadline. See `docs/failover.md`.
 
 pub mod clock;
 pub mod detector;
 pub mod kernel;
 pub mod machine;
 pub mod node;
+pub mod recovery;
 #[cfg(test)]
 mod sim;
 pub mod state;

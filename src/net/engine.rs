@@ -282,6 +282,9 @@ struct Shared {
     fenced: AtomicBool,
     /// Cuts the sender's sleep short for a switch, a new target or a stop.
     bell: Doorbell,
+    /// `i + 1` while live datagram `i` is past the fence check and being sent; 0 otherwise
+    /// ([`EngineControl::settled_last_live`]).
+    in_flight: AtomicU64,
 }
 
 impl Shared {
@@ -339,6 +342,7 @@ impl Engine {
             has_muted: cfg.muted.is_some(),
             fenced: AtomicBool::new(false),
             bell: Doorbell::new(),
+            in_flight: AtomicU64::new(0),
         });
         shared.check_sink(cfg.initial_target)?;
         shared
@@ -621,7 +625,9 @@ impl EngineControl {
     /// a pending switch to live is cancelled, and every later request for live output is
     /// refused ([`EngineError::Fenced`]). Returns whether the target was live.
     pub fn fence_live(&self) -> bool {
-        self.shared.fenced.store(true, Ordering::Release);
+        // SeqCst, paired with the sender's `in_flight` store and fence load: either the
+        // sender sees the fence, or `settled_last_live` sees its send in flight.
+        self.shared.fenced.store(true, Ordering::SeqCst);
         {
             let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
             if sw.is_some_and(|(_, t)| t == Target::Live) {
@@ -656,6 +662,26 @@ impl EngineControl {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .2
+    }
+
+    /// After [`fence_live`](EngineControl::fence_live): the index of the last datagram that
+    /// went (or is going) to the live group, exact once a send that passed the fence check
+    /// before the fence has completed (waited for up to `wait`, in 50 us sleeps). If that
+    /// send is still in flight after `wait` (its thread preempted or hung inside it), its
+    /// index counts as sent: a peer resuming after it may lose it, but never repeats it.
+    pub fn settled_last_live(&self, wait: std::time::Duration) -> Option<u64> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let flight = self.shared.in_flight.load(Ordering::SeqCst);
+            let last = self.last_live_sent().map(|l| l.index);
+            if flight == 0 {
+                return last;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Some(last.map_or(flight - 1, |l| l.max(flight - 1)));
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
     }
 }
 
@@ -834,7 +860,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         }
         if let Some(s) = &ctx.supervision {
             let now = mono_ns();
-            s.sender_alive.store(now, Ordering::Relaxed);
+            s.pacer_back_by(now);
             if now >= s.faults.pacer_panic_at {
                 panic!("injected fault: pacer panic");
             }
@@ -852,6 +878,9 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         let i = match ctx.pacer.poll(now) {
             PacerAction::Done => break Ok(()),
             PacerAction::WaitUntil(t) => {
+                if let Some(s) = &ctx.supervision {
+                    s.pacer_back_by(t.saturating_sub(PACER_EPOCH_NS));
+                }
                 let until = t.min(now + ctx.max_sleep_ns) - PACER_EPOCH_NS;
                 ctx.shared.bell.sleep_until(ticket, until);
                 continue;
@@ -912,9 +941,12 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
             }
             // The live flag, read right before the send.
             target = Target::from_u8(ctx.shared.target.load(Ordering::Acquire));
-            if target == Target::Live && ctx.shared.fenced.load(Ordering::Acquire) {
-                target = ctx.shared.fallback();
-                ctx.shared.target.store(target as u8, Ordering::Release);
+            if target == Target::Live {
+                ctx.shared.in_flight.store(i + 1, Ordering::SeqCst);
+                if ctx.shared.fenced.load(Ordering::SeqCst) {
+                    target = ctx.shared.fallback();
+                    ctx.shared.target.store(target as u8, Ordering::Release);
+                }
             }
         }
         let sink = match target {
@@ -961,6 +993,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                 }
             }
         }
+        ctx.shared.in_flight.store(0, Ordering::Release);
         ctx.pacer.sent(i, t_send);
         stats.first_index.get_or_insert(i);
         stats.pacer = ctx.pacer.stats();
@@ -1201,6 +1234,43 @@ mod tests {
         let st = h.join().unwrap();
         assert_eq!(st.first_index, Some(0));
         assert_eq!(st.pacer.seeks, 0);
+    }
+
+    /// The index read after a fence is exactly the last datagram the live group got: a
+    /// send that passed the fence check before the fence is waited for, none follows.
+    #[test]
+    fn fence_settles_on_the_last_live_datagram() {
+        for round in 0..3u64 {
+            let (_, s, file) = setup(None);
+            let g = group(5);
+            let rx = receiver(g, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
+            rx.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 5_000_000);
+            cfg.live = Some(Sink {
+                socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
+                dest: g,
+            });
+            cfg.initial_target = Target::Live;
+            cfg.log = false;
+            let h = Engine::start(cfg).unwrap();
+            std::thread::sleep(Duration::from_millis(30 + 7 * round));
+            let c = h.control();
+            assert!(c.fence_live());
+            let last = c.settled_last_live(Duration::from_millis(1)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let base = s.rtp_session().unwrap().sequence_base;
+            let mut buf = [0u8; 2048];
+            let mut got = None;
+            while let Ok(n) = rx.recv(&mut buf) {
+                let (hdr, _) = crate::stream::rtp::RtpHeader::parse(&buf[..n]).unwrap();
+                got = Some(hdr.sequence.wrapping_sub(base) as u64);
+            }
+            assert_eq!(got, Some(last), "round {round}");
+            assert_eq!(h.last_live_sent().map(|l| l.index), Some(last));
+            h.stop();
+            let _ = h.join();
+        }
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Supervision hooks of the playout engine (the failover kernel's view of its reader and
 //! pacer threads, claims 14-16) and real fault injection for tests (`--inject`).
 //!
-//! The engine's threads store the monotonic time of every loop turn in
-//! [`Supervision::reader_alive`] / [`Supervision::sender_alive`] (one relaxed store), and a
-//! caught panic is handed to [`Supervision::on_panic`]. Faults are armed by instant: at that
+//! The reader thread stores the monotonic time of every loop turn in
+//! [`Supervision::reader_alive`]. The sender (pacer) checks in against its own schedule
+//! ([`Supervision::pacer_back_by`]): the instant it will act next, i.e. the due time of the
+//! datagram it waits for (or now, when it sends), so a pacer sleeping between datagrams by
+//! design is not late, and a pacer is late only when it is behind its schedule. A caught
+//! panic is handed to [`Supervision::on_panic`]. Faults are armed by instant: at that
 //! monotonic time the thread really hangs, panics, or its sends really fail. Without a
 //! supervision object the engine does none of this (one `Option` test per datagram).
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A fault to inject, by name (`reader-hang`, `pacer-panic`, `pacer-hang`, `send-error`,
 /// `heartbeat-hang`).
@@ -96,6 +99,22 @@ impl Faults {
         }
     }
 
+    /// The faults that have struck by `now_mono_ns` are disarmed (a server that recovers
+    /// from an injected fault starts its new engine without it): an injection strikes once.
+    pub fn disarm_struck(&mut self, now_mono_ns: u64) {
+        for slot in [
+            &mut self.reader_hang_at,
+            &mut self.pacer_panic_at,
+            &mut self.pacer_hang_at,
+            &mut self.send_error_at,
+            &mut self.heartbeat_hang_at,
+        ] {
+            if *slot <= now_mono_ns {
+                *slot = u64::MAX;
+            }
+        }
+    }
+
     /// Arms `injections`, counted from the monotonic instant `start_mono_ns`.
     pub fn arm(injections: &[Injection], start_mono_ns: u64) -> Faults {
         let mut f = Faults::none();
@@ -121,8 +140,13 @@ pub type PanicHook = Box<dyn Fn(&'static str, &str) + Send + Sync>;
 pub struct Supervision {
     /// Monotonic ns of the reader thread's last loop turn.
     pub reader_alive: AtomicU64,
-    /// Monotonic ns of the sender thread's last loop turn.
+    /// Monotonic ns by which the sender (pacer) thread promised to act next (the due time
+    /// of its next datagram, or the instant of its last loop turn when it was sending);
+    /// only grows ([`Supervision::pacer_back_by`]).
     pub sender_alive: AtomicU64,
+    /// The sender thread's kernel thread id (0 until its first check-in), so the supervisor
+    /// can tell a pacer starved of CPU from a hung one ([`thread_sched`]).
+    pub sender_tid: AtomicU32,
     /// Faults to inject.
     pub faults: Faults,
     /// Called from a thread that panicked, with the component (`"reader"`, `"pacer"`) and
@@ -141,15 +165,45 @@ impl std::fmt::Debug for Supervision {
 }
 
 impl Supervision {
+    /// The pacer's check-in: it will act again by `mono_ns` (its next datagram's due time
+    /// when it waits, now when it sends). Kept as a maximum: a promise is never withdrawn
+    /// by an earlier check-in of the same turn.
+    pub fn pacer_back_by(&self, mono_ns: u64) {
+        if self.sender_tid.load(Ordering::Relaxed) == 0 {
+            self.sender_tid
+                .store(current_tid().unwrap_or(u32::MAX), Ordering::Relaxed);
+        }
+        self.sender_alive.fetch_max(mono_ns, Ordering::Relaxed);
+    }
+
     /// Hooks with both threads alive at `now_mono_ns`.
     pub fn new(faults: Faults, now_mono_ns: u64, on_panic: PanicHook) -> Supervision {
         Supervision {
             reader_alive: AtomicU64::new(now_mono_ns),
             sender_alive: AtomicU64::new(now_mono_ns),
+            sender_tid: AtomicU32::new(0),
             faults,
             on_panic,
         }
     }
+}
+
+/// The kernel thread id of the calling thread (from the `/proc/thread-self` link).
+pub fn current_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// What the scheduler says of a thread of this process: whether it is runnable (running or
+/// waiting for a CPU: state `R` in `/proc/self/task/TID/stat`) and the CPU time it has had
+/// (ns, first field of `/proc/self/task/TID/schedstat`). `None` when the thread is gone or
+/// the kernel does not provide them.
+pub fn thread_sched(tid: u32) -> Option<(bool, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+    let sched = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let run_ns = sched.split_whitespace().next()?.parse().ok()?;
+    Some((state == "R", run_ns))
 }
 
 /// Installs a process-wide panic hook that reports a panic of an engine thread
@@ -211,5 +265,47 @@ mod tests {
         assert_eq!(f.pacer_panic_at, 1_000_001_000);
         assert_eq!(f.send_error_at, 1_000_001_000);
         assert_eq!(f.reader_hang_at, u64::MAX);
+        let mut g = f;
+        g.disarm_struck(1_000_001_000);
+        assert_eq!(g.pacer_panic_at, u64::MAX);
+        assert_eq!(g.send_error_at, u64::MAX);
+        let mut h = Faults::arm(&["pacer-hang@2".parse().unwrap()], 0);
+        h.disarm_struck(1_999_999_999);
+        assert_eq!(
+            h.pacer_hang_at, 2_000_000_000,
+            "not struck yet: still armed"
+        );
+    }
+
+    #[test]
+    fn scheduler_view_of_threads() {
+        let tid = current_tid().expect("/proc/thread-self");
+        assert!(tid > 0);
+        // (Its CPU time is accounted at scheduler ticks: it may still read 0 here.)
+        let (runnable, _) = thread_sched(tid).expect("/proc schedstat");
+        assert!(runnable, "the calling thread is running");
+        // A sleeping thread is not runnable.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx.send(current_tid().unwrap()).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let other = rx.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(thread_sched(other).map(|s| s.0), Some(false));
+        stop_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(thread_sched(other), None, "gone");
+    }
+
+    #[test]
+    fn pacer_check_in_is_a_promise_that_only_grows() {
+        let s = Supervision::new(Faults::none(), 10, Box::new(|_, _| {}));
+        s.pacer_back_by(50);
+        s.pacer_back_by(20);
+        assert_eq!(s.sender_alive.load(Ordering::Relaxed), 50);
+        s.pacer_back_by(60);
+        assert_eq!(s.sender_alive.load(Ordering::Relaxed), 60);
     }
 }

@@ -5,6 +5,21 @@
 //! `sync` duties (through [`LoopAlive`]). A component that misses its deadline (a hang) or
 //! panics (caught by the engine and reported here) fails the server.
 //!
+//! The pacer checks in against its own schedule: it publishes the instant it will act next
+//! (the due time of the datagram it waits for, or now while it sends), and it is late when
+//! `now > that instant + its tolerance`. A pacer sleeping between datagrams by design is
+//! therefore never late, and a hiccup of the machine while it had nothing to send costs
+//! nothing. The other components check in with the time of their last loop turn.
+//!
+//! A pacer that is late because the machine does not give it a CPU is not hung: when it is
+//! late by half its tolerance the supervisor notes the CPU time the thread has had, and at
+//! the deadline it asks the scheduler again ([`thread_sched`]). A thread that is runnable
+//! (running or waiting for a CPU) and got less than half of the time since as CPU time is
+//! starved, not hung: its window is extended, for at most [`STARVED_MAX_NS`] past its due
+//! send. A hung pacer (blocked or sleeping) and one spinning on the CPU are failed as before
+//! (CPU time is accounted at scheduler ticks, so a pacer spinning for less than a tick or two
+//! may pass for starved once; the bound limits what that costs).
+//!
 //! Deadlines are tight only while failing helps: while the server is on air with a
 //! synchronised secondary standing by ([`LoopAlive::standby`]), a component late by its
 //! deadline fails the server at once and the secondary takes over inside a frame. Otherwise
@@ -30,7 +45,13 @@ use crate::failover::kernel::{Kernel, Verdict, Why};
 use crate::failover::wire::{self, Body, Key, Msg, SenderRole, Stamper};
 use crate::net::clock::{mono_ns, real_ns};
 use crate::net::engine::EngineControl;
-use crate::net::faults::{PanicHook, Supervision};
+use crate::net::faults::{thread_sched, PanicHook, Supervision};
+
+/// A pacer starved of CPU is excused at most this long past its due send.
+pub const STARVED_MAX_NS: u64 = 60_000_000;
+
+/// How long a fence waits for a live send already past the sender's fence check.
+pub const FENCE_SETTLE: Duration = Duration::from_millis(1);
 
 /// The sender-id bit of messages sent by the supervisor itself.
 pub const KERNEL_ID_BIT: u32 = 0x8000_0000;
@@ -45,7 +66,7 @@ pub const RELAXED: Deadlines = Deadlines {
 /// Check-in deadlines of the components, ns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadlines {
-    /// The engine's sender (pacer) thread.
+    /// The engine's sender (pacer) thread: how late past its next due send it may be.
     pub pacer_ns: u64,
     /// The engine's reader thread.
     pub reader_ns: u64,
@@ -91,6 +112,7 @@ enum Cmd {
     EngineStarted(Arc<Supervision>, EngineControl),
     EngineStopped,
     Panic(&'static str, String),
+    Rearm,
 }
 
 /// What the supervisor tells the loop.
@@ -102,6 +124,8 @@ pub enum Report {
         component: String,
         /// Why, for the log and the state transition.
         why: String,
+        /// A timing verdict (a missed check-in), not a caught panic.
+        timing: bool,
     },
     /// A non-critical component failed.
     Degraded {
@@ -176,6 +200,7 @@ impl Supervisor {
                         snapshot,
                         failed: false,
                         tight: false,
+                        starve: Starve::default(),
                     };
                     k.run(&rx, &stop)
                 })?
@@ -197,6 +222,12 @@ impl Supervisor {
     /// The engine was stopped on purpose: its threads no longer check in.
     pub fn engine_stopped(&self) {
         let _ = self.tx.send(Cmd::EngineStopped);
+    }
+
+    /// The server recovers from `Failed`: a fresh kernel (no failure on record), the loop's
+    /// components registered anew; the next engine registers its own when it starts.
+    pub fn rearm(&self) {
+        let _ = self.tx.send(Cmd::Rearm);
     }
 
     /// A panic-report hook for [`Supervision::on_panic`].
@@ -231,6 +262,16 @@ struct Run {
     snapshot: Arc<Mutex<Vec<ComponentStatus>>>,
     failed: bool,
     tight: bool,
+    starve: Starve,
+}
+
+/// The supervisor's view of a late pacer: the promise it is late on, the scheduler's
+/// figures when it was half its tolerance late, the times it was excused.
+#[derive(Debug, Default)]
+struct Starve {
+    promise: u64,
+    baseline: Option<(u64, u64)>,
+    excused: u64,
 }
 
 const ENGINE_COMPONENTS: [&str; 2] = ["reader", "pacer"];
@@ -274,9 +315,11 @@ impl Run {
         self.publish();
         loop {
             let now = mono_ns();
-            let wait = self
-                .kernel
-                .next_deadline()
+            let next = match (self.kernel.next_deadline(), self.starve_sample_at()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wait = next
                 .map_or(100_000_000, |d| d.saturating_sub(now))
                 .clamp(100_000, 100_000_000);
             let first = match rx.recv_timeout(Duration::from_nanos(wait)) {
@@ -298,6 +341,7 @@ impl Run {
                 self.publish();
             }
             let now = mono_ns();
+            self.excuse_starved_pacer(now);
             let mut changed = false;
             while let Some(v) = self.kernel.poll(now) {
                 changed = true;
@@ -327,6 +371,12 @@ impl Run {
                 }
                 self.engine = None;
             }
+            Cmd::Rearm => {
+                self.kernel = Kernel::new();
+                self.failed = false;
+                self.engine = None;
+                self.register_all(now);
+            }
             Cmd::Panic(component, message) => {
                 if self.engine.is_some() {
                     let _ = self
@@ -354,10 +404,72 @@ impl Run {
         }
     }
 
+    /// When to take the scheduler's figures of a pacer that is getting late (half its
+    /// tolerance past its promise), while deadlines are tight.
+    fn starve_sample_at(&self) -> Option<u64> {
+        let (h, _) = self.engine.as_ref()?;
+        if !self.tight || self.failed {
+            return None;
+        }
+        let promise = h.sender_alive.load(Ordering::Relaxed);
+        let fresh = promise != self.starve.promise || self.starve.baseline.is_none();
+        fresh.then(|| promise.saturating_add(self.dl().pacer_ns / 2))
+    }
+
+    /// A pacer late by half its tolerance: note the scheduler's figures; at its deadline, a
+    /// thread that is runnable and got less than half of the time since as CPU time is
+    /// starved, not hung: it gets another tolerance from now (within [`STARVED_MAX_NS`]).
+    fn excuse_starved_pacer(&mut self, now: u64) {
+        let Some((h, _)) = &self.engine else { return };
+        if !self.tight || self.failed {
+            return;
+        }
+        let tid = h.sender_tid.load(Ordering::Relaxed);
+        let promise = h.sender_alive.load(Ordering::Relaxed);
+        if promise != self.starve.promise {
+            self.starve = Starve {
+                promise,
+                ..Starve::default()
+            };
+        }
+        let tol = self.dl().pacer_ns;
+        let late = now.saturating_sub(promise);
+        if tid == 0 || late < tol / 2 {
+            return;
+        }
+        let Some((runnable, run_ns)) = thread_sched(tid) else {
+            return;
+        };
+        let Some((t0, run0)) = self.starve.baseline else {
+            self.starve.baseline = Some((now, run_ns));
+            return;
+        };
+        // Only at the deadline the kernel works to (the promise, or the last excuse, plus
+        // the tolerance).
+        let due = promise.max(self.starve.excused).saturating_add(tol);
+        if now < due {
+            return;
+        }
+        let elapsed = now.saturating_sub(t0);
+        let had = run_ns.saturating_sub(run0);
+        if runnable && had < elapsed / 2 && late < STARVED_MAX_NS {
+            let _ = self.kernel.check_in("pacer", now);
+            self.starve.excused = now;
+            self.starve.baseline = Some((now, run_ns));
+            tracing::info!(
+                late_us = late / 1_000,
+                cpu_us = had / 1_000,
+                over_us = elapsed / 1_000,
+                "kernel: pacer late but waiting for a CPU (starved by the machine, not hung): deadline extended"
+            );
+        }
+    }
+
     fn verdict(&mut self, v: Verdict, now: u64) {
         match v {
             Verdict::Failed { component, why } => {
-                let why = describe(&why);
+                let timing = matches!(why, Why::MissedCheckIn { .. });
+                let why = describe(&component, &why);
                 if self.failed {
                     // The server has failed already; later verdicts are consequences.
                     tracing::info!("kernel: {component} {why} (server already failed)");
@@ -365,14 +477,18 @@ impl Run {
                 }
                 self.failed = true;
                 // 1. Nothing more on air.
+                // The index the notice carries is read after the fence has settled (a send
+                // that passed the sender's fence check before the fence is counted), so the
+                // secondary's first datagram is the one after it: nothing repeated.
                 let last_live = self.engine.as_ref().and_then(|(_, c)| {
                     c.fence_live();
-                    c.last_live_sent().map(|l| l.index)
+                    c.settled_last_live(FENCE_SETTLE)
                 });
                 // 2. Tell the loop (it moves the machine to Failed, unless it hangs).
                 let _ = self.reports.send(Report::Failed {
                     component: component.clone(),
                     why: why.clone(),
+                    timing,
                 });
                 let _ = self.waker.wake();
                 // 3. Tell the secondary (and monitors) at once, without waiting for the loop.
@@ -384,10 +500,8 @@ impl Run {
                 let _ = now;
             }
             Verdict::Degraded { component, why } => {
-                let _ = self.reports.send(Report::Degraded {
-                    component,
-                    why: describe(&why),
-                });
+                let why = describe(&component, &why);
+                let _ = self.reports.send(Report::Degraded { component, why });
                 let _ = self.waker.wake();
             }
         }
@@ -436,7 +550,7 @@ impl Run {
                 name: name.to_string(),
                 critical,
                 deadline_us: dl(name) / 1_000,
-                failed: failed.map(describe),
+                failed: failed.map(|w| describe(name, w)),
             })
             .collect();
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = table;
@@ -444,9 +558,19 @@ impl Run {
 }
 
 /// A verdict's reason in words: "missed its check-in deadline by 2.3 ms (no check-in for
-/// 12.3 ms, deadline 10.0 ms)" or the reported failure.
-pub fn describe(why: &Why) -> String {
+/// 12.3 ms, deadline 10.0 ms)", for the pacer "missed its check-in deadline: 8.4 ms past
+/// its next due send (tolerance 8.3 ms)", or the reported failure.
+pub fn describe(component: &str, why: &Why) -> String {
     match why {
+        Why::MissedCheckIn {
+            last_ns,
+            interval_ns,
+            seen_ns,
+        } if component == "pacer" => format!(
+            "missed its check-in deadline: {:.1} ms past its next due send (tolerance {:.1} ms)",
+            seen_ns.saturating_sub(*last_ns) as f64 / 1e6,
+            *interval_ns as f64 / 1e6
+        ),
         Why::MissedCheckIn {
             last_ns,
             interval_ns,

@@ -95,6 +95,7 @@ impl Server {
                         r.handle.control().fence_live();
                     }
                 }
+                self.recovery_transition(&t);
                 if matches!(t.to, State::PrimaryOffline | State::SecondaryOffline) {
                     self.stop_engine();
                 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::{Server, PUSH_EVERY_NS};
 use crate::failover::machine::{Event, LiveGate, OutputFault};
 use crate::failover::node::Now;
+use crate::failover::recovery::FailureCause;
 use crate::failover::state::State;
 use crate::failover::wire::{Body, Header, Msg, SenderRole, SyncParams};
 use crate::net::clock::clock_offset_ns;
@@ -49,7 +50,16 @@ impl Server {
         while let Ok(r) = self.reports.try_recv() {
             let now = self.now();
             match r {
-                Report::Failed { component, why } => {
+                Report::Failed {
+                    component,
+                    why,
+                    timing,
+                } => {
+                    self.failing(if timing {
+                        FailureCause::Timing
+                    } else {
+                        FailureCause::Panic
+                    });
                     self.node
                         .event(Event::KernelFailure { component, why }, now);
                     self.flush();
@@ -83,6 +93,7 @@ impl Server {
                     }
                     if self.send_errors.len() >= 2 && target != Target::Off {
                         self.send_errors.clear();
+                        self.failing(FailureCause::SendError);
                         self.node.event(
                             Event::OutputFailure(OutputFault::SendError(format!(
                                 "datagram {index} to the {} group: {message}",
@@ -103,11 +114,15 @@ impl Server {
                     let (at, len) = self.loop_stall;
                     let own_stall =
                         now.mono.saturating_sub(at) < 1_000_000_000 && len >= lateness_ns / 2;
+                    // Only while a synchronised secondary stands by (`Primary`): without
+                    // one, failing takes the only output off air and nobody takes over.
                     if lateness_ns > self.stall_bound()
                         && !own_stall
                         && self.node.machine().sending_live()
+                        && self.node.machine().state() == State::Primary
                     {
                         tracing::warn!(index, late_us = lateness_ns / 1_000, "pacer woke late");
+                        self.failing(FailureCause::Timing);
                         self.node.event(
                             Event::OutputFailure(OutputFault::PacerLate {
                                 late_ns: lateness_ns,
@@ -547,11 +562,14 @@ impl Server {
                 let behind = overdue.min(silent).min(since_live);
                 let (at, _) = self.loop_stall;
                 let recent_own = now.mono.saturating_sub(at) < 2 * self.stall_bound();
+                // As for a late pacer: only when a synchronised secondary can take over.
                 if behind > self.stall_bound()
                     && !recent_own
                     && r.handle.target() == Target::Live
                     && !r.finished
+                    && m.state() == State::Primary
                 {
+                    self.failing(FailureCause::Timing);
                     self.node.event(
                         Event::OutputFailure(OutputFault::Stalled { for_ns: behind }),
                         now,
@@ -560,13 +578,15 @@ impl Server {
                 }
             }
         }
-        // Claim 5: the primary pushes its parameters to a secondary that appears.
+        // Claim 5: the primary pushes its parameters to a secondary that appears, or that
+        // synchronises anew (a recovered or stepped-down server never asks in this mode;
+        // one that has them already ignores the same parameters).
         let m = self.node.machine();
         if self.cfg.sync_init == SyncInit::Primary
             && m.is_owner()
             && matches!(
                 m.peer_state(),
-                Some(State::SecondaryOffline | State::Secondary)
+                Some(State::SecondaryOffline | State::Secondary | State::SecondarySynchronizing)
             )
             && now.mono >= self.next_push
             && self.node.params().is_some()
@@ -600,6 +620,7 @@ impl Server {
                         tracing::error!("{err}");
                         self.last_error = Some(err.clone());
                         if self.node.machine().state().on_air() {
+                            self.failing(FailureCause::SendError);
                             self.node
                                 .event(Event::OutputFailure(OutputFault::SendError(err)), now);
                             self.flush();

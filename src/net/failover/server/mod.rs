@@ -16,6 +16,7 @@
 
 mod act;
 mod inputs;
+mod recover;
 mod status;
 
 use std::collections::{HashMap, VecDeque};
@@ -37,6 +38,7 @@ use super::{SwitchMode, SyncInit};
 use crate::failover::detector::LiveWatch;
 use crate::failover::machine::{self, Event};
 use crate::failover::node::{Node, NodeConfig, Now};
+use crate::failover::recovery::{FailureCause, Recovery, RecoveryConfig};
 use crate::failover::state::Role;
 use crate::failover::wire::{Key, ReplayGuard, SenderRole, Stamper, SyncParams};
 use crate::net::clock::{mono_ns, real_ns};
@@ -154,6 +156,35 @@ pub fn node_config(
     c
 }
 
+/// The kernel's tight deadlines (while a synchronised secondary stands by) for a detection
+/// window `W` (miss x heartbeat period) and a frame duration:
+/// - pacer: late by `max(W + 1 ms, frame / 2)` past its next due send, within 5-20 ms. At
+///   least `W + 1 ms`, so that a stall of the whole primary process (which also silences
+///   its heartbeats) is declared by the secondary's detector first and the woken primary
+///   steps down on the higher epoch instead of failing itself; and about half a frame, so
+///   a thread starved by a busy machine for several ms is not a hang, while a real pacer
+///   hang still switches inside one frame (the receiver's gap is one datagram interval,
+///   this tolerance and the switch: about 4.2 + 8.3 + 1 ms at 59.94 fps and 2.5 Mb/s, frame
+///   16.7 ms; 4.2 + 20 + 1 ms at 25 fps, frame 40 ms).
+/// - reader: 200 ms (it checks in every 5 ms; the ring ahead of the pacer holds 0.5 s, so
+///   its hang never reaches the output before the verdict, and a reader starved for tens of
+///   ms by a busy machine, as seen in the soak, is not failed).
+/// - event loop: `max(8 heartbeat periods, 100 ms)`. Its hang does not interrupt the live
+///   output (the engine keeps sending; at the verdict the supervisor fences the output and
+///   sends the Failed notice itself, and the secondary switches from the next datagram), so
+///   the receiver's gap does not depend on it; a generous deadline keeps a loop thread
+///   starved by the machine from failing a healthy server.
+pub fn kernel_deadlines(node: &NodeConfig, frame_ns: u64) -> Deadlines {
+    let window = node.detector.heartbeat_window();
+    Deadlines {
+        pacer_ns: (window + 1_000_000)
+            .max(frame_ns / 2)
+            .clamp(5_000_000, 20_000_000),
+        reader_ns: 200_000_000,
+        loop_ns: (8 * node.machine.heartbeat_period_ns).max(100_000_000),
+    }
+}
+
 /// An ownership check the engine's gate is waiting for.
 pub(crate) struct GateReply {
     late_ns: u64,
@@ -242,6 +273,14 @@ pub struct Server {
     exit_at: Option<(u64, i32)>,
     switches: Vec<serde_json::Value>,
     asked_logged: bool,
+    /// When a failed server follows the server on air again (see `recover.rs`).
+    recovery: Recovery,
+    /// The cause of the failure the driver is raising.
+    pending_cause: Option<FailureCause>,
+    /// The failed engine, stopped, until its threads have ended.
+    retired: Option<Running>,
+    /// The last reason logged for staying `Failed`.
+    recovery_note: Option<String>,
 }
 
 impl Server {
@@ -314,11 +353,8 @@ impl Server {
         };
         let node = Node::new(node_cfg, cfg.role, now);
         let window = node_cfg.detector.heartbeat_window();
-        let deadlines = Deadlines {
-            pacer_ns: window.clamp(5_000_000, 20_000_000),
-            reader_ns: 50_000_000,
-            loop_ns: (8 * node_cfg.machine.heartbeat_period_ns).max(30_000_000),
-        };
+        let frame = asset.as_ref().map_or(DEFAULT_FRAME_NS, |a| a.frame_ns);
+        let deadlines = kernel_deadlines(&node_cfg, frame);
         let (report_tx, reports) = mpsc::channel();
         let supervisor = Supervisor::start(
             deadlines,
@@ -406,6 +442,10 @@ impl Server {
             exit_at: None,
             switches: Vec::new(),
             asked_logged: false,
+            recovery: Recovery::new(RecoveryConfig::default()),
+            pending_cause: None,
+            retired: None,
+            recovery_note: None,
             cfg,
         })
     }
@@ -486,6 +526,7 @@ impl Server {
         let now = self.now();
         self.report_progress(now);
         self.policies(now);
+        self.recovery_tick();
         if self.node.poll_timeout().is_some_and(|t| t <= now.mono) {
             self.node.handle_timeout(now);
             self.flush();
@@ -503,6 +544,8 @@ impl Server {
             self.node.machine().state() == crate::failover::state::State::Primary,
             Ordering::Relaxed,
         );
+        // A cause noted for an event the machine did not act on is not kept for a later one.
+        self.pending_cause = None;
     }
 
     fn arm_timer(&mut self) {
@@ -518,6 +561,7 @@ impl Server {
                 m.peer_state(),
                 Some(crate::failover::state::State::SecondaryOffline)
                     | Some(crate::failover::state::State::Secondary)
+                    | Some(crate::failover::state::State::SecondarySynchronizing)
             );
         if push_pending {
             next = next.min(self.next_push.max(now + 1_000_000));
@@ -530,6 +574,9 @@ impl Server {
         }
         if let Some((at, _)) = self.exit_at {
             next = next.min(at);
+        }
+        if self.node.machine().state() == crate::failover::state::State::Failed {
+            next = next.min(now + 20_000_000); // the recovery rule
         }
         next = next.min(self.faults.heartbeat_hang_at);
         if let Err(e) = self.timer.arm_at(next) {
@@ -574,6 +621,13 @@ impl Drop for Server {
         }
         if let Some(r) = self.engine.take() {
             r.handle.stop();
+        }
+        if let Some(r) = self.retired.take() {
+            r.handle.stop();
+            if !r.handle.is_finished() {
+                // A thread that never ends (a real hang) must not keep the process alive.
+                std::mem::forget(r);
+            }
         }
     }
 }

@@ -304,6 +304,25 @@ fn main() {
         .iter()
         .map(|(t, m)| (t.dep[0] / m.dep[0], t.dep[1] / m.dep[1]))
         .collect();
+    // Both senders ran side by side, so a per-run ratio cancels most of the machine's
+    // noise (other jobs slow both alike).
+    let cpu: Vec<f64> = all
+        .iter()
+        .map(|(t, m)| t.cpu_ms_per_s / m.cpu_ms_per_s)
+        .collect();
+    println!(
+        "\nCPU tandem/multicat per run: {}; median {:.3} {}",
+        cpu.iter()
+            .map(|r| format!("{r:.3}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        median(cpu.clone()),
+        if median(cpu.clone()) <= 1.0 {
+            "(tandem <= multicat: MET)"
+        } else {
+            "(tandem > multicat: MISSED)"
+        }
+    );
     // Keep the JSON reports and logs, not the asset copy and its indexes.
     for ext in ["ts", "aux", "ts.tandem-index"] {
         let _ = std::fs::remove_file(asset.with_extension(ext));

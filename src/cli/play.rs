@@ -233,6 +233,8 @@ fn play(args: &PlayArgs, plan: Plan) -> anyhow::Result<i32> {
     cfg.live = Some(plan.sink);
     cfg.initial_target = Target::Live;
     cfg.late_threshold_ns = args.late_us.saturating_mul(1000);
+    // `play` never rewinds: a short history keeps the ring (and its memory) small.
+    cfg.history_ns = 100_000_000;
     let handle = Engine::start(cfg).context("starting the engine")?;
     let mut interrupted = None;
     while !handle.is_finished() {

@@ -826,6 +826,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         last_ns: 0,
         quiet: 0,
     };
+    let mut after_send: Option<u64> = None;
     let result = loop {
         if ctx.shared.stop.load(Ordering::Acquire) {
             break Ok(());
@@ -845,6 +846,17 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         }
         if ctx.shared.switch_index.load(Ordering::Acquire) <= ctx.pacer.next_index() {
             ctx.apply_switch();
+        }
+        // Right after a send, the sleep until the next datagram's (absolute) time is planned
+        // with the send's own clock reading; a send is only ever decided on a fresh one.
+        if let Some(t) = after_send.take() {
+            match ctx.pacer.wake_at() {
+                Some(at) if at > t => {
+                    sleep_until_mono(at.min(t + ctx.max_sleep_ns) - PACER_EPOCH_NS);
+                    continue;
+                }
+                _ => {}
+            }
         }
         let now = pacer_now();
         let i = match ctx.pacer.poll(now) {
@@ -961,6 +973,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
             }
         }
         ctx.pacer.sent(i, t_send);
+        after_send = Some(t_send);
         stats.first_index.get_or_insert(i);
         stats.pacer = ctx.pacer.stats();
         {

@@ -109,7 +109,7 @@ impl Ring {
             }),
             reader_cv: Condvar::new(),
             sender_cv: Condvar::new(),
-            batch: (ahead / 4).clamp(1, 128),
+            batch: (ahead / 2).clamp(1, 256),
         }
     }
 

@@ -205,6 +205,16 @@ impl<S: Schedule> Pacer<S> {
         }
     }
 
+    /// The earliest instant the next datagram may go out (what [`Self::poll`] would wait
+    /// for), or `None` when the session is over. Changes nothing: a driver that has just
+    /// sent can plan its sleep from here without reading the clock again.
+    pub fn wake_at(&mut self) -> Option<u64> {
+        if self.schedule.count().is_some_and(|c| self.next >= c) {
+            return None;
+        }
+        Some(self.allowed_ns().0)
+    }
+
     /// What to do at `now`.
     pub fn poll(&mut self, now: u64) -> PacerAction {
         if self.schedule.count().is_some_and(|c| self.next >= c) {
@@ -334,6 +344,25 @@ mod tests {
         assert_eq!(st.max_behind_ns, 7_300_000);
         assert_eq!(st.catch_up, 14);
         assert_eq!(p.origin_ns(), 0);
+    }
+
+    #[test]
+    fn wake_at_is_what_poll_waits_for() {
+        let mut p = Pacer::new(Fixed(Some(3)), 5_000, 0);
+        assert_eq!(p.wake_at(), Some(5_000));
+        assert_eq!(p.poll(0), PacerAction::WaitUntil(5_000));
+        p.sent(0, 5_000);
+        // Late: datagram 1 (due 1_005_000) is sent at 3_000_000; datagram 2 is held by the
+        // 2x rule until 3_500_000.
+        assert_eq!(p.wake_at(), Some(1_005_000));
+        assert_eq!(p.poll(3_000_000), PacerAction::Send(1));
+        p.sent(1, 3_000_000);
+        assert_eq!(p.wake_at(), Some(3_500_000));
+        assert_eq!(p.poll(3_000_001), PacerAction::WaitUntil(3_500_000));
+        assert_eq!(p.stats().catch_up, 0);
+        p.sent(2, 3_500_000);
+        assert_eq!(p.wake_at(), None);
+        assert_eq!(p.poll(u64::MAX), PacerAction::Done);
     }
 
     #[test]

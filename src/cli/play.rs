@@ -243,7 +243,9 @@ fn play(args: &PlayArgs, plan: Plan) -> anyhow::Result<i32> {
     let mut interrupted = None;
     while !handle.is_finished() {
         let left = last_due.map_or(i128::MAX, |d| d as i128 - mono_ns() as i128);
-        let wait = left.saturating_add(2_000_000).clamp(1_000_000, 1_000_000_000) as u64;
+        let wait = left
+            .saturating_add(2_000_000)
+            .clamp(1_000_000, 1_000_000_000) as u64;
         if let Some(sig) = signals.wait(Duration::from_nanos(wait)) {
             interrupted = Some(sig);
             handle.stop();

@@ -11,7 +11,12 @@
 //! source to 127.0.0.1 (`GROUP:PORT@127.0.0.1`), which Linux routes out of `lo`.
 //!
 //! Figures are reported, not asserted (shared, noisy machine). The goal for tandem:
-//! departure error p50 <= 30 us, and p50 and p90 each <= 1/4 of multicat's.
+//! departure error p50 <= 30 us, and p50 and p90 each <= 1/4 of multicat's; CPU time per
+//! second of stream <= multicat's. CPU is measured two ways for both senders: the whole
+//! process (user + system time from wait4, start-up included, over the run's wall time) and
+//! the steady state (time on a CPU of all threads from /proc/PID/task/*/schedstat, from
+//! 1.5 s after the start to the end of the run); the summary gives the median of the
+//! per-run ratios, which cancels most of the noise other jobs add to both alike.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -233,10 +233,20 @@ fn play(args: &PlayArgs, plan: Plan) -> anyhow::Result<i32> {
     cfg.live = Some(plan.sink);
     cfg.initial_target = Target::Live;
     cfg.late_threshold_ns = args.late_us.saturating_mul(1000);
+    // `play` never rewinds: a short history keeps the ring (and its memory) small.
+    cfg.history_ns = 100_000_000;
     let handle = Engine::start(cfg).context("starting the engine")?;
+    // The main thread only waits for a signal or the end of the session: it wakes shortly
+    // after the last datagram is due, or once a second (an engine that stopped on an
+    // error is noticed within a second), not more often.
+    let last_due = s.datagram_count().map(|c| handle.due_mono_ns(c - 1));
     let mut interrupted = None;
     while !handle.is_finished() {
-        if let Some(sig) = signals.wait(Duration::from_millis(200)) {
+        let left = last_due.map_or(i128::MAX, |d| d as i128 - mono_ns() as i128);
+        let wait = left
+            .saturating_add(2_000_000)
+            .clamp(1_000_000, 1_000_000_000) as u64;
+        if let Some(sig) = signals.wait(Duration::from_nanos(wait)) {
             interrupted = Some(sig);
             handle.stop();
             break;

@@ -21,7 +21,7 @@ use super::clock::{mono_ns, set_thread_timer_slack_1ns};
 use super::doorbell::Doorbell;
 use super::faults::{panic_message, Supervision};
 use super::ring::{FetchError, Ring};
-use super::sockets::send_to;
+use super::sockets::{connect_multicast, send, send_to};
 use crate::pacing::{Pacer, PacerAction, PacerStats, Schedule};
 use crate::stream::reader::DatagramSource;
 use crate::stream::OutputStream;
@@ -62,6 +62,28 @@ pub struct Sink {
     pub socket: UdpSocket,
     /// Group (or unicast address) and port.
     pub dest: SocketAddrV4,
+}
+
+/// A sink as the sender uses it: connected to its destination when that is a multicast
+/// group ([`connect_multicast`]), so each datagram goes out with `send(2)`.
+struct Out {
+    sink: Sink,
+    connected: bool,
+}
+
+impl Out {
+    fn new(sink: Sink) -> Out {
+        let connected = connect_multicast(&sink.socket, sink.dest);
+        Out { sink, connected }
+    }
+
+    fn send(&self, buf: &[u8]) -> std::io::Result<()> {
+        if self.connected {
+            send(&self.sink.socket, buf)
+        } else {
+            send_to(&self.sink.socket, buf, self.sink.dest)
+        }
+    }
 }
 
 /// What the ownership gate is asked before a live send that runs late.
@@ -149,7 +171,9 @@ pub enum EngineEvent {
 pub struct LastSent {
     /// Datagram index.
     pub index: u64,
-    /// CLOCK_MONOTONIC right before the send call (ns).
+    /// CLOCK_MONOTONIC at the send decision (ns): the pacer's reading, at most a ring
+    /// fetch before the send call (read again when the fetch waited for the reader, and
+    /// right before a live send the ownership gate checks).
     pub mono_ns: u64,
     /// Where it went.
     pub target: Target,
@@ -305,12 +329,16 @@ impl Shared {
     }
 }
 
-/// The schedule of a session, for the pacer.
-struct StreamSchedule(Arc<OutputStream>);
+/// The schedule of a session, for the pacer (with a cursor over the PCR anchors: the
+/// pacer asks datagram after datagram).
+struct StreamSchedule(Arc<OutputStream>, std::cell::Cell<usize>);
 
 impl Schedule for StreamSchedule {
     fn departure_ns(&self, i: u64) -> u64 {
-        self.0.departure_ns(i)
+        let mut hint = self.1.get();
+        let d = self.0.departure_ns_hinted(i, &mut hint);
+        self.1.set(hint);
+        d
     }
     fn count(&self) -> Option<u64> {
         self.0.datagram_count()
@@ -353,11 +381,9 @@ impl Engine {
         let per_sec = stream.bitrate() / (crate::ts::packet::DATAGRAM_PAYLOAD as f64 * 8.0);
         let ahead = ((per_sec * cfg.ahead_ns as f64 / 1e9).ceil() as u64).clamp(16, 1 << 15);
         let history = ((per_sec * cfg.history_ns as f64 / 1e9).ceil() as u64).clamp(16, 1 << 16);
-        let slot_len = stream.header_len() + crate::ts::packet::DATAGRAM_PAYLOAD;
         let ring = Arc::new(Ring::new(
             ahead + history,
             ahead,
-            slot_len,
             cfg.start_index,
             stream.datagram_count(),
         ));
@@ -385,14 +411,14 @@ impl Engine {
             let shared = shared.clone();
             let ctx = SenderCtx {
                 pacer: Pacer::new(
-                    StreamSchedule(stream.clone()),
+                    StreamSchedule(stream.clone(), Default::default()),
                     (cfg.origin_mono_ns as i128 + PACER_EPOCH_NS as i128).max(0) as u64,
                     cfg.start_index,
                 ),
                 ring: ring.clone(),
                 shared,
-                live: cfg.live,
-                muted: cfg.muted,
+                live: cfg.live.map(Out::new),
+                muted: cfg.muted.map(Out::new),
                 gate: cfg.gate,
                 events: cfg.events,
                 waker: cfg.waker,
@@ -705,7 +731,10 @@ fn hang_until(stopped: impl Fn() -> bool) {
 }
 
 fn reader_loop(mut src: DatagramSource<File>, ring: &Ring, sup: Option<&Supervision>) {
-    let mut bufs: Vec<Vec<u8>> = Vec::new();
+    let slot_len = src.stream().header_len() + crate::ts::packet::DATAGRAM_PAYLOAD;
+    // Rendered datagrams of one batch, and buffers handed back by the ring for reuse.
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut spare: Vec<Vec<u8>> = Vec::new();
     loop {
         let w = match sup {
             None => ring.work(),
@@ -725,14 +754,16 @@ fn reader_loop(mut src: DatagramSource<File>, ring: &Ring, sup: Option<&Supervis
             }
         };
         let Some(w) = w else { return };
-        bufs.resize_with(w.count as usize, Vec::new);
-        for (n, b) in bufs.iter_mut().enumerate() {
-            if let Err(e) = src.render(w.start + n as u64, b) {
+        for n in 0..w.count {
+            let mut b = spare.pop().unwrap_or_else(|| Vec::with_capacity(slot_len));
+            if let Err(e) = src.render(w.start + n, &mut b) {
                 ring.fail(e.to_string());
                 return;
             }
+            batch.push(b);
         }
-        ring.store(w, &bufs[..w.count as usize]);
+        ring.store(w, &mut batch);
+        spare.append(&mut batch);
     }
 }
 
@@ -740,8 +771,8 @@ struct SenderCtx {
     pacer: Pacer<StreamSchedule>,
     ring: Arc<Ring>,
     shared: Arc<Shared>,
-    live: Option<Sink>,
-    muted: Option<Sink>,
+    live: Option<Out>,
+    muted: Option<Out>,
     gate: Option<OwnershipGate>,
     events: Option<SyncSender<EngineEvent>>,
     waker: Option<Arc<mio::Waker>>,
@@ -842,7 +873,6 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         tracing::debug!("PR_SET_TIMERSLACK refused; wakes may be up to 50 us late");
     }
     ctx.pacer.set_late_threshold_ns(ctx.late_threshold_ns);
-    let mut buf = Vec::with_capacity(2048);
     let mut stats = EngineStats::default();
     let mut late_log = LogLimiter {
         last_ns: 0,
@@ -852,6 +882,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         last_ns: 0,
         quiet: 0,
     };
+    let mut after_send: Option<u64> = None;
     let result = loop {
         // Read before checking stop/switch: a ring after this point cuts the sleep below.
         let ticket = ctx.shared.bell.ticket();
@@ -874,6 +905,17 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         if ctx.shared.switch_index.load(Ordering::Acquire) <= ctx.pacer.next_index() {
             ctx.apply_switch();
         }
+        // Right after a send, the sleep until the next datagram's (absolute) time is planned
+        // with the send's own clock reading; a send is only ever decided on a fresh one.
+        if let Some(t) = after_send.take() {
+            match ctx.pacer.wake_at() {
+                Some(at) if at > t => {
+                    sleep_until_mono(at.min(t + ctx.max_sleep_ns) - PACER_EPOCH_NS);
+                    continue;
+                }
+                _ => {}
+            }
+        }
         let now = pacer_now();
         let i = match ctx.pacer.poll(now) {
             PacerAction::Done => break Ok(()),
@@ -887,14 +929,16 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
             }
             PacerAction::Send(i) => i,
         };
-        match ctx.ring.fetch(i, &mut buf) {
-            Ok(()) => {}
+        let dgram = match ctx.ring.fetch(i) {
+            Ok(f) => f,
             Err(FetchError::Stopped) => break Ok(()),
             Err(FetchError::Reader(e)) => break Err(EngineError::Reader(e)),
-        }
+        };
         let decision = ctx.pacer.last_decision().filter(|d| d.index == i);
         let mut target = Target::from_u8(ctx.shared.target.load(Ordering::Acquire));
-        let mut t_send = pacer_now();
+        // The fetch takes well under a microsecond unless it waited for the reader: only
+        // then is the clock read again (a gated live send below reads it anyway).
+        let mut t_send = if dgram.waited { pacer_now() } else { now };
         if target == Target::Live {
             if let (Some(g), Some(d)) = (&ctx.gate, decision) {
                 // Asked at most once per datagram; the lateness is measured again right
@@ -959,7 +1003,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                 Some(s) if t_send - PACER_EPOCH_NS >= s.faults.send_error_at => {
                     Err(std::io::Error::other("injected fault: send error"))
                 }
-                _ => send_to(&sink.socket, &buf, sink.dest),
+                _ => sink.send(&dgram.bytes),
             };
             match sent {
                 Ok(()) => match target {
@@ -981,7 +1025,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                     stats.send_errors += 1;
                     if ctx.log {
                         if let Some(quiet) = err_log.allow(t_send) {
-                            tracing::warn!(index = i, dest = %sink.dest, error = %e, more = quiet, "send failed");
+                            tracing::warn!(index = i, dest = %sink.sink.dest, error = %e, more = quiet, "send failed");
                         }
                     }
                     ctx.emit(EngineEvent::SendError {
@@ -995,6 +1039,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         }
         ctx.shared.in_flight.store(0, Ordering::Release);
         ctx.pacer.sent(i, t_send);
+        after_send = Some(t_send);
         stats.first_index.get_or_insert(i);
         stats.pacer = ctx.pacer.stats();
         {

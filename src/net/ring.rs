@@ -5,8 +5,13 @@
 //! second) stay available and a small rewind (the failover secondary going back to a
 //! boundary) costs no file read. A fetch of an index that is neither held nor coming next
 //! repositions the reader there.
+//!
+//! Slots hold shared, immutable datagrams (`Arc<Vec<u8>>`): a store moves the reader's
+//! buffers in and a fetch hands out a reference, so no datagram is copied under the lock
+//! and the sender passes the slot's bytes straight to the socket. A buffer whose slot is
+//! overwritten goes back to the reader for reuse.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 const EMPTY: u64 = u64::MAX;
@@ -21,10 +26,8 @@ pub enum FetchError {
 }
 
 struct State {
-    slot_len: usize,
-    data: Vec<u8>,
+    data: Vec<Option<Arc<Vec<u8>>>>,
     index: Vec<u64>,
-    len: Vec<usize>,
     /// Next index the sender needs.
     want: u64,
     /// Next index the reader renders.
@@ -37,6 +40,10 @@ struct State {
     stop: bool,
     error: Option<String>,
     underruns: u64,
+    /// The reader / sender is blocked on its condition variable (notify only then: a
+    /// notify is a futex system call even without a waiter).
+    reader_waiting: bool,
+    sender_waiting: bool,
 }
 
 impl State {
@@ -59,6 +66,15 @@ pub struct Ring {
     batch: u64,
 }
 
+/// A datagram handed out by [`Ring::fetch`].
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Its wire bytes.
+    pub bytes: Arc<Vec<u8>>,
+    /// Whether the fetch had to wait for the reader.
+    pub waited: bool,
+}
+
 /// A batch of work for the reader: render `start .. start + count` under `generation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Work {
@@ -71,17 +87,15 @@ pub struct Work {
 }
 
 impl Ring {
-    /// A ring of `capacity` slots of `slot_len` bytes, the reader staying up to `ahead`
-    /// datagrams ahead, starting at `start` and never rendering `end` or later.
-    pub fn new(capacity: u64, ahead: u64, slot_len: usize, start: u64, end: Option<u64>) -> Ring {
+    /// A ring of `capacity` slots, the reader staying up to `ahead` datagrams ahead,
+    /// starting at `start` and never rendering `end` or later.
+    pub fn new(capacity: u64, ahead: u64, start: u64, end: Option<u64>) -> Ring {
         let capacity = capacity.max(2);
         let ahead = ahead.clamp(1, capacity - 1);
         Ring {
             state: Mutex::new(State {
-                slot_len,
-                data: vec![0; capacity as usize * slot_len],
+                data: vec![None; capacity as usize],
                 index: vec![EMPTY; capacity as usize],
-                len: vec![0; capacity as usize],
                 want: start,
                 next_render: start,
                 generation: 0,
@@ -90,10 +104,12 @@ impl Ring {
                 stop: false,
                 error: None,
                 underruns: 0,
+                reader_waiting: false,
+                sender_waiting: false,
             }),
             reader_cv: Condvar::new(),
             sender_cv: Condvar::new(),
-            batch: (ahead / 4).clamp(1, 32),
+            batch: (ahead / 2).clamp(1, 256),
         }
     }
 
@@ -103,22 +119,22 @@ impl Ring {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Copies datagram `i` into `out`, waiting for the reader if needed (counted as an
-    /// underrun). Repositions the reader when `i` is neither held nor next in line.
-    pub fn fetch(&self, i: u64, out: &mut Vec<u8>) -> Result<(), FetchError> {
+    /// Datagram `i` (shared with the ring: nothing is copied), waiting for the reader if
+    /// needed (counted as an underrun). Repositions the reader when `i` is neither held nor
+    /// next in line.
+    pub fn fetch(&self, i: u64) -> Result<Fetched, FetchError> {
         let mut st = self.lock();
         let mut waited = false;
         loop {
             if st.holds(i) {
                 let s = st.slot(i);
-                let at = s * st.slot_len;
-                out.clear();
-                out.extend_from_slice(&st.data[at..at + st.len[s]]);
+                let bytes = st.data[s].clone().unwrap_or_default();
                 st.want = i + 1;
-                if st.next_render + self.batch <= st.want + st.ahead {
+                if st.reader_waiting && st.next_render + self.batch <= st.want + st.ahead {
+                    st.reader_waiting = false;
                     self.reader_cv.notify_one();
                 }
-                return Ok(());
+                return Ok(Fetched { bytes, waited });
             }
             if st.stop {
                 return Err(FetchError::Stopped);
@@ -138,16 +154,19 @@ impl Ring {
                 st.generation += 1;
             }
             st.want = i;
+            st.reader_waiting = false;
             self.reader_cv.notify_one();
             if !waited {
                 st.underruns += 1;
                 waited = true;
             }
+            st.sender_waiting = true;
             st = self
                 .sender_cv
                 .wait_timeout(st, Duration::from_millis(50))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            st.sender_waiting = false;
         }
     }
 
@@ -181,11 +200,13 @@ impl Ring {
                     }));
                 }
             }
+            st.reader_waiting = true;
             st = match deadline {
                 None => self.reader_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let left = d.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
+                        st.reader_waiting = false;
                         return Some(None);
                     }
                     self.reader_cv
@@ -194,6 +215,7 @@ impl Ring {
                         .0
                 }
             };
+            st.reader_waiting = false;
         }
     }
 
@@ -212,36 +234,45 @@ impl Ring {
                 .into_iter()
                 .flatten()
             {
-                if st.holds(i) {
-                    let s = st.slot(i);
-                    let at = s * st.slot_len;
-                    if st.len[s] == bytes.len() && st.data[at..at + st.len[s]] == *bytes {
-                        return Some(i);
-                    }
+                if st.holds(i)
+                    && st.data[st.slot(i)]
+                        .as_deref()
+                        .is_some_and(|d| d[..] == *bytes)
+                {
+                    return Some(i);
                 }
             }
         }
         None
     }
 
-    /// Reader side: stores rendered datagrams `work.start ..` (each `slot_len` or shorter).
-    /// Dropped when the ring was repositioned meanwhile.
-    pub fn store(&self, work: Work, datagrams: &[Vec<u8>]) {
+    /// Reader side: moves rendered datagrams `work.start ..` into the ring (taking them out
+    /// of `datagrams`) and hands back in `datagrams` the buffers of overwritten slots that
+    /// nobody holds any more, for reuse. Dropped when the ring was repositioned meanwhile.
+    pub fn store(&self, work: Work, datagrams: &mut Vec<Vec<u8>>) {
+        let batch = std::mem::take(datagrams);
+        let n = batch.len() as u64;
         let mut st = self.lock();
         if st.generation != work.generation || st.next_render != work.start {
+            drop(st);
+            *datagrams = batch;
             return;
         }
-        for (n, d) in datagrams.iter().enumerate() {
-            let i = work.start + n as u64;
+        for (k, d) in batch.into_iter().enumerate() {
+            let i = work.start + k as u64;
             let s = st.slot(i);
-            let at = s * st.slot_len;
-            let len = d.len().min(st.slot_len);
-            st.data[at..at + len].copy_from_slice(&d[..len]);
-            st.len[s] = len;
             st.index[s] = i;
+            if let Some(old) = st.data[s].replace(Arc::new(d)) {
+                if let Ok(v) = Arc::try_unwrap(old) {
+                    datagrams.push(v);
+                }
+            }
         }
-        st.next_render = work.start + datagrams.len() as u64;
-        self.sender_cv.notify_one();
+        st.next_render = work.start + n;
+        if st.sender_waiting {
+            st.sender_waiting = false;
+            self.sender_cv.notify_one();
+        }
     }
 
     /// Reader side: reports a fatal error to the sender.
@@ -278,9 +309,9 @@ mod tests {
         std::thread::spawn(move || {
             let mut rendered = 0;
             while let Some(w) = ring.work() {
-                let v: Vec<Vec<u8>> = (w.start..w.start + w.count).map(datagram).collect();
+                let mut v: Vec<Vec<u8>> = (w.start..w.start + w.count).map(datagram).collect();
                 rendered += w.count;
-                ring.store(w, &v);
+                ring.store(w, &mut v);
             }
             rendered
         })
@@ -288,25 +319,24 @@ mod tests {
 
     #[test]
     fn in_order_rewind_and_jump() {
-        let ring = Arc::new(Ring::new(64, 16, 24, 10, None));
+        let ring = Arc::new(Ring::new(64, 16, 10, None));
         let reader = spawn_reader(ring.clone());
-        let mut out = Vec::new();
         for i in 10..200 {
-            ring.fetch(i, &mut out).unwrap();
-            assert_eq!(out, datagram(i));
+            let f = ring.fetch(i).unwrap();
+            assert_eq!(*f.bytes, datagram(i));
         }
         // A rewind inside the history: served from the ring.
         for i in 170..180 {
-            ring.fetch(i, &mut out).unwrap();
-            assert_eq!(out, datagram(i));
+            let f = ring.fetch(i).unwrap();
+            assert_eq!(*f.bytes, datagram(i));
         }
         // A rewind past the history and a jump ahead reposition the reader.
         for i in [20u64, 21, 22, 5000, 5001, 150] {
-            ring.fetch(i, &mut out).unwrap();
-            assert_eq!(out, datagram(i));
+            let f = ring.fetch(i).unwrap();
+            assert_eq!(*f.bytes, datagram(i));
         }
         ring.stop();
-        assert_eq!(ring.fetch(7, &mut out), Err(FetchError::Stopped));
+        assert!(matches!(ring.fetch(7), Err(FetchError::Stopped)));
         let rendered = reader.join().unwrap();
         // Bounded read-ahead: nowhere near rendering everything up to 5000.
         assert!(rendered < 600, "{rendered}");
@@ -314,28 +344,53 @@ mod tests {
 
     #[test]
     fn reader_stops_at_the_end() {
-        let ring = Arc::new(Ring::new(64, 16, 24, 0, Some(20)));
+        let ring = Arc::new(Ring::new(64, 16, 0, Some(20)));
         let reader = spawn_reader(ring.clone());
-        let mut out = Vec::new();
         for i in 0..20 {
-            ring.fetch(i, &mut out).unwrap();
+            assert_eq!(*ring.fetch(i).unwrap().bytes, datagram(i));
         }
-        assert!(matches!(
-            ring.fetch(20, &mut out),
-            Err(FetchError::Reader(_))
-        ));
+        assert!(matches!(ring.fetch(20), Err(FetchError::Reader(_))));
         ring.stop();
         assert_eq!(reader.join().unwrap(), 20);
     }
 
     #[test]
+    fn overwritten_buffers_come_back_unless_still_held() {
+        let ring = Ring::new(4, 2, 0, None);
+        let mut spare = Vec::new();
+        let store = |start: u64, spare: &mut Vec<Vec<u8>>| {
+            let w = ring.work_within(Some(Duration::ZERO)).unwrap().unwrap();
+            assert_eq!((w.start, w.count), (start, 1));
+            let mut b = vec![datagram(start)];
+            ring.store(w, &mut b);
+            spare.append(&mut b);
+        };
+        store(0, &mut spare);
+        let held = ring.fetch(0).unwrap().bytes;
+        for i in 1..4 {
+            store(i, &mut spare);
+            assert_eq!(*ring.fetch(i).unwrap().bytes, datagram(i));
+        }
+        assert!(spare.is_empty());
+        // Slot 0 is overwritten while the sender still holds datagram 0: not handed back.
+        store(4, &mut spare);
+        assert!(spare.is_empty());
+        assert_eq!(*held, datagram(0));
+        ring.fetch(4).unwrap();
+        // Slot 1 is free: its buffer comes back.
+        store(5, &mut spare);
+        assert_eq!(spare, vec![datagram(1)]);
+        assert_eq!(ring.find(&datagram(5), 5), Some(5));
+        assert_eq!(ring.find(&datagram(1), 5), None);
+    }
+
+    #[test]
     fn reader_error_reaches_the_sender() {
-        let ring = Ring::new(8, 4, 8, 0, Some(100));
+        let ring = Ring::new(8, 4, 0, Some(100));
         ring.fail("disk on fire".into());
-        let mut out = Vec::new();
-        assert_eq!(
-            ring.fetch(0, &mut out),
-            Err(FetchError::Reader("disk on fire".into()))
-        );
+        assert!(matches!(
+            ring.fetch(0),
+            Err(FetchError::Reader(e)) if e == "disk on fire"
+        ));
     }
 }

@@ -192,6 +192,29 @@ pub fn send_to(sock: &UdpSocket, buf: &[u8], dest: SocketAddrV4) -> io::Result<(
     Ok(())
 }
 
+/// Connects a sending socket to a multicast `dest`, so that every datagram goes out with
+/// `send(2)`: no address to copy in and check per call, and the IP identification comes
+/// from the socket's own counter rather than the kernel's shared hash (ip_select_ident).
+/// Unicast destinations are left unconnected: an ICMP port unreachable from the receiver
+/// would turn later sends on a connected socket into ECONNREFUSED errors. Returns whether
+/// the socket is now connected to `dest` (on failure it stays usable with [`send_to`]).
+pub fn connect_multicast(sock: &UdpSocket, dest: SocketAddrV4) -> bool {
+    dest.ip().is_multicast() && sock.connect(SocketAddr::V4(dest)).is_ok()
+}
+
+/// Sends one datagram on a socket connected with [`connect_multicast`]; a short send is
+/// reported as an error.
+pub fn send(sock: &UdpSocket, buf: &[u8]) -> io::Result<()> {
+    let n = sock.send(buf)?;
+    if n != buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short send: {n} of {} bytes", buf.len()),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +250,30 @@ mod tests {
         let (n, from) = rx.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello");
         assert_eq!(from.ip(), std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn connected_multicast_sender_round_trip_and_unicast_stays_unconnected() {
+        let group: SocketAddrV4 = format!(
+            "239.255.90.{}:{}",
+            1 + std::process::id() % 200,
+            31_000 + std::process::id() % 20_000
+        )
+        .parse()
+        .unwrap();
+        let rx = receiver(group, Ipv4Addr::LOCALHOST, None).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = sender(group, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap();
+        assert!(connect_multicast(&tx, group));
+        assert_eq!(tx.peer_addr().unwrap(), SocketAddr::V4(group));
+        send(&tx, b"connected").unwrap();
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"connected");
+        let uni = SocketAddrV4::new(Ipv4Addr::LOCALHOST, group.port());
+        let tx = sender(uni, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap();
+        assert!(!connect_multicast(&tx, uni));
+        assert!(tx.peer_addr().is_err());
     }
 
     #[test]

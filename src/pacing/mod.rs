@@ -106,6 +106,10 @@ pub struct Pacer<S> {
     late_threshold_ns: u64,
     stats: PacerStats,
     last_decision: Option<Decision>,
+    /// Departures (index, ns) of the last two datagrams looked up: one decision asks for
+    /// `next - 1` and `next` several times, and the schedule's lookup is not free (a search
+    /// over the PCR anchors and a division).
+    memo: [(u64, u64); 2],
 }
 
 impl<S: Schedule> Pacer<S> {
@@ -121,6 +125,7 @@ impl<S: Schedule> Pacer<S> {
             late_threshold_ns: 500_000,
             stats: PacerStats::default(),
             last_decision: None,
+            memo: [(u64::MAX, 0); 2],
         }
     }
 
@@ -159,29 +164,55 @@ impl<S: Schedule> Pacer<S> {
         self.origin_ns.saturating_add(self.schedule.departure_ns(i))
     }
 
-    /// Nominal spacing before datagram `i` (`departure(i) - departure(i-1)`; for `i = 0`
-    /// the spacing after it).
-    fn spacing_ns(&self, i: u64) -> u64 {
-        let (a, b) = if i == 0 { (0, 1) } else { (i - 1, i) };
-        self.schedule
-            .departure_ns(b)
-            .saturating_sub(self.schedule.departure_ns(a))
+    /// `schedule.departure_ns(i)`, remembered for the last two indices asked.
+    fn departure(&mut self, i: u64) -> u64 {
+        if let Some(&(_, d)) = self.memo.iter().find(|m| m.0 == i) {
+            return d;
+        }
+        let d = self.schedule.departure_ns(i);
+        self.memo = [self.memo[1], (i, d)];
+        d
     }
 
-    /// The earliest instant datagram `next` may go out, and whether the 2x rule set it.
-    fn allowed_ns(&self) -> (u64, bool) {
-        let due = self.due_ns(self.next);
+    /// [`Self::due_ns`] through the memo.
+    fn due(&mut self, i: u64) -> u64 {
+        let d = self.departure(i);
+        self.origin_ns.saturating_add(d)
+    }
+
+    /// Nominal spacing before datagram `i` (`departure(i) - departure(i-1)`; for `i = 0`
+    /// the spacing after it).
+    fn spacing_ns(&mut self, i: u64) -> u64 {
+        let (a, b) = if i == 0 { (0, 1) } else { (i - 1, i) };
+        let db = self.departure(b);
+        db.saturating_sub(self.departure(a))
+    }
+
+    /// The earliest instant datagram `next` may go out, its due time, and whether the 2x
+    /// rule set it.
+    fn allowed_ns(&mut self) -> (u64, u64, bool) {
+        let due = self.due(self.next);
         match self.last_send_ns {
             Some(last) => {
                 let floor = last.saturating_add(self.spacing_ns(self.next) / 2);
                 if floor > due {
-                    (floor, true)
+                    (floor, due, true)
                 } else {
-                    (due, false)
+                    (due, due, false)
                 }
             }
-            None => (due, false),
+            None => (due, due, false),
         }
+    }
+
+    /// The earliest instant the next datagram may go out (what [`Self::poll`] would wait
+    /// for), or `None` when the session is over. Changes nothing: a driver that has just
+    /// sent can plan its sleep from here without reading the clock again.
+    pub fn wake_at(&mut self) -> Option<u64> {
+        if self.schedule.count().is_some_and(|c| self.next >= c) {
+            return None;
+        }
+        Some(self.allowed_ns().0)
     }
 
     /// What to do at `now`.
@@ -189,11 +220,10 @@ impl<S: Schedule> Pacer<S> {
         if self.schedule.count().is_some_and(|c| self.next >= c) {
             return PacerAction::Done;
         }
-        let (allowed, held) = self.allowed_ns();
+        let (allowed, due, held) = self.allowed_ns();
         if now < allowed {
             return PacerAction::WaitUntil(allowed);
         }
-        let due = self.due_ns(self.next);
         let lateness = now - allowed;
         let late = lateness > self.late_threshold_ns;
         if held {
@@ -218,7 +248,7 @@ impl<S: Schedule> Pacer<S> {
             }
             self.stats.max_lateness_ns = self.stats.max_lateness_ns.max(d.lateness_ns);
         }
-        let behind = now.saturating_sub(self.due_ns(i));
+        let behind = now.saturating_sub(self.due(i));
         self.stats.max_behind_ns = self.stats.max_behind_ns.max(behind);
         self.stats.sent += 1;
         self.last_send_ns = Some(now);
@@ -325,6 +355,25 @@ mod tests {
         assert_eq!(st.max_behind_ns, 7_300_000);
         assert_eq!(st.catch_up, 14);
         assert_eq!(p.origin_ns(), 0);
+    }
+
+    #[test]
+    fn wake_at_is_what_poll_waits_for() {
+        let mut p = Pacer::new(Fixed(Some(3)), 5_000, 0);
+        assert_eq!(p.wake_at(), Some(5_000));
+        assert_eq!(p.poll(0), PacerAction::WaitUntil(5_000));
+        p.sent(0, 5_000);
+        // Late: datagram 1 (due 1_005_000) is sent at 3_000_000; datagram 2 is held by the
+        // 2x rule until 3_500_000.
+        assert_eq!(p.wake_at(), Some(1_005_000));
+        assert_eq!(p.poll(3_000_000), PacerAction::Send(1));
+        p.sent(1, 3_000_000);
+        assert_eq!(p.wake_at(), Some(3_500_000));
+        assert_eq!(p.poll(3_000_001), PacerAction::WaitUntil(3_500_000));
+        assert_eq!(p.stats().catch_up, 0);
+        p.sent(2, 3_500_000);
+        assert_eq!(p.wake_at(), None);
+        assert_eq!(p.poll(u64::MAX), PacerAction::Done);
     }
 
     #[test]

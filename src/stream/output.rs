@@ -224,6 +224,33 @@ impl OutputStream {
         ticks_to_ns(self.departure_ticks(i))
     }
 
+    /// [`Self::departure_ns`] with a cursor over the PCR anchors: `hint` is the anchor pair
+    /// used last (start with 0). For a pacer asking datagram after datagram this replaces
+    /// the search over the anchors with two comparisons; the value is exactly the same.
+    pub fn departure_ns_hinted(&self, i: u64, hint: &mut usize) -> u64 {
+        let (k, p) = self.locate(i.saturating_mul(PPD));
+        let a = &self.map.anchors;
+        let n = a.len();
+        if n < 2 {
+            return self.departure_ns(i);
+        }
+        // The pair (h - 1, h) that `index::interpolate` picks for p: the first anchor after
+        // p, clamped to 1 ..= n - 1.
+        let h = *hint;
+        let fits = (1..n).contains(&h)
+            && (h == 1 || a[h - 1].packet <= p)
+            && (h == n - 1 || a[h].packet > p);
+        let h = if fits {
+            h
+        } else {
+            a.partition_point(|x| x.packet <= p).clamp(1, n - 1)
+        };
+        *hint = h;
+        let shift = (k as u128 * self.map.loop_period as u128).min(u64::MAX as u128) as u64;
+        let t = crate::index::interpolate(&a[h - 1..=h], p).saturating_add(shift);
+        ticks_to_ns(t)
+    }
+
     /// The first datagram whose departure is at or after `ticks` (for joining a session in
     /// progress); equals [`Self::datagram_count`] when the session is over by then.
     pub fn index_at(&self, ticks: u64) -> u64 {
@@ -321,6 +348,16 @@ impl OutputStream {
     /// PTS/DTS + `k x loop_period / 300` (§2.4.3.7), CC + `k x advance` per PID (§2.4.3.3).
     /// `asset` holds the datagram's asset packets (see [`Self::locate`]) back to back.
     pub fn render(&self, i: u64, asset: &[u8], out: &mut Vec<u8>) -> Result<(), RenderError> {
+        out.clear();
+        out.resize(self.header_len(), 0);
+        out.extend_from_slice(asset);
+        self.render_over(i, out)
+    }
+
+    /// [`Self::render`] in place: `out` holds [`Self::header_len`] bytes (any value)
+    /// followed by the datagram's asset packets; the header is written over the first and
+    /// the packets are rewritten where they are (no copy).
+    pub fn render_over(&self, i: u64, out: &mut [u8]) -> Result<(), RenderError> {
         let n = self.packets_in(i);
         if n == 0 {
             return Err(RenderError::PastEnd {
@@ -328,21 +365,19 @@ impl OutputStream {
                 count: self.datagram_count().unwrap_or(u64::MAX),
             });
         }
-        if asset.len() != n * PACKET_SIZE {
+        let base = self.header_len();
+        if out.len() != base + n * PACKET_SIZE {
             return Err(RenderError::WrongLength {
                 index: i,
                 expected: n * PACKET_SIZE,
-                got: asset.len(),
+                got: out.len().saturating_sub(base),
             });
         }
-        out.clear();
         if let Some(rtp) = &self.rtp {
-            out.extend_from_slice(&rtp.header(i, self.departure_ticks(i)).emit());
+            out[..base].copy_from_slice(&rtp.header(i, self.departure_ticks(i)).emit());
         }
-        let base = out.len();
-        out.extend_from_slice(asset);
+        let (mut k, mut p) = self.locate(i * PPD);
         for m in 0..n {
-            let (k, p) = self.locate(i * PPD + m as u64);
             let pkt = &mut out[base + m * PACKET_SIZE..base + (m + 1) * PACKET_SIZE];
             if pkt[0] != SYNC_BYTE {
                 return Err(RenderError::NoSync {
@@ -353,6 +388,10 @@ impl OutputStream {
             }
             if k > 0 {
                 self.rewrite(pkt, k, p);
+            }
+            p += 1;
+            if p == self.map.packets {
+                (k, p) = (k + 1, 0);
             }
         }
         Ok(())
@@ -491,6 +530,58 @@ mod tests {
                 assert_eq!(*b, (a + k as u64 * per_loop) % PTS_MODULUS);
             }
         }
+    }
+
+    #[test]
+    fn hinted_departures_equal_plain_ones_in_any_order() {
+        let spec = Spec {
+            packets: 1000,
+            junk_before: Some((333, 77)),
+            ..Spec::default()
+        };
+        let (_, s) = stream(&spec, Framing::Rtp, Some(3));
+        assert!(s.map().anchors.len() > 2);
+        let count = s.datagram_count().unwrap();
+        let mut hint = 0;
+        // In order (the pacer), backwards (rewinds) and jumping about (seeks).
+        let order = (0..count)
+            .chain((0..count).rev())
+            .chain((0..count).map(|i| (i * 7919) % count));
+        for i in order {
+            assert_eq!(
+                s.departure_ns_hinted(i, &mut hint),
+                s.departure_ns(i),
+                "{i}"
+            );
+        }
+        // A stale or absurd hint is only a hint.
+        for bad in [0, 1, usize::MAX, s.map().anchors.len()] {
+            let mut h = bad;
+            assert_eq!(s.departure_ns_hinted(200, &mut h), s.departure_ns(200));
+        }
+    }
+
+    #[test]
+    fn render_over_matches_render() {
+        let spec = Spec {
+            packets: 1000,
+            ..Spec::default()
+        };
+        let (bytes, s) = stream(&spec, Framing::Rtp, Some(2));
+        let mut a = Vec::new();
+        for i in [0, 142, 143, 285] {
+            let asset = testutil::gather(&bytes, &s, i);
+            s.render(i, &asset, &mut a).unwrap();
+            let mut b = vec![0xAA; HEADER_LEN];
+            b.extend_from_slice(&asset);
+            s.render_over(i, &mut b).unwrap();
+            assert_eq!(a, b, "datagram {i}");
+        }
+        let mut short = vec![0u8; HEADER_LEN + 100];
+        assert!(matches!(
+            s.render_over(0, &mut short),
+            Err(RenderError::WrongLength { got: 100, .. })
+        ));
     }
 
     #[test]

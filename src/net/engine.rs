@@ -910,7 +910,11 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
         if let Some(t) = after_send.take() {
             match ctx.pacer.wake_at() {
                 Some(at) if at > t => {
-                    sleep_until_mono(at.min(t + ctx.max_sleep_ns) - PACER_EPOCH_NS);
+                    if let Some(s) = &ctx.supervision {
+                        s.pacer_back_by(at.saturating_sub(PACER_EPOCH_NS));
+                    }
+                    let until = at.min(t + ctx.max_sleep_ns) - PACER_EPOCH_NS;
+                    ctx.shared.bell.sleep_until(ticket, until);
                     continue;
                 }
                 _ => {}

@@ -39,3 +39,29 @@ impl Signals {
         (sig > 0).then_some(sig)
     }
 }
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Installs SIGINT/SIGTERM handlers that only raise a flag, for commands that must finish
+/// their step and clean up (e.g. a benchmark's namespace lab) instead of dying. Unlike
+/// [`Signals::block`], nothing is inherited by child processes: exec resets handled signals
+/// to their default. Returns the flag.
+pub fn interrupt_flag() -> &'static std::sync::atomic::AtomicBool {
+    // SAFETY: `sigaction` is given a zero-initialised struct with a valid handler address
+    // (an `extern "C" fn(c_int)` that only stores to a static atomic) and an empty mask;
+    // the old-action pointer may be null (sigaction(2)).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = note_interrupt as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
+    }
+    &INTERRUPTED
+}

@@ -192,7 +192,18 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
     };
     let mut trials = Vec::with_capacity(a.trials as usize);
     let mut worst = 0u64;
+    // Ctrl-C / SIGTERM end the run after the trial in progress: its servers are stopped, the
+    // namespace lab removed, and what was measured is reported.
+    let interrupted = crate::cli::signals::interrupt_flag();
     for n in 1..=a.trials {
+        if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!(
+                "tandem bench failover: interrupted after {} of {} trials; reporting those",
+                n - 1,
+                a.trials
+            );
+            break;
+        }
         let t = ctx.trial(n);
         if let Some(g) = t.gap_ns {
             worst = worst.max(g);
@@ -265,6 +276,9 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         let _ = std::fs::remove_dir_all(&work);
     } else {
         println!("server logs and event logs: {}", work.display());
+    }
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(130);
     }
     Ok(if report.verdict.pass { 0 } else { EXIT_RUNTIME })
 }

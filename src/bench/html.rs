@@ -309,7 +309,8 @@ p99 of the gap {} ms against the aim of a quarter frame ({} ms): {}.</p>",
     let _ = write!(
         o,
         "<p>Trials: {} switched, {} without a switch, {} errors; gap of one frame or more: {}; \
-more than one change of sender or the primary back on the live group: {}; \
+more than one change of sender or the primary back on the live group: {}; the original primary \
+taking the group back by the rules after the new owner stalled (not a failure): {}; \
 the primary failed by itself before the fault (the secondary took over then): {}; the secondary \
 not synchronised at the fault: {}. \
 Trials with a stall of at least {} ms (the benchmark's watcher, the primary's or the secondary's \
@@ -320,6 +321,7 @@ stalls over the run, the longest {} ms.</p>",
         v.errors,
         v.over_frame,
         v.extra_sender_changes,
+        v.retakes,
         v.switched_before_fault,
         v.secondary_not_ready,
         ms(r.machine_stalls.threshold_ns),

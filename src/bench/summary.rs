@@ -197,6 +197,13 @@ pub struct Verdict {
     /// Trials where the receiver saw more than one change of sender, or the primary again
     /// after the switch.
     pub extra_sender_changes: u32,
+    /// Trials where, after the switch, the original primary took the group back by the rules
+    /// (the new owner stalled or failed); each change inside one frame. Not failures.
+    #[serde(default)]
+    pub retakes: u32,
+    /// One line per such trial.
+    #[serde(default)]
+    pub retake_lines: Vec<String>,
     /// Trials with a stall of at least the threshold (they stay in every figure).
     pub spoiled_by_stalls: u32,
     /// Of the trials over one frame, those with such a stall.
@@ -228,6 +235,8 @@ impl Verdict {
             over_frame: 0,
             over_aim: 0,
             extra_sender_changes: 0,
+            retakes: 0,
+            retake_lines: Vec::new(),
             spoiled_by_stalls: 0,
             over_frame_spoiled: 0,
             switched_before_fault: 0,
@@ -268,7 +277,18 @@ impl Verdict {
             }
             if t.outcome != Outcome::Error && (t.sender_changes != 1 || t.primary_after_switch > 0)
             {
-                v.extra_sender_changes += 1;
+                if t.retook_inside_frame(frame_ns) {
+                    v.retakes += 1;
+                    v.retake_lines.push(format!(
+                        "trial {}: the new owner was declared failed by the original primary \
+                         (by then its synchronised secondary), gap {:.3} ms: {}",
+                        t.n,
+                        t.retake_gap_ns.unwrap_or(0) as f64 / 1e6,
+                        t.primary_retook.as_deref().unwrap_or("")
+                    ));
+                } else {
+                    v.extra_sender_changes += 1;
+                }
             }
             if !t.inside_frame(frame_ns) {
                 v.pass = false;

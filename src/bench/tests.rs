@@ -71,6 +71,7 @@ fn input<'a>(
         error: None,
         primary_state_at_fault: Some("Primary".into()),
         secondary_state_at_fault: Some("Secondary_synchronized".into()),
+        primary_retook: None,
     }
 }
 
@@ -99,6 +100,65 @@ fn a_clean_switch_gives_detection_switch_and_gap() {
     assert!(!t.stall.spoiled, "{:?}", t.stall);
     assert!(t.inside_frame(FRAME));
     assert!(!t.inside_frame(6 * MS));
+}
+
+#[test]
+fn a_retake_by_the_rules_is_reported_apart_not_as_a_return() {
+    // Switch at 107 ms; the new owner stalls; the original primary, by then its
+    // synchronised secondary, declares it failed and takes the group back at 320 ms.
+    let mut live = arrivals(100, 107, 300);
+    for k in 0..10 {
+        live.push(Arrival {
+            src: pri(),
+            rx_ns: T0 + (310 + 4 * k) * MS,
+        });
+    }
+    let muted = muted_every_4ms(106);
+    let mut r = report(2, 0);
+    let change = |gap_us: f64| crate::recv::senders::SenderChange {
+        t_s: 0.0,
+        rx_ns: 0,
+        datagram: 0,
+        from: String::new(),
+        to: String::new(),
+        gap_us,
+        rtp_seq_missing: None,
+        cc_errors: 0,
+        cc_lost_packets: 0,
+        cc_error_pids: Vec::new(),
+        datagrams_missing_est: None,
+        ts_packets_missing_est: None,
+    };
+    r.sender_changes.list = vec![change(7_000.0), change(10_000.0)];
+    let stalls = StallLog::default();
+    let mut i = input(&live, &muted, &r, &stalls);
+    let retook = Some((
+        T0 + 309 * MS,
+        "FailureDeclared: 3 heartbeats missed".to_string(),
+    ));
+    i.primary_retook = retook.clone();
+    let t = Trial::from_input(&i);
+    assert_eq!(t.primary_after_switch, 10);
+    assert_eq!(t.retake_gap_ns, Some(10 * MS));
+    assert!(t.inside_frame(FRAME));
+    let m = Metric::from_values(Unit::Ns, vec![t.gap_ns.map(|g| g as i64)]);
+    let v = Verdict::judge(std::slice::from_ref(&t), FRAME, &m);
+    assert!(v.pass, "{:?}", v.failures);
+    assert_eq!((v.retakes, v.extra_sender_changes), (1, 0));
+    assert!(v.retake_lines[0].contains("3 heartbeats missed"));
+    // A return with no takeover in the primary's own log (by itself) fails.
+    i.primary_retook = None;
+    let t = Trial::from_input(&i);
+    assert!(!t.inside_frame(FRAME));
+    // A "retake" logged before the switch (the primary's own earlier history) is not one.
+    i.primary_retook = Some((T0 + 50 * MS, "FailureDeclared".into()));
+    assert!(!Trial::from_input(&i).inside_frame(FRAME));
+    // The same second change with a gap over a frame fails.
+    let mut r2 = r.clone();
+    r2.sender_changes.list[1].gap_us = 41_000.0;
+    let mut i2 = input(&live, &muted, &r2, &stalls);
+    i2.primary_retook = retook;
+    assert!(!Trial::from_input(&i2).inside_frame(FRAME));
 }
 
 #[test]

@@ -118,6 +118,17 @@ pub fn table(r: &BenchReport) -> String {
             v.switched_before_fault, v.secondary_not_ready
         ));
     }
+    if v.retakes > 0 {
+        o.push_str(&format!(
+            "retakes: {} trial(s) where the new owner stalled or failed after the switch and the \
+             original primary, by then its synchronised secondary, took the live group back by the \
+             rules (not a return by itself; each change inside one frame)\n",
+            v.retakes
+        ));
+        for l in &v.retake_lines {
+            o.push_str(&format!("  {l}\n"));
+        }
+    }
     if v.extra_sender_changes > 0 {
         o.push_str(&format!(
             "sender: {} trial(s) where the receiver saw more than one change of sender or the primary came back\n",

@@ -79,6 +79,10 @@ pub struct TrialInput<'a> {
     pub primary_state_at_fault: Option<String>,
     /// The secondary's state when the fault was injected.
     pub secondary_state_at_fault: Option<String>,
+    /// The original primary took the live group back *by the rules* after the switch: its
+    /// own event log shows it, by then a synchronised secondary, declaring the new owner
+    /// failed (e.g. the new owner stalled). `(instant, "trigger: reason")`.
+    pub primary_retook: Option<(u64, String)>,
 }
 
 /// One trial's figures (the JSON `trials` array).
@@ -129,6 +133,14 @@ pub struct Trial {
     /// The secondary's state when the fault was injected (a secondary that was not
     /// `Secondary_synchronized` then could not take over).
     pub secondary_state_at_fault: Option<String>,
+    /// The original primary came back on the live group by a takeover of its own, by the
+    /// rules (see [`TrialInput::primary_retook`]): why. `None` when it did not, or came back
+    /// by itself (a failure).
+    #[serde(default)]
+    pub primary_retook: Option<String>,
+    /// The receiver's gap at that second change of sender (ns).
+    #[serde(default)]
+    pub retake_gap_ns: Option<u64>,
     /// Stall witnesses.
     pub stall: StallWitness,
     /// Times the trial was set up again because a server could not bind its ports.
@@ -198,6 +210,17 @@ impl Trial {
             primary_after_switch,
             switched_before_fault: before_fault,
             primary_state_at_fault: i.primary_state_at_fault.clone(),
+            primary_retook: i
+                .primary_retook
+                .as_ref()
+                .filter(|(t, _)| first_rx.is_some_and(|f| *t >= f.saturating_sub(1_000_000)))
+                .map(|(_, why)| why.clone()),
+            retake_gap_ns: i
+                .report
+                .sender_changes
+                .list
+                .get(1)
+                .map(|c| (c.gap_us * 1_000.0).round().max(0.0) as u64),
             secondary_state_at_fault: i.secondary_state_at_fault.clone(),
             stall,
             setup_retries: 0,
@@ -207,10 +230,18 @@ impl Trial {
     /// Whether the switch landed inside one frame: switched, one change of sender, the
     /// primary silent on the live group afterwards, gap below `frame_ns`.
     pub fn inside_frame(&self, frame_ns: u64) -> bool {
+        let clean = self.sender_changes == 1 && self.primary_after_switch == 0;
         self.outcome == Outcome::Switched
-            && self.sender_changes == 1
-            && self.primary_after_switch == 0
+            && (clean || self.retook_inside_frame(frame_ns))
             && self.gap_ns.is_some_and(|g| g < frame_ns)
+    }
+
+    /// The primary came back only by a takeover by the rules (it declared the new owner
+    /// failed), as the second and last change of sender, itself inside one frame.
+    pub fn retook_inside_frame(&self, frame_ns: u64) -> bool {
+        self.primary_retook.is_some()
+            && self.sender_changes == 2
+            && self.retake_gap_ns.is_some_and(|g| g < frame_ns)
     }
 }
 

@@ -92,6 +92,8 @@ struct Obs {
     declared: Option<(u64, String)>,
     note: Option<String>,
     primary_state: Option<String>,
+    /// The primary's own takeover by the rules after the switch (its event log).
+    primary_retook: Option<(u64, String)>,
     secondary_state: Option<String>,
 }
 
@@ -394,6 +396,7 @@ impl Ctx<'_> {
             error,
             primary_state_at_fault: obs.primary_state.clone(),
             secondary_state_at_fault: obs.secondary_state.clone(),
+            primary_retook: obs.primary_retook.clone(),
         };
         let mut t = Trial::from_input(&input);
         t.setup_retries = self.attempt;
@@ -637,6 +640,7 @@ impl Ctx<'_> {
         obs.secondary_state = events::state_at(&ev, obs.fault_real_ns);
         let pev = events::parse(&std::fs::read_to_string(&pri_events).unwrap_or_default());
         obs.primary_state = events::state_at(&pev, obs.fault_real_ns);
+        obs.primary_retook = events::declared(&pev);
         if let Some(l) = &self.lab {
             set_link(&l.live_port(Host::Pri), true)?;
         }

@@ -417,6 +417,9 @@ pub struct Machine {
     gate: LiveGate,
     muted: bool,
     locked: bool,
+    /// Stepped down from the live group: the engine keeps running on the session's
+    /// timeline (muted or off) until resynchronisation restarts it.
+    engine_kept: bool,
     primary_heard: bool,
     peer_state: Option<State>,
     peer_heard_at: Option<u64>,
@@ -451,6 +454,7 @@ impl Machine {
             gate: LiveGate::Off,
             muted: false,
             locked: false,
+            engine_kept: false,
             primary_heard: false,
             peer_state: None,
             peer_heard_at: None,
@@ -986,6 +990,7 @@ impl Machine {
             "a primary was heard" => self.primary_heard,
             "locked" => self.locked,
             "not locked" => !self.locked,
+            "engine running" => self.locked || self.engine_kept,
             _ => false,
         }
     }
@@ -1019,6 +1024,10 @@ impl Machine {
                 State::SecondarySynchronizing | State::SecondarySynchronized
             ) {
                 self.locked = false;
+                self.engine_kept = false;
+            }
+            if rule.to == State::SecondarySynchronizing && rule.from.on_air() {
+                self.engine_kept = true;
             }
             let t = Transition {
                 from: rule.from,
@@ -1153,6 +1162,7 @@ impl Machine {
             Step::SyncParams => self.actions.push_back(Action::SendSyncParams),
             Step::ClockSync => {
                 self.locked = false;
+                self.engine_kept = false;
                 self.actions.push_back(Action::StartClockSync);
             }
             Step::FailedNotice => {

@@ -256,6 +256,9 @@ pub static TRANSITIONS: &[Rule] = &[
     rw(S::SecondarySynchronizing, T::InStep, "locked", S::SecondarySynchronized, &[]),
     rw(S::SecondarySynchronizing, T::LockLost, "locked", S::SecondarySynchronizing, &[A::StopMuted, A::ClockSync]),
     r(S::SecondarySynchronizing, T::PrimaryStopped, S::Secondary, &[A::StopMuted]),
+    // The server on air failed while this one resynchronises (e.g. it stepped down a moment
+    // ago): its engine still runs on the session's timeline, so it can take over.
+    rw(S::SecondarySynchronizing, T::FailedNotice, "engine running", S::SecondaryNoPrimary, &[A::TakeLive]),
     r(S::SecondarySynchronizing, T::KernelFailure, S::Failed, FAIL_MUTED),
     r(S::SecondarySynchronizing, T::OutputFailure, S::Failed, FAIL_MUTED),
     r(S::SecondarySynchronizing, T::MonitorFailed, S::Failed, FAIL_MUTED),

@@ -187,7 +187,7 @@ fn reach(state: State, when: &str) -> Machine {
                     Event::ParamsReceived,
                 ],
             );
-            if when == "locked" {
+            if when == "locked" || when == "engine running" {
                 feed(&mut m, now, &[Event::LockAcquired]);
             }
             m
@@ -332,6 +332,7 @@ fn table_has_no_duplicate_keys_and_known_conditions() {
             "a primary was heard",
             "locked",
             "not locked",
+            "engine running",
         ];
         assert!(known.contains(&a.when), "unknown condition {:?}", a.when);
         // On-air exits stop the live output first; the two role-only changes keep it.
@@ -552,6 +553,86 @@ fn step_down_stops_live_first() {
     let a = m.drain_actions();
     assert_eq!(a[0], Action::StopLive);
     assert!(matches!(&a[2], Action::Transition(t) if t.to == State::SecondarySynchronizing));
+    assert!(!m.sending_live());
+}
+
+#[test]
+fn a_stepped_down_server_takes_over_when_the_new_owner_fails_before_it_resynchronised() {
+    let mut m = reach(State::Primary, "");
+    let e = m.owner_epoch().unwrap();
+    m.handle(
+        Event::EpochSeen {
+            epoch: e + 1,
+            server: PEER,
+            on_air: true,
+            via: Via::SyncLink,
+        },
+        MS,
+    );
+    assert_eq!(m.state(), State::SecondarySynchronizing);
+    assert!(!m.locked());
+    m.drain_actions();
+    // The new owner fails before sending parameters: its engine still runs, so it takes the
+    // group back from the datagram after the failed one's last.
+    m.handle(
+        Event::FailedNotice {
+            component: "pacer".into(),
+            reason: "panicked".into(),
+            last_index: Some(4_321),
+        },
+        2 * MS,
+    );
+    check_invariants(&m);
+    assert_eq!(m.state(), State::SecondaryNoPrimary);
+    let a = m.drain_actions();
+    assert!(
+        a.iter().any(|x| matches!(
+            x,
+            Action::SwitchToLive {
+                after_index: Some(4_321)
+            }
+        )),
+        "{a:?}"
+    );
+    // Once resynchronisation restarted its engine (clock sync), a notice no longer applies
+    // until the new engine is locked.
+    let mut m = reach(State::Primary, "");
+    let e = m.owner_epoch().unwrap();
+    m.handle(
+        Event::EpochSeen {
+            epoch: e + 1,
+            server: PEER,
+            on_air: true,
+            via: Via::SyncLink,
+        },
+        MS,
+    );
+    m.handle(Event::ParamsReceived, 2 * MS);
+    assert_eq!(m.state(), State::SecondarySynchronizing);
+    m.handle(
+        Event::FailedNotice {
+            component: "pacer".into(),
+            reason: "panicked".into(),
+            last_index: Some(4_321),
+        },
+        3 * MS,
+    );
+    assert_eq!(m.state(), State::SecondarySynchronizing);
+}
+
+#[test]
+fn a_fresh_secondary_without_an_engine_ignores_a_failed_notice() {
+    let mut m = reach(State::SecondarySynchronizing, "");
+    assert!(!m.locked());
+    m.handle(
+        Event::FailedNotice {
+            component: "pacer".into(),
+            reason: "late".into(),
+            last_index: Some(10),
+        },
+        MS,
+    );
+    assert_eq!(m.state(), State::SecondarySynchronizing);
     assert!(!m.sending_live());
 }
 

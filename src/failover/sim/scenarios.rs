@@ -530,3 +530,42 @@ fn without_the_live_path_rule_a_cut_primary_is_not_replaced() {
     let t0 = sim.now;
     assert!(!sim.run_until_pred(t0 + 10 * FRAME_NS, took_over));
 }
+
+#[test]
+fn new_owner_failing_while_the_old_one_resynchronises_is_covered() {
+    // The primary stalls, the secondary takes over; the woken primary steps down and, before
+    // it has resynchronised, the new owner's kernel fails it. The stepped-down server's engine
+    // still runs on the session's timeline: it takes the group back (nobody would otherwise).
+    let mut sim = Sim::new(SimConfig::default());
+    sim.settle_pair();
+    sim.run_until(sim.now + 20 * MS);
+    sim.freeze(0, 30 * MS);
+    assert!(sim.run_until_pred(sim.now + 100 * MS, |s| {
+        s.nodes[0].state() == Some(State::SecondarySynchronizing)
+    }));
+    assert!(sim.on_air(1));
+    let t0 = sim.now;
+    sim.report_failure(1, "pacer", "panicked");
+    assert_eq!(sim.nodes[1].state(), Some(State::Failed));
+    assert!(
+        sim.run_until_pred(t0 + FRAME_NS, |s| s.on_air(0)),
+        "nobody on air: {}",
+        sim.dump()
+    );
+    let back = sim.nodes[0].transitions.last().unwrap().clone();
+    assert_eq!(back.from, State::SecondarySynchronizing);
+    assert_eq!(back.to, State::SecondaryNoPrimary);
+    // No datagram lost on the way back: it continues after the failed owner's last one.
+    let after: Vec<u64> = sim
+        .live_log
+        .iter()
+        .filter(|l| l.0 >= t0.saturating_sub(5 * MS))
+        .map(|l| l.2)
+        .collect();
+    assert!(after.windows(2).all(|w| w[1] <= w[0] + 1), "{after:?}");
+    // The failed one recovers behind it.
+    sim.run_until(t0 + 400 * MS);
+    assert_eq!(sim.nodes[1].state(), Some(State::SecondarySynchronized));
+    assert_eq!(sim.nodes[0].state(), Some(State::Primary));
+    ok_no_overlap(&sim);
+}

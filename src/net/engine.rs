@@ -268,7 +268,7 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// Defaults: start at datagram 0, no sinks, target off, 500 us late threshold, 1 s of
-    /// history, 0.5 s ahead, sleeps of at most 50 ms, logging on.
+    /// history, 3 s ahead (rides through a storage stall of most of a second), sleeps of at most 50 ms, logging on.
     pub fn new(stream: Arc<OutputStream>, asset: File, origin_mono_ns: i64) -> EngineConfig {
         EngineConfig {
             stream,
@@ -283,7 +283,7 @@ impl EngineConfig {
             events: None,
             waker: None,
             history_ns: 1_000_000_000,
-            ahead_ns: 500_000_000,
+            ahead_ns: 3_000_000_000,
             max_sleep_ns: 50_000_000,
             log: true,
             supervision: None,

@@ -194,16 +194,17 @@ pub fn current_tid() -> Option<u32> {
     link.file_name()?.to_str()?.parse().ok()
 }
 
-/// What the scheduler says of a thread of this process: whether it is runnable (running or
-/// waiting for a CPU: state `R` in `/proc/self/task/TID/stat`) and the CPU time it has had
-/// (ns, first field of `/proc/self/task/TID/schedstat`). `None` when the thread is gone or
-/// the kernel does not provide them.
-pub fn thread_sched(tid: u32) -> Option<(bool, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+/// What the scheduler says of a thread of this process (`/proc/self/task/TID/schedstat`):
+/// the CPU time it has had and the time it has spent runnable but waiting for a CPU (ns,
+/// the first two fields). A sleeping thread (a hang in a wait or a sleep) adds to neither;
+/// a starved one adds to the second. `None` when the thread is gone or the kernel does not
+/// provide them.
+pub fn thread_sched(tid: u32) -> Option<(u64, u64)> {
     let sched = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    let run_ns = sched.split_whitespace().next()?.parse().ok()?;
-    Some((state == "R", run_ns))
+    let mut f = sched.split_whitespace();
+    let run_ns = f.next()?.parse().ok()?;
+    let wait_ns = f.next()?.parse().ok()?;
+    Some((run_ns, wait_ns))
 }
 
 /// Installs a process-wide panic hook that reports a panic of an engine thread
@@ -281,10 +282,15 @@ mod tests {
     fn scheduler_view_of_threads() {
         let tid = current_tid().expect("/proc/thread-self");
         assert!(tid > 0);
-        // (Its CPU time is accounted at scheduler ticks: it may still read 0 here.)
-        let (runnable, _) = thread_sched(tid).expect("/proc schedstat");
-        assert!(runnable, "the calling thread is running");
-        // A sleeping thread is not runnable.
+        // Spin ~30 ms: CPU time grows (accounted at scheduler ticks at worst).
+        let (run0, _) = thread_sched(tid).expect("/proc schedstat");
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_millis(30) {
+            std::hint::spin_loop();
+        }
+        let (run1, _) = thread_sched(tid).unwrap();
+        assert!(run1 > run0, "{run0} -> {run1}");
+        // A sleeping thread adds neither CPU time nor run-queue wait while it sleeps.
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
@@ -293,7 +299,10 @@ mod tests {
         });
         let other = rx.recv().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        assert_eq!(thread_sched(other).map(|s| s.0), Some(false));
+        let a = thread_sched(other).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let b = thread_sched(other).unwrap();
+        assert_eq!(a, b, "asleep: nothing accrues");
         stop_tx.send(()).unwrap();
         t.join().unwrap();
         assert_eq!(thread_sched(other), None, "gone");

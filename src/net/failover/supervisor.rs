@@ -12,13 +12,13 @@
 //! nothing. The other components check in with the time of their last loop turn.
 //!
 //! A pacer that is late because the machine does not give it a CPU is not hung: when it is
-//! late by half its tolerance the supervisor notes the CPU time the thread has had, and at
-//! the deadline it asks the scheduler again ([`thread_sched`]). A thread that is runnable
-//! (running or waiting for a CPU) and got less than half of the time since as CPU time is
+//! late by half its tolerance the supervisor notes the thread's CPU time and run-queue wait,
+//! and at the deadline it asks the scheduler again ([`thread_sched`]). A thread that spent at
+//! least half of the time since waiting in a run queue (and had less than half on a CPU) is
 //! starved, not hung: its window is extended, for at most [`STARVED_MAX_NS`] past its due
-//! send. A hung pacer (blocked or sleeping) and one spinning on the CPU are failed as before
-//! (CPU time is accounted at scheduler ticks, so a pacer spinning for less than a tick or two
-//! may pass for starved once; the bound limits what that costs).
+//! send. A hung pacer (blocked or sleeping: it adds to neither figure) and one spinning on
+//! the CPU are failed as before. (Sampling a thread's state instead misjudged a hang that
+//! sleeps in short naps: caught awake, it looked runnable.)
 //!
 //! Deadlines are tight only while failing helps: while the server is on air with a
 //! synchronised secondary standing by ([`LoopAlive::standby`]), a component late by its
@@ -271,7 +271,7 @@ struct Run {
 #[derive(Debug, Default)]
 struct Starve {
     promise: u64,
-    baseline: Option<(u64, u64)>,
+    baseline: Option<(u64, u64, u64)>,
     excused: u64,
 }
 
@@ -451,11 +451,11 @@ impl Run {
         if tid == 0 || late < tol / 2 {
             return;
         }
-        let Some((runnable, run_ns)) = thread_sched(tid) else {
+        let Some((run_ns, wait_ns)) = thread_sched(tid) else {
             return;
         };
-        let Some((t0, run0)) = self.starve.baseline else {
-            self.starve.baseline = Some((now, run_ns));
+        let Some((t0, run0, wait0)) = self.starve.baseline else {
+            self.starve.baseline = Some((now, run_ns, wait_ns));
             return;
         };
         // Only at the deadline the kernel works to (the promise, or the last excuse, plus
@@ -466,13 +466,16 @@ impl Run {
         }
         let elapsed = now.saturating_sub(t0);
         let had = run_ns.saturating_sub(run0);
-        if runnable && had < elapsed / 2 && late < STARVED_MAX_NS {
+        let queued = wait_ns.saturating_sub(wait0);
+        // Starved: it spent most of the time waiting in a run queue (not asleep, not on a CPU).
+        if queued >= elapsed / 2 && had < elapsed / 2 && late < STARVED_MAX_NS {
             let _ = self.kernel.check_in("pacer", now);
             self.starve.excused = now;
-            self.starve.baseline = Some((now, run_ns));
+            self.starve.baseline = Some((now, run_ns, wait_ns));
             tracing::info!(
                 late_us = late / 1_000,
                 cpu_us = had / 1_000,
+                queued_us = queued / 1_000,
                 over_us = elapsed / 1_000,
                 "kernel: pacer late but waiting for a CPU (starved by the machine, not hung): deadline extended"
             );

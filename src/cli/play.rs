@@ -235,6 +235,10 @@ fn play(args: &PlayArgs, plan: Plan) -> anyhow::Result<i32> {
     cfg.late_threshold_ns = args.late_us.saturating_mul(1000);
     // `play` never rewinds: a short history keeps the ring (and its memory) small.
     cfg.history_ns = 100_000_000;
+    // One second rendered ahead: rides through short storage stalls without rendering
+    // seconds of datagrams a short run never sends (the failover servers keep 3 s: two
+    // servers reading one file stall together).
+    cfg.ahead_ns = 1_000_000_000;
     let handle = Engine::start(cfg).context("starting the engine")?;
     // The main thread only waits for a signal or the end of the session: it wakes shortly
     // after the last datagram is due, or once a second (an engine that stopped on an

@@ -7,7 +7,7 @@
 #   tools/pacing-compare.sh 5 10 assets/demo-25fps.ts
 #
 # Needs multicat/ingests (apt-get install multicat). Only loopback is used: tandem names
-# IP_MULTICAST_IF 127.0.0.1 with TTL 1; multicat's source is bound to 127.0.0.1, which
+# its source bound to 127.0.0.1 with TTL 1; multicat's source is bound to 127.0.0.1, which
 # Linux routes out of lo (checked below before anything is sent).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -71,17 +71,23 @@ pub fn sleep_until_mono(deadline_ns: u64) {
         tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
     };
     loop {
-        // SAFETY: `ts` is a valid timespec; with TIMER_ABSTIME the remainder pointer is
-        // unused and may be null (clock_nanosleep(2)).
+        // The system call itself, not glibc's wrapper: the wrapper is a thread
+        // cancellation point (two extra calls around every sleep) and nothing here is
+        // ever cancelled.
+        // SAFETY: `ts` is a valid timespec that outlives the call; with TIMER_ABSTIME the
+        // remainder pointer is unused and may be null (clock_nanosleep(2)).
         let rc = unsafe {
-            libc::clock_nanosleep(
+            libc::syscall(
+                libc::SYS_clock_nanosleep,
                 libc::CLOCK_MONOTONIC,
                 libc::TIMER_ABSTIME,
-                &ts,
-                std::ptr::null_mut(),
+                &ts as *const libc::timespec,
+                std::ptr::null_mut::<libc::timespec>(),
             )
         };
-        if rc != libc::EINTR {
+        // The raw call returns -errno through errno: 0 on success, -1 with EINTR when a
+        // signal handler ran (sleep again to the same absolute deadline).
+        if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return;
         }
     }

@@ -17,7 +17,7 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::clock::{mono_ns, set_thread_timer_slack_1ns};
+use super::clock::{mono_ns, set_thread_timer_slack_1ns, sleep_until_mono};
 use super::doorbell::Doorbell;
 use super::faults::{panic_message, Supervision};
 use super::ring::{FetchError, Ring};
@@ -32,6 +32,9 @@ const PACER_EPOCH_NS: u64 = 1 << 62;
 
 /// At most one lateness / send-error log line per this interval.
 const LOG_INTERVAL_NS: u64 = 1_000_000_000;
+/// The sender publishes its counters for [`EngineHandle::stats`] every this many
+/// datagrams (copying them on every send is measurable at these per-datagram costs).
+pub const STATS_EVERY: u64 = 64;
 
 /// Where datagrams go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -262,6 +265,12 @@ pub struct EngineConfig {
     pub max_sleep_ns: u64,
     /// Log late wakes and send errors (rate-limited) with `tracing`.
     pub log: bool,
+    /// The pacer sleeps on the futex [`Doorbell`], so a switch, a new target or a stop
+    /// cuts the sleep short (what the failover servers need). Off (`tandem play`, which
+    /// never switches), it sleeps with a plain absolute `clock_nanosleep`, which costs
+    /// measurably less per wake, and a stop is seen at the next wake (at most
+    /// `max_sleep_ns` away).
+    pub interruptible: bool,
     /// Check-ins, panic reports and injected faults for a supervisor (failover kernel).
     pub supervision: Option<Arc<Supervision>>,
 }
@@ -286,6 +295,7 @@ impl EngineConfig {
             ahead_ns: 3_000_000_000,
             max_sleep_ns: 50_000_000,
             log: true,
+            interruptible: true,
             supervision: None,
         }
     }
@@ -425,6 +435,7 @@ impl Engine {
                 log: cfg.log,
                 late_threshold_ns: cfg.late_threshold_ns,
                 max_sleep_ns: cfg.max_sleep_ns.max(1),
+                interruptible: cfg.interruptible,
                 supervision: cfg.supervision.clone(),
             };
             let ring2 = ring.clone();
@@ -588,7 +599,8 @@ impl EngineHandle {
         self.last_sent().map_or(self.start_index, |l| l.index + 1)
     }
 
-    /// Counters so far.
+    /// Counters so far (published by the sender every [`STATS_EVERY`] datagrams, after
+    /// a failed or refused send, and when it stops).
     pub fn stats(&self) -> EngineStats {
         let mut s = self
             .shared
@@ -779,10 +791,21 @@ struct SenderCtx {
     log: bool,
     late_threshold_ns: u64,
     max_sleep_ns: u64,
+    interruptible: bool,
     supervision: Option<Arc<Supervision>>,
 }
 
 impl SenderCtx {
+    /// Sleeps until `until` (CLOCK_MONOTONIC), cut short by a ring after `ticket` when
+    /// the engine is interruptible.
+    fn sleep(&self, ticket: u32, until: u64) {
+        if self.interruptible {
+            self.shared.bell.sleep_until(ticket, until);
+        } else {
+            sleep_until_mono(until);
+        }
+    }
+
     fn emit(&self, e: EngineEvent) {
         if let Some(tx) = &self.events {
             if tx.try_send(e).is_ok() {
@@ -914,7 +937,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                         s.pacer_back_by(at.saturating_sub(PACER_EPOCH_NS));
                     }
                     let until = at.min(t + ctx.max_sleep_ns) - PACER_EPOCH_NS;
-                    ctx.shared.bell.sleep_until(ticket, until);
+                    ctx.sleep(ticket, until);
                     continue;
                 }
                 _ => {}
@@ -928,7 +951,7 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                     s.pacer_back_by(t.saturating_sub(PACER_EPOCH_NS));
                 }
                 let until = t.min(now + ctx.max_sleep_ns) - PACER_EPOCH_NS;
-                ctx.shared.bell.sleep_until(ticket, until);
+                ctx.sleep(ticket, until);
                 continue;
             }
             PacerAction::Send(i) => i,
@@ -1002,6 +1025,8 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
             Target::Muted => ctx.muted.as_ref(),
             Target::Live => ctx.live.as_ref(),
         };
+        let mut live_ok = false;
+        let mut failed = false;
         if let Some(sink) = sink {
             let sent = match &ctx.supervision {
                 Some(s) if t_send - PACER_EPOCH_NS >= s.faults.send_error_at => {
@@ -1013,19 +1038,12 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                 Ok(()) => match target {
                     Target::Live => {
                         stats.sent_live += 1;
-                        ctx.shared
-                            .progress
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .2 = Some(LastSent {
-                            index: i,
-                            mono_ns: t_send - PACER_EPOCH_NS,
-                            target,
-                        });
+                        live_ok = true;
                     }
                     _ => stats.sent_muted += 1,
                 },
                 Err(e) => {
+                    failed = true;
                     stats.send_errors += 1;
                     if ctx.log {
                         if let Some(quiet) = err_log.allow(t_send) {
@@ -1041,24 +1059,34 @@ fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
                 }
             }
         }
-        ctx.shared.in_flight.store(0, Ordering::Release);
         ctx.pacer.sent(i, t_send);
         after_send = Some(t_send);
         stats.first_index.get_or_insert(i);
-        stats.pacer = ctx.pacer.stats();
+        let last = LastSent {
+            index: i,
+            mono_ns: t_send - PACER_EPOCH_NS,
+            target,
+        };
         {
+            // One lock per datagram. The last live datagram is recorded before `in_flight`
+            // clears (a fence settling in between must not read an older one); the
+            // counters are published every STATS_EVERY datagrams, after a failure, and at
+            // the end.
             let mut p = ctx
                 .shared
                 .progress
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            p.0 = Some(LastSent {
-                index: i,
-                mono_ns: t_send - PACER_EPOCH_NS,
-                target,
-            });
-            p.1 = stats;
+            if live_ok {
+                p.2 = Some(last);
+            }
+            p.0 = Some(last);
+            if failed || stats.gated != p.1.gated || i % STATS_EVERY == 0 {
+                stats.pacer = ctx.pacer.stats();
+                p.1 = stats;
+            }
         }
+        ctx.shared.in_flight.store(0, Ordering::Release);
         if let Some(d) = decision.filter(|d| d.late) {
             if ctx.log {
                 if let Some(quiet) = late_log.allow(t_send) {

@@ -74,12 +74,19 @@ pub const fn pts_add(pts: u64, ticks90: u64) -> u64 {
 
 /// Converts 27 MHz ticks to nanoseconds without overflow for any u64 input.
 pub const fn ticks_to_ns(t: u64) -> u64 {
-    ((t as u128 * 1_000) / 27) as u64
+    // floor(t x 1000 / 27) without a 128-bit division (a library call on the pacer's
+    // path): t = 27q + r gives 1000q + floor(1000r / 27).
+    (t / 27)
+        .saturating_mul(1_000)
+        .saturating_add((t % 27) * 1_000 / 27)
 }
 
 /// Converts nanoseconds to 27 MHz ticks.
 pub const fn ns_to_ticks(ns: u64) -> u64 {
-    ((ns as u128 * 27) / 1_000) as u64
+    // floor(ns x 27 / 1000) as above: ns = 1000q + r gives 27q + floor(27r / 1000).
+    (ns / 1_000)
+        .saturating_mul(27)
+        .saturating_add((ns % 1_000) * 27 / 1_000)
 }
 
 #[cfg(test)]
@@ -113,6 +120,13 @@ mod tests {
         fn ns_ticks_round_trip(ns in 0u64..(1u64 << 50)) {
             let back = ticks_to_ns(ns_to_ticks(ns));
             prop_assert!(ns - back < 40);
+        }
+
+        #[test]
+        fn conversions_equal_the_exact_128_bit_quotients(t in any::<u64>()) {
+            let exact = t as u128 * 1_000 / 27;
+            prop_assert_eq!(ticks_to_ns(t) as u128, exact.min(u64::MAX as u128));
+            prop_assert_eq!(ns_to_ticks(t) as u128, t as u128 * 27 / 1_000);
         }
     }
 }

@@ -402,11 +402,19 @@ impl Engine {
             let ring = ring.clone();
             let src = DatagramSource::with_default_plan(stream.clone(), cfg.asset);
             let sup = cfg.supervision.clone();
+            // Every buffer the ring will hold, allocated here at once: grown one by one in
+            // the reader thread, glibc extends that thread's arena a page at a time (an
+            // mprotect call per three datagrams at start-up).
+            let slot_len = src.stream().header_len() + crate::ts::packet::DATAGRAM_PAYLOAD;
+            let spare: Vec<Vec<u8>> = (0..ahead + history + 1)
+                .map(|_| Vec::with_capacity(slot_len))
+                .collect();
             std::thread::Builder::new()
                 .name("tandem-reader".into())
                 .spawn(move || {
-                    let run =
-                        std::panic::AssertUnwindSafe(|| reader_loop(src, &ring, sup.as_deref()));
+                    let run = std::panic::AssertUnwindSafe(|| {
+                        reader_loop(src, spare, &ring, sup.as_deref())
+                    });
                     if let Err(p) = std::panic::catch_unwind(run) {
                         let msg = panic_message(p.as_ref());
                         ring.fail(format!("the reader thread panicked: {msg}"));
@@ -742,11 +750,16 @@ fn hang_until(stopped: impl Fn() -> bool) {
     }
 }
 
-fn reader_loop(mut src: DatagramSource<File>, ring: &Ring, sup: Option<&Supervision>) {
+fn reader_loop(
+    mut src: DatagramSource<File>,
+    mut spare: Vec<Vec<u8>>,
+    ring: &Ring,
+    sup: Option<&Supervision>,
+) {
     let slot_len = src.stream().header_len() + crate::ts::packet::DATAGRAM_PAYLOAD;
-    // Rendered datagrams of one batch, and buffers handed back by the ring for reuse.
+    // Rendered datagrams of one batch; `spare` holds empty buffers (handed back by the
+    // ring for reuse once their slot is overwritten).
     let mut batch: Vec<Vec<u8>> = Vec::new();
-    let mut spare: Vec<Vec<u8>> = Vec::new();
     loop {
         let w = match sup {
             None => ring.work(),

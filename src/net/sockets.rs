@@ -73,6 +73,13 @@ pub fn local_ipv4() -> io::Result<Vec<(String, Ipv4Addr)>> {
 /// Resolves `--iface`: an IPv4 address that belongs to this host, or an interface name
 /// (`lo`, `eth0`) to its first IPv4 address.
 pub fn resolve_iface(s: &str) -> Result<Ipv4Addr, SocketError> {
+    // An address a UDP socket can bind is local: three system calls, where listing the
+    // interfaces is a netlink dump of every link and address (most of a millisecond).
+    if let Ok(ip) = s.parse::<Ipv4Addr>() {
+        if ip.is_unspecified() || binds(ip) {
+            return Ok(ip);
+        }
+    }
     let locals = local_ipv4().map_err(io_err("list interfaces for", s))?;
     if let Ok(ip) = s.parse::<Ipv4Addr>() {
         return if ip.is_unspecified() || locals.iter().any(|(_, a)| *a == ip) {
@@ -95,6 +102,13 @@ pub fn resolve_iface(s: &str) -> Result<Ipv4Addr, SocketError> {
     } else {
         SocketError::NoSuchInterface(s.to_string())
     })
+}
+
+/// Whether a UDP socket can bind `ip:0` (the address belongs to this host).
+fn binds(ip: Ipv4Addr) -> bool {
+    Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .and_then(|s| s.bind(&SockAddr::from(SocketAddrV4::new(ip, 0))))
+        .is_ok()
 }
 
 /// Options of a sending socket.

@@ -7,8 +7,9 @@
 //! PACING_RUNS=5 PACING_SECONDS=10 PACING_ASSET=assets/demo-25fps.ts cargo bench --bench pacing
 //! ```
 //! Needs `multicat` and `ingests` (Debian package multicat). Traffic stays on loopback:
-//! tandem names its interface (IP_MULTICAST_IF 127.0.0.1, TTL 1); multicat binds its
-//! source to 127.0.0.1 (`GROUP:PORT@127.0.0.1`), which Linux routes out of `lo`.
+//! both senders bind their source to 127.0.0.1 (tandem `--iface 127.0.0.1`, TTL 1;
+//! multicat `GROUP:PORT@127.0.0.1`), which Linux routes out of `lo`. The two tools swap
+//! groups and start order from run to run (see `SLOTS`).
 //!
 //! Figures are reported, not asserted (shared, noisy machine). The goal for tandem:
 //! departure error p50 <= 30 us, and p50 and p90 each <= 1/4 of multicat's; CPU time per
@@ -24,8 +25,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const GROUP_TANDEM: &str = "239.255.77.1:5001";
-const GROUP_MULTICAT: &str = "239.255.77.2:5002";
+/// The two receiving slots (group, and the order receivers and senders start in). Which tool
+/// gets the first slot alternates from run to run: on this VM the first-started pair runs
+/// measurably cheaper (an A/A run of one binary in both slots: ~10 % apart), which a fixed
+/// assignment would hand to one tool.
+const SLOTS: [&str; 2] = ["239.255.77.1:5001", "239.255.77.2:5002"];
 /// Time for the receivers to join before the senders start.
 const JOIN_MS: u64 = 400;
 /// Steady-state CPU is measured from this long after the senders start (past process
@@ -149,33 +153,55 @@ fn one_run(dir: &Path, asset: &Path, seconds: f64, run: usize) -> (Figures, Figu
         .stdout(out);
         spawn(&mut c, &dir.join(format!("recv-{name}-{run}.log")), true)
     };
-    let mut rt = recv(GROUP_TANDEM, "tandem");
-    let mut rm = recv(GROUP_MULTICAT, "multicat");
+    let tandem_first = run % 2 == 0;
+    let (g_tandem, g_multicat) = if tandem_first {
+        (SLOTS[0], SLOTS[1])
+    } else {
+        (SLOTS[1], SLOTS[0])
+    };
+    let (mut rt, mut rm) = if tandem_first {
+        let rt = recv(g_tandem, "tandem");
+        (rt, recv(g_multicat, "multicat"))
+    } else {
+        let rm = recv(g_multicat, "multicat");
+        (recv(g_tandem, "tandem"), rm)
+    };
     std::thread::sleep(Duration::from_millis(JOIN_MS));
 
     let start = Instant::now();
-    let play = spawn(
-        Command::new(tandem()).args([
-            "play",
-            asset.to_str().unwrap(),
-            "--dest",
-            &format!("udp://{GROUP_TANDEM}"),
-            "--iface",
-            "127.0.0.1",
-            "--loop",
-        ]),
-        &dir.join(format!("play-{run}.log")),
-        false,
-    );
-    let mc = spawn(
-        Command::new("multicat").args([
-            "-U",
-            asset.to_str().unwrap(),
-            &format!("{GROUP_MULTICAT}@127.0.0.1"),
-        ]),
-        &dir.join(format!("multicat-{run}.log")),
-        false,
-    );
+    let start_play = || {
+        spawn(
+            Command::new(tandem()).args([
+                "play",
+                asset.to_str().unwrap(),
+                "--dest",
+                &format!("udp://{g_tandem}"),
+                "--iface",
+                "127.0.0.1",
+                "--loop",
+            ]),
+            &dir.join(format!("play-{run}.log")),
+            false,
+        )
+    };
+    let start_multicat = || {
+        spawn(
+            Command::new("multicat").args([
+                "-U",
+                asset.to_str().unwrap(),
+                &format!("{g_multicat}@127.0.0.1"),
+            ]),
+            &dir.join(format!("multicat-{run}.log")),
+            false,
+        )
+    };
+    let (play, mc) = if tandem_first {
+        let p = start_play();
+        (p, start_multicat())
+    } else {
+        let m = start_multicat();
+        (start_play(), m)
+    };
     std::thread::sleep(Duration::from_millis(WARMUP_MS));
     let (t0, c0) = (Instant::now(), (cpu_ns(play.id()), cpu_ns(mc.id())));
     let st = rt.wait().expect("recv tandem");
@@ -310,8 +336,9 @@ fn main() {
         let (t, m) = one_run(&dir, &asset, seconds, run);
         print_table(
             &format!(
-                "run {}: tandem {} datagrams ({} not 1316, {} CC errors, {:.2} s), multicat {} ({} not 1316, {} CC errors, {:.2} s)",
+                "run {} ({} started first): tandem {} datagrams ({} not 1316, {} CC errors, {:.2} s), multicat {} ({} not 1316, {} CC errors, {:.2} s)",
                 run + 1,
+                if run % 2 == 0 { "tandem" } else { "multicat" },
                 t.datagrams,
                 t.non_1316,
                 t.cc_errors,

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """CPU per second of stream of several senders running AT THE SAME TIME (an A/B test).
 
-Each sender plays to its own loopback multicast group (239.255.77.1, .2, ... port 5000),
+Each sender plays to its own loopback multicast group (239.255.77.1:5001, .2:5002, ...),
 received by its own `tandem recv`; CPU time is summed over the sender's threads from
 /proc/PID/task/*/schedstat (nanoseconds on a CPU) over a steady window that starts 1 s after
-the senders. The order in which the senders start alternates from run to run. Prints each
-run and, per sender, the median ratio to the first one.
+the senders. The senders rotate through the slots (group, and the order receivers and
+senders start in) from run to run: on this VM the first-started pair runs measurably
+cheaper (an A/A run of one binary in two fixed slots came out ~10 % apart). Use a multiple
+of the number of senders for RUNS. Prints each run and, per sender, the median ratio to the
+first one.
 
     tools/cpu-ab.py RUNS SECONDS NAME=COMMAND [NAME=COMMAND ...]
 
@@ -61,6 +64,9 @@ def main():
     ap.add_argument("senders", nargs="+", metavar="NAME=COMMAND")
     ap.add_argument("--asset", default=os.path.join(ROOT, "assets/demo-25fps.ts"))
     ap.add_argument("--tandem", default=os.path.join(ROOT, "target/release/tandem"))
+    ap.add_argument("--pin", action="store_true",
+                    help="run slot k's receiver and sender on CPU k modulo the CPU count "
+                         "(taskset): no cross-CPU wakes, the slots rotate over the CPUs")
     a = ap.parse_args()
     specs = []
     for s in a.senders:
@@ -69,33 +75,36 @@ def main():
             sys.exit(f"cpu-ab: '{s}' is not NAME=COMMAND")
         specs.append((name, cmd))
     asset = os.path.abspath(a.asset)
-    groups = [f"239.255.77.{i + 1}" for i in range(len(specs))]
+    groups = [f"239.255.77.{i + 1}:{5001 + i}" for i in range(len(specs))]
     for g in groups:
-        if not routed_via_lo(g):
+        if not routed_via_lo(g.split(":")[0]):
             sys.exit(f"cpu-ab: {g} from 127.0.0.1 would not leave via lo; refusing")
     if not os.access(a.tandem, os.X_OK):
         sys.exit(f"cpu-ab: {a.tandem} not found (cargo build --release)")
     res = {n: [] for n, _ in specs}
     for r in range(a.runs):
+        # Sender i takes slot (i + r) % n this run; slot k = group k, started k-th.
+        n = len(specs)
+        slot_of = [(i + r) % n for i in range(n)]
+        ncpu = os.cpu_count() or 1
+        pin = (lambda k: ["taskset", "-c", str(k % ncpu)]) if a.pin else (lambda k: [])
         recvs = [
             subprocess.Popen(
-                [a.tandem, "recv", f"udp://{g}:5000", "--iface", "127.0.0.1",
-                 "--seconds", str(a.seconds + 3), "--json"],
+                pin(k) + [a.tandem, "recv", f"udp://{g}", "--iface", "127.0.0.1",
+                          "--seconds", str(a.seconds + 3), "--json"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for g in groups
+            for k, g in enumerate(groups)
         ]
         time.sleep(0.5)
-        order = list(range(len(specs)))
-        if r % 2:
-            order.reverse()
         procs = {}
         try:
-            for i in order:
-                argv = shlex.split(specs[i][1].format(g=f"{groups[i]}:5000", asset=asset))
+            for i in sorted(range(n), key=lambda i: slot_of[i]):
+                g = groups[slot_of[i]]
+                argv = shlex.split(specs[i][1].format(g=g, asset=asset))
                 if "/" in argv[0]:
                     argv[0] = os.path.abspath(argv[0])  # commands run in the asset's directory
                 procs[i] = subprocess.Popen(
-                    argv, cwd=os.path.dirname(asset),
+                    pin(slot_of[i]) + argv, cwd=os.path.dirname(asset),
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
             c0 = {i: cpu_ns(p.pid) for i, p in procs.items()}

@@ -19,6 +19,9 @@ pub enum SocketError {
     /// The address is not assigned to any interface of this host.
     #[error("{0} is not an address of this host's interfaces")]
     NotLocal(Ipv4Addr),
+    /// Multicast on 0.0.0.0: the routing table, not the user, would pick the interface.
+    #[error("multicast {0} on 0.0.0.0 leaves the interface to the routing table: name it (an address of this host, or a name such as lo)")]
+    UnnamedInterface(Ipv4Addr),
     /// A destination a UDP sender cannot use (unspecified or broadcast).
     #[error("cannot send to {0}: give a multicast group or a unicast address")]
     BadDest(SocketAddrV4),
@@ -149,8 +152,8 @@ impl SenderOptions {
 /// no routing-table lookup), the way multicat binds its source. IP_MULTICAST_IF would
 /// give the same device but costs a FIB lookup on every send (a connected UDP socket
 /// does not cache multicast routes); one A/B of a minimal sender put it at about 4 % of the
-/// CPU per datagram. Only an unspecified `iface` (0.0.0.0) falls back to IP_MULTICAST_IF (the
-/// kernel's default choice).
+/// CPU per datagram. An unspecified `iface` (0.0.0.0) is refused for multicast: every
+/// multicast socket names its interface.
 pub fn sender(dest: SocketAddrV4, opts: &SenderOptions) -> Result<UdpSocket, SocketError> {
     if dest.ip().is_unspecified() || dest.ip().is_broadcast() || dest.port() == 0 {
         return Err(SocketError::BadDest(dest));
@@ -159,8 +162,7 @@ pub fn sender(dest: SocketAddrV4, opts: &SenderOptions) -> Result<UdpSocket, Soc
         .map_err(io_err("create a UDP socket for", dest))?;
     if dest.ip().is_multicast() {
         if opts.iface.is_unspecified() {
-            s.set_multicast_if_v4(&opts.iface)
-                .map_err(io_err("set IP_MULTICAST_IF to", opts.iface))?;
+            return Err(SocketError::UnnamedInterface(*dest.ip()));
         }
         s.set_multicast_ttl_v4(opts.ttl)
             .map_err(io_err("set IP_MULTICAST_TTL for", dest))?;
@@ -200,6 +202,9 @@ pub fn receiver(
     s.bind(&SockAddr::from(group))
         .map_err(io_err("bind", group))?;
     if group.ip().is_multicast() {
+        if iface.is_unspecified() {
+            return Err(SocketError::UnnamedInterface(*group.ip()));
+        }
         s.join_multicast_v4(group.ip(), &iface)
             .map_err(io_err("join", format!("{} on {iface}", group.ip())))?;
     }
@@ -257,6 +262,20 @@ mod tests {
         let e = resolve_iface("nosuchif0").unwrap_err();
         assert!(matches!(e, SocketError::NoSuchInterface(_)));
         assert!(e.to_string().contains("nosuchif0"));
+    }
+
+    #[test]
+    fn multicast_on_an_unnamed_interface_is_refused() {
+        let group: SocketAddrV4 = "239.255.90.77:30999".parse().unwrap();
+        let any = Ipv4Addr::UNSPECIFIED;
+        let e = sender(group, &SenderOptions::new(any)).unwrap_err();
+        assert!(matches!(e, SocketError::UnnamedInterface(_)), "{e}");
+        assert!(e.to_string().contains("239.255.90.77"));
+        let e = receiver(group, any, None).unwrap_err();
+        assert!(matches!(e, SocketError::UnnamedInterface(_)), "{e}");
+        // Unicast leaves the choice to the routing table, as unicast does.
+        let uni = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 30_999);
+        assert!(sender(uni, &SenderOptions::new(any)).is_ok());
     }
 
     #[test]

@@ -15,6 +15,16 @@ fn tmp(name: &str) -> PathBuf {
     d.join(name)
 }
 
+/// Removes a passing test's outputs, and the shared directory once it is empty.
+fn clean(files: &[&PathBuf]) {
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+    if let Some(dir) = files.first().and_then(|f| f.parent()) {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
 /// Runs the benchmark and returns its exit code and parsed JSON.
 fn bench(args: &[&str], json: &PathBuf) -> (i32, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -92,6 +102,7 @@ fn three_kill_trials_of_a_real_pair_give_real_numbers() {
         assert!(t["phase_ns"].as_u64().unwrap() < 80_000_000, "{t}");
         assert_eq!(t["sender_changes"], 1, "{t}");
     }
+    clean(&[&json]);
 }
 
 /// The `link` fault in a namespace lab (CI runs as root; without root this fails, it does not
@@ -114,6 +125,7 @@ fn link_fault_is_declared_by_the_live_path_rule_and_loses_nothing() {
         assert_eq!(t["datagrams_lost"], 0, "{t}");
         assert_eq!(t["duplicates"], 0, "{t}");
     }
+    clean(&[&json]);
 }
 
 #[test]
@@ -144,6 +156,7 @@ fn harness_check_with_two_players_writes_json_and_html() {
     assert!(v["trials"][0]["phase_ns"].as_u64().unwrap() < 40_000_000);
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg") && page.contains("cbr-25fps.ts"));
+    clean(&[&json, &html]);
 }
 
 #[test]

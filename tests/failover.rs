@@ -34,7 +34,7 @@ fn pair(
     scheme: &str,
     p_extra: &[&str],
     s_extra: &[&str],
-) -> (std::path::PathBuf, Net, String, Proc, Proc) {
+) -> (common::Scratch, Net, String, Proc, Proc) {
     let dir = scratch(name);
     let asset = fixture(fixture_name, &dir).display().to_string();
     let net = Net::new();

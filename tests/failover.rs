@@ -89,54 +89,131 @@ fn spawn_pair(
     (p, s)
 }
 
-/// kill -9 of the primary mid-session: one change of sender inside one frame, nothing lost,
-/// and the capture of the whole session (one pass) decodes to every frame of the asset.
+/// kill -9 of the server on air mid-session: one change of sender inside one frame after the
+/// kill, nothing lost, and the capture of the whole session (one pass) decodes to every
+/// frame of the asset.
 ///
-/// The default detection window is a third of a frame (5.6 ms at 59.94 fps): a stall of
-/// this shared machine longer than that before the kill is a failure the secondary must
-/// act on, and the pair swaps roles. Such a run says nothing about the kill; it is run
-/// again (at most three times). Whatever follows the kill is asserted strictly.
-fn kill_9_case(fixture_name: &str, scheme: &str, frame_us: f64) {
+/// The default detection window is a third of a frame (5.6 ms at 59.94 fps), and this
+/// shared machine stalls a process that long every few seconds even when idle: a stall
+/// before the kill is a failure the standby must act on, and the pair swaps roles (the
+/// method working, not a fault of the test). So the test does not insist on the first
+/// primary: once the pair is stable it kills whichever server is on air, and asserts on the
+/// change of sender that follows the kill. The whole capture is asserted too (no CC error,
+/// every frame), so a takeover before the kill must be seamless as well. Only a takeover in
+/// the few milliseconds between finding the server on air and killing it makes the run say
+/// nothing; it is run again (at most three times).
+fn kill_9_case(fixture_name: &str, scheme: &str, frame_us: f64, stall_first: bool) {
     for attempt in 1..=3 {
-        if kill_9_attempt(fixture_name, scheme, frame_us) {
+        if kill_9_attempt(fixture_name, scheme, frame_us, stall_first) {
             return;
         }
-        eprintln!("attempt {attempt}: the pair swapped roles before the kill (a stall of this machine); again");
+        eprintln!("attempt {attempt}: the roles changed between finding the server on air and the kill; again");
     }
-    panic!("the pair swapped roles before the kill in three attempts");
+    panic!("the roles changed at the moment of the kill in three attempts");
 }
 
-/// One run of [`kill_9_case`]; false when the pair did not stay stable until the kill.
-fn kill_9_attempt(fixture_name: &str, scheme: &str, frame_us: f64) -> bool {
+/// Occurrences of `needle` in the log of `p`.
+fn log_count(p: &Proc, needle: &str) -> usize {
+    p.log_text().matches(needle).count()
+}
+
+/// Waits until one server reports `Primary` and the other `Secondary_synchronized`; returns
+/// the index (0: the first primary, 1: the first secondary) of the one on air.
+fn stable_pair(net: &Net, procs: [&Proc; 2]) -> usize {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < 10 * SEC {
+        let a = status(net.ctl_p).map(|s| state(&s)).unwrap_or_default();
+        let b = status(net.ctl_s).map(|s| state(&s)).unwrap_or_default();
+        match (a.as_str(), b.as_str()) {
+            ("Primary", "Secondary_synchronized") => return 0,
+            ("Secondary_synchronized", "Primary") => return 1,
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    panic!(
+        "the pair did not settle into Primary + Secondary_synchronized in 10 s\n--- primary ---\n{}\n--- secondary ---\n{}",
+        procs[0].log_text(),
+        procs[1].log_text()
+    );
+}
+
+/// Wall-clock now in ns (the receiver's kernel timestamps are CLOCK_REALTIME).
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// One run of [`kill_9_case`]; false when the roles changed at the moment of the kill.
+/// `stall_first`: stop the first primary for 40 ms (SIGSTOP) before the kill, so that the
+/// first secondary takes over and the first primary comes back as the secondary; the kill
+/// is then of the first secondary, and the takeover by a server that joined a session in
+/// progress is the one measured.
+fn kill_9_attempt(fixture_name: &str, scheme: &str, frame_us: f64, stall_first: bool) -> bool {
+    const LEAVE: &str = "Primary -> Secondary_synchronizing";
+    const TAKE: &str = "Secondary_synchronized -> Secondary_no_primary";
     let dir = scratch("kill9");
     let asset = fixture(fixture_name, &dir).display().to_string();
     let net = Net::new();
     let cap = dir.join("capture.ts");
     let rx = Recv::start(&dir, &net.live_url(scheme), RX_MAX_S, Some(&cap));
-    let (mut p, mut s) = spawn_pair(&dir, &net, &asset, scheme, &[], &[]);
-    if try_wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC).is_none() {
-        return false;
-    }
+    let (p, s) = spawn_pair(&dir, &net, &asset, scheme, &[], &[]);
+    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
     p.wait_log("on air", SEC);
     std::thread::sleep(Duration::from_millis(1200));
-    // Before the kill: the secondary never took over, the primary never left the air.
-    let took_over = s.log_text().contains("-> Secondary_no_primary");
-    p.kill9();
-    let left = ["-> Secondary_synchronizing", "-> Failed"]
-        .iter()
-        .any(|t| p.log_text().contains(t));
-    if took_over || left {
+    if stall_first {
+        p.signal(libc::SIGSTOP);
+        std::thread::sleep(Duration::from_millis(40));
+        p.signal(libc::SIGCONT);
+        s.wait_log("-> Secondary_no_primary", SEC);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let on_air = stable_pair(&net, [&p, &s]);
+    assert!(
+        !stall_first || on_air == 1,
+        "a 40 ms stop of the primary swapped no roles"
+    );
+    let (mut victim, mut standby, standby_ctl) = if on_air == 0 {
+        (p, s, net.ctl_s)
+    } else {
+        eprintln!(
+            "a stall before the kill swapped the roles; killing the first secondary, now on air"
+        );
+        (s, p, net.ctl_p)
+    };
+    let switches_before = status(standby_ctl).unwrap()["switches"]
+        .as_array()
+        .unwrap()
+        .len();
+    let left_before = log_count(&victim, LEAVE);
+    let took_before = log_count(&standby, TAKE);
+    let kill_ns = now_ns();
+    victim.kill9();
+    if log_count(&victim, LEAVE) != left_before || log_count(&standby, TAKE) != took_before {
         return false;
     }
-    s.wait_log("Secondary_synchronized -> Secondary_no_primary", 3 * SEC);
-    let st = status(net.ctl_s).unwrap();
+    let t0 = std::time::Instant::now();
+    while log_count(&standby, TAKE) == took_before {
+        assert!(
+            t0.elapsed() < 3 * SEC,
+            "no takeover after the kill\n{}",
+            standby.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = status(standby_ctl).unwrap();
     assert_eq!(state(&st), "Secondary_no_primary");
-    assert_eq!(st["switches"].as_array().unwrap().len(), 1, "{st}");
-    // The secondary plays the session to its end and exits.
-    let (code, _) = s.wait_exit(10 * SEC);
-    assert_eq!(code, Some(0), "{}", s.log_text());
+    assert_eq!(
+        st["switches"].as_array().unwrap().len(),
+        switches_before + 1,
+        "{st}"
+    );
+    // The standby plays the session to its end and exits.
+    let (code, _) = standby.wait_exit(10 * SEC);
+    assert_eq!(code, Some(0), "{}", standby.log_text());
     let r = rx.stop();
-    let (gap_us, cc, missing) = one_switch(&r, &[&s]);
+    let (gap_us, cc, missing) = switch_after(&r, kill_ns, &[&standby]);
     assert!(
         gap_us < frame_us,
         "gap {gap_us} us is not inside one frame ({frame_us} us)"
@@ -153,14 +230,51 @@ fn kill_9_attempt(fixture_name: &str, scheme: &str, frame_us: f64) -> bool {
     true
 }
 
+/// The one change of sender received after `after_ns` (CLOCK_REALTIME): (gap us, cc
+/// errors, TS packets missing).
+fn switch_after(r: &serde_json::Value, after_ns: u64, logs: &[&Proc]) -> (f64, u64, i64) {
+    let list = r["sender_changes"]["list"].as_array().unwrap();
+    let after: Vec<_> = list
+        .iter()
+        .filter(|c| c["rx_ns"].as_u64().unwrap() > after_ns)
+        .collect();
+    let dump = || {
+        logs.iter()
+            .map(|p| format!("--- {} ---\n{}", p.name, p.log_text()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        after.len(),
+        1,
+        "changes of sender after the kill: {}\n{}",
+        r["sender_changes"],
+        dump()
+    );
+    let c = after[0];
+    (
+        c["gap_us"].as_f64().unwrap(),
+        c["cc_errors"].as_u64().unwrap(),
+        c["ts_packets_missing_est"].as_i64().unwrap_or(i64::MAX),
+    )
+}
+
 #[test]
 fn kill_9_primary_seamless_switch_inside_one_frame_25fps_udp() {
-    kill_9_case("cbr-25fps.ts", "udp", 40_000.0);
+    kill_9_case("cbr-25fps.ts", "udp", 40_000.0, false);
+}
+
+/// The takeover by a server that came back as the secondary and joined the session in
+/// progress: on raw UDP it must name the datagrams it hears on the live group right even
+/// where their bytes repeat (null datagrams), or its takeover skips or repeats some.
+#[test]
+fn kill_9_after_a_role_swap_is_seamless_too_25fps_udp() {
+    kill_9_case("cbr-25fps.ts", "udp", 40_000.0, true);
 }
 
 #[test]
 fn kill_9_primary_seamless_switch_inside_one_frame_5994fps_rtp() {
-    kill_9_case("cbr-59.94fps.ts", "rtp", 16_683.0);
+    kill_9_case("cbr-59.94fps.ts", "rtp", 16_683.0, false);
 }
 
 /// Claim 1: both servers wait for an asset request, then start in lockstep.

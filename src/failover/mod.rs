@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod detector;
 pub mod kernel;
+pub mod live_id;
 pub mod machine;
 pub mod node;
 pub mod recovery;

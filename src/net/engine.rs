@@ -36,6 +36,11 @@ const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 /// datagrams (copying them on every send is measurable at these per-datagram costs).
 pub const STATS_EVERY: u64 = 64;
 
+/// How far after its arrival a datagram heard from another sender may be due on our
+/// timeline and still be the one heard: the clock offset's error between two servers (a
+/// sender never sends before a datagram is due).
+const NAME_TOLERANCE_NS: i128 = 2_000_000;
+
 /// Where datagrams go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[repr(u8)]
@@ -575,11 +580,26 @@ impl EngineHandle {
     }
 
     /// The index of a datagram of this session still held in the ring (about one second
-    /// behind and half a second ahead of the sender) whose wire bytes equal `datagram`,
-    /// the nearest to `hint`. A failover secondary uses it to tell which datagram the
-    /// primary last sent on a raw `udp://` live group (no RTP sequence number).
-    pub fn index_of_recent(&self, datagram: &[u8], hint: u64) -> Option<u64> {
-        self.ring.find(datagram, hint)
+    /// behind and up to the ring's lead ahead of the sender) whose wire bytes equal
+    /// `datagram`, received at `arrival_mono_ns`, given the `last` one named so. A failover
+    /// server uses it to tell which datagram another sender last put on a raw `udp://` live
+    /// group (no RTP sequence number); `None` when the bytes and the time leave more than
+    /// one answer (rule: [`crate::failover::live_id`]).
+    pub fn name_recent(
+        &self,
+        datagram: &[u8],
+        last: Option<u64>,
+        arrival_mono_ns: u64,
+    ) -> Option<u64> {
+        if let Some(next) = last.and_then(|l| l.checked_add(1)) {
+            if self.ring.holds_equal(next, datagram) {
+                return Some(next);
+            }
+        }
+        let mut matches = Vec::new();
+        self.ring.matches(datagram, &mut matches);
+        let by = arrival_mono_ns as i128 + NAME_TOLERANCE_NS;
+        crate::failover::live_id::pick(&matches, last, |i| (self.due_mono_ns(i) as i128) <= by)
     }
 
     /// The last datagram sent (index, monotonic time right before the send, target).
@@ -1407,5 +1427,75 @@ mod tests {
             Engine::start(cfg),
             Err(EngineError::PastEnd { .. })
         ));
+    }
+
+    /// A server names the datagrams it hears on a raw UDP live group by their bytes
+    /// (`name_recent`); the 25 fps fixture pads with null packets, so some datagrams are
+    /// seven nulls and repeat a few datagrams apart. Whatever the position it starts from,
+    /// a name is never wrong: unknown until the bytes are unique, then exact.
+    #[test]
+    fn names_heard_datagrams_right_where_bytes_repeat() {
+        let dir = std::env::temp_dir().join(format!("tandem-names-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cbr-25fps.ts");
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/cbr-25fps.ts"),
+            &path,
+        )
+        .unwrap();
+        let asset = crate::net::failover::session::Asset::load(&path).unwrap();
+        let s = Arc::new(asset.stream("names".into(), Framing::Udp, Some(1)).unwrap());
+        let file = File::open(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let count = s.datagram_count().unwrap();
+        let wire: Vec<Vec<u8>> = (0..count)
+            .map(|i| {
+                let mut d = Vec::new();
+                s.render(i, &gather(&bytes, &s, i), &mut d).unwrap();
+                d
+            })
+            .collect();
+        // The case that matters is there: identical datagrams a few apart.
+        let near_twins = (0..500)
+            .filter(|&i| (i + 1..i + 7).any(|j| wire[j] == wire[i]))
+            .count();
+        assert!(
+            near_twins > 10,
+            "{near_twins} datagrams with a twin <= 6 apart"
+        );
+        // Nothing due for 10 s: the reader renders the whole session into the ring.
+        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 10_000_000_000);
+        cfg.ahead_ns = 10_000_000_000;
+        cfg.log = false;
+        let h = Engine::start(cfg).unwrap();
+        // The reader renders ahead in batches: the first 500 datagrams (2 s) will do.
+        let count = count.min(500);
+        let t0 = std::time::Instant::now();
+        while !h.ring.holds_equal(count - 1, &wire[count as usize - 1]) {
+            assert!(t0.elapsed() < Duration::from_secs(5), "ring not filled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let arrival = |i: u64, late_ns: u64| h.due_mono_ns(i) as u64 + late_ns;
+        for late_ns in [50_000, 20_000_000] {
+            for start in 0..count {
+                // Heard from `start` on, in order, `late_ns` after each is due.
+                let mut last = None;
+                for i in start..count {
+                    let got = h.name_recent(&wire[i as usize], last, arrival(i, late_ns));
+                    assert!(
+                        got.is_none_or(|g| g == i),
+                        "datagram {i} (heard from {start}, {late_ns} ns late) named {got:?}"
+                    );
+                    if last.is_some() {
+                        assert_eq!(got, Some(i));
+                    }
+                    last = got.or(last);
+                }
+                assert!(last.is_some(), "nothing named from {start} on");
+            }
+        }
+        h.stop();
+        h.join().unwrap();
     }
 }

@@ -224,26 +224,25 @@ impl Ring {
         self.lock().stop
     }
 
-    /// The index of a datagram still held whose bytes equal `bytes`, the one nearest to
-    /// `hint` (e.g. the index expected now), searching outwards from it.
-    pub fn find(&self, bytes: &[u8], hint: u64) -> Option<u64> {
+    /// Whether the ring holds datagram `i` and its bytes equal `bytes`.
+    pub fn holds_equal(&self, i: u64, bytes: &[u8]) -> bool {
         let st = self.lock();
-        let cap = st.cap();
-        for d in 0..cap {
-            for i in [hint.checked_add(d), hint.checked_sub(d).filter(|_| d > 0)]
-                .into_iter()
-                .flatten()
-            {
-                if st.holds(i)
-                    && st.data[st.slot(i)]
-                        .as_deref()
-                        .is_some_and(|d| d[..] == *bytes)
-                {
-                    return Some(i);
-                }
+        st.holds(i)
+            && st.data[st.slot(i)]
+                .as_deref()
+                .is_some_and(|d| d[..] == *bytes)
+    }
+
+    /// Every index still held whose bytes equal `bytes`, ascending, into `out` (cleared).
+    pub fn matches(&self, bytes: &[u8], out: &mut Vec<u64>) {
+        out.clear();
+        let st = self.lock();
+        for (s, d) in st.data.iter().enumerate() {
+            if st.index[s] != EMPTY && d.as_deref().is_some_and(|d| d[..] == *bytes) {
+                out.push(st.index[s]);
             }
         }
-        None
+        out.sort_unstable();
     }
 
     /// Reader side: moves rendered datagrams `work.start ..` into the ring (taking them out
@@ -380,8 +379,13 @@ mod tests {
         // Slot 1 is free: its buffer comes back.
         store(5, &mut spare);
         assert_eq!(spare, vec![datagram(1)]);
-        assert_eq!(ring.find(&datagram(5), 5), Some(5));
-        assert_eq!(ring.find(&datagram(1), 5), None);
+        assert!(ring.holds_equal(5, &datagram(5)));
+        assert!(!ring.holds_equal(1, &datagram(1)));
+        let mut m = Vec::new();
+        ring.matches(&datagram(5), &mut m);
+        assert_eq!(m, vec![5]);
+        ring.matches(&datagram(1), &mut m);
+        assert!(m.is_empty());
     }
 
     #[test]

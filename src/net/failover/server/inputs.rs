@@ -450,7 +450,7 @@ impl Server {
             let now = self.now();
             let rx = self.rx_now(r.kernel_ns, now);
             let len = r.len.min(self.live_buf.len());
-            let idx = self.live_index(len);
+            let idx = self.live_index(len, rx.mono);
             if let Some(i) = idx {
                 self.foreign_last = Some(self.foreign_last.map_or(i, |l| l.max(i)));
             }
@@ -461,17 +461,19 @@ impl Server {
         }
     }
 
-    /// The session index of a datagram heard on the live group: RTP sequence number
-    /// unwrapped near the expected index, or (raw UDP) a content match in the engine's ring.
-    fn live_index(&self, len: usize) -> Option<u64> {
+    /// The session index of a datagram heard on the live group at `rx_mono`: RTP sequence
+    /// number unwrapped near the expected index, or (raw UDP) a content match in the
+    /// engine's ring that the bytes and the time leave no doubt about
+    /// ([`crate::failover::live_id`]).
+    fn live_index(&self, len: usize, rx_mono: u64) -> Option<u64> {
         let stream = self.stream.as_ref()?;
         let bytes = &self.live_buf[..len];
-        let hint = self
-            .foreign_last
-            .map(|l| l + 1)
-            .or_else(|| self.engine.as_ref().map(|r| r.handle.next_index()))?;
         match stream.rtp_session() {
             Some(rtp) => {
+                let hint = self
+                    .foreign_last
+                    .map(|l| l + 1)
+                    .or_else(|| self.engine.as_ref().map(|r| r.handle.next_index()))?;
                 let (h, _) = RtpHeader::parse(bytes).ok()?;
                 if h.ssrc != rtp.ssrc {
                     return None;
@@ -480,7 +482,11 @@ impl Server {
                 let d = h.sequence.wrapping_sub(expect) as i16 as i64;
                 u64::try_from(hint as i64 + d).ok()
             }
-            None => self.engine.as_ref()?.handle.index_of_recent(bytes, hint),
+            None => self
+                .engine
+                .as_ref()?
+                .handle
+                .name_recent(bytes, self.foreign_last, rx_mono),
         }
     }
 

@@ -158,6 +158,91 @@ fn problems_at_the_right_byte_offsets() {
     assert!(text.contains("25 fps (25/1)"), "{text}");
 }
 
+/// Offset of the first packet on `pid` that starts a section whose `version_number` is
+/// `version` (single-packet sections, as in the fixtures): found here byte by byte, apart
+/// from the scanner.
+fn first_section_with_version(bytes: &[u8], pid: u16, version: u8) -> u64 {
+    for (k, p) in bytes.chunks_exact(188).enumerate() {
+        let this = ((p[1] as u16 & 0x1F) << 8) | p[2] as u16;
+        if this != pid || p[1] & 0x40 == 0 {
+            continue;
+        }
+        let start = if p[3] & 0x20 != 0 {
+            5 + p[4] as usize
+        } else {
+            4
+        };
+        let s = start + 1 + p[start] as usize;
+        if (p[s + 5] >> 1) & 0x1F == version {
+            return k as u64 * 188;
+        }
+    }
+    panic!("no section version {version} on PID {pid}");
+}
+
+/// A PMT that moves the video to a new PID mid-file, then a PAT that adds a program
+/// (fixtures/pmt-change.ts, `tools/ts-edit.py pmtchange`): both reported at the byte where
+/// they take effect, and the frame starts follow the new video PID, so every frame of the
+/// file is counted (75, as in the file it was made from). Repeated identical tables are
+/// not changes.
+#[test]
+fn psi_changes_are_reported_and_frames_follow_the_new_video_pid() {
+    let bytes = std::fs::read(fixture("pmt-change.ts")).unwrap();
+    let pmt_at = first_section_with_version(&bytes, 0x1000, 1);
+    let pat_at = first_section_with_version(&bytes, 0, 1);
+    let j = probe_json("pmt-change.ts");
+    let p = j["problems"].as_array().unwrap();
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0]["kind"], "psi_change");
+    assert_eq!(p[0]["table"], "PMT");
+    assert_eq!(p[0]["byte_offset"], pmt_at);
+    assert_eq!(
+        (p[0]["version_from"].as_u64(), p[0]["version_to"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let d = p[0]["detail"].as_str().unwrap();
+    assert!(
+        d.contains("added PID 512 H.264") && d.contains("gone PID 256"),
+        "{d}"
+    );
+    assert!(d.contains("frame starts follow video PID 512"), "{d}");
+    assert_eq!(p[1]["table"], "PAT");
+    assert_eq!(p[1]["byte_offset"], pat_at);
+    assert!(
+        p[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("added program 2 (PMT PID 4112)"),
+        "{p:?}"
+    );
+    assert_eq!(j["frames"], 75, "frames on PID 256 then 512");
+    assert_eq!(f(&j["frame_rate"]), 25.0);
+    assert_eq!(
+        j["programs"].as_array().unwrap().len(),
+        2,
+        "{}",
+        j["programs"]
+    );
+    // The file it was made from repeats the same PAT and PMT throughout: no change.
+    let j = probe_json("pcr-own-pid.ts");
+    assert_eq!(
+        j["problems"].as_array().unwrap().len(),
+        0,
+        "{}",
+        j["problems"]
+    );
+    assert_eq!(j["frames"], 75);
+    // The human report says it too.
+    let out = run(&["probe", fixture("pmt-change.ts").to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "PMT of program 1 (PID 4096) changed at byte {pmt_at}: version 0 -> 1"
+        )),
+        "{text}"
+    );
+}
+
 #[test]
 fn timeline_continuous_across_pcr_wrap() {
     let m = tandem::index::build(

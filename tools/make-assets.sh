@@ -52,6 +52,7 @@ python3 tools/ts-edit.py truncate fixtures/cbr-25fps.ts fixtures/truncated-tail.
 python3 tools/ts-edit.py syncloss fixtures/cbr-25fps.ts fixtures/sync-loss-middle.ts
 python3 tools/ts-edit.py nopcr fixtures/cbr-25fps.ts fixtures/no-pcr.ts
 python3 tools/ts-edit.py pcrpid fixtures/cbr-25fps.ts fixtures/pcr-own-pid.ts
+python3 tools/ts-edit.py pmtchange fixtures/pcr-own-pid.ts fixtures/pmt-change.ts
 python3 tools/ts-edit.py notts fixtures/cbr-25fps.ts fixtures/not-ts.bin
 : > fixtures/empty.ts
 ls -l assets fixtures

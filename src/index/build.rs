@@ -356,7 +356,8 @@ fn problem_offset(p: &Problem) -> u64 {
         | Problem::CcError { byte_offset, .. }
         | Problem::PcrDiscontinuity { byte_offset, .. }
         | Problem::BadAdaptationField { byte_offset, .. }
-        | Problem::Psi { byte_offset, .. } => *byte_offset,
+        | Problem::Psi { byte_offset, .. }
+        | Problem::PsiChange { byte_offset, .. } => *byte_offset,
         Problem::PcrPidFallback { .. } => 0,
     }
 }

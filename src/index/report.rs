@@ -88,6 +88,27 @@ pub enum Problem {
         /// What was wrong.
         message: String,
     },
+    /// A PAT or PMT that differs from the one in force (a new `version_number`, ISO/IEC
+    /// 13818-1 §2.4.4.3 / §2.4.4.8, or new content under the old one): not an error of
+    /// the stream, but what changed and where (the played program's new video PID takes
+    /// the frame starts from here).
+    PsiChange {
+        /// The PAT or PMT PID.
+        #[serde(serialize_with = "ser_pid")]
+        pid: Pid,
+        /// Offset of the packet completing the new section.
+        byte_offset: u64,
+        /// "PAT" or "PMT".
+        table: String,
+        /// The program (PMT).
+        program: Option<u16>,
+        /// `version_number` before.
+        version_from: u8,
+        /// `version_number` now.
+        version_to: u8,
+        /// What changed.
+        detail: String,
+    },
     /// The PMT's PCR_PID carries fewer than two PCRs; another PID's PCRs were used.
     PcrPidFallback {
         /// PCR_PID named by the PMT (absent when there is no PMT or it says 0x1FFF).
@@ -148,6 +169,28 @@ impl std::fmt::Display for Problem {
                 byte_offset,
                 message,
             } => write!(f, "PSI error on PID {pid} at byte {byte_offset}: {message}"),
+            Problem::PsiChange {
+                pid,
+                byte_offset,
+                table,
+                program,
+                version_from,
+                version_to,
+                detail,
+            } => {
+                write!(f, "{table}")?;
+                if let Some(p) = program {
+                    write!(f, " of program {p}")?;
+                }
+                write!(
+                    f,
+                    " (PID {pid}) changed at byte {byte_offset}: version {version_from} -> {version_to}"
+                )?;
+                if !detail.is_empty() {
+                    write!(f, "; {detail}")?;
+                }
+                Ok(())
+            }
             Problem::PcrPidFallback { pmt_pcr_pid, used } => match pmt_pcr_pid {
                 Some(p) => write!(
                     f,

@@ -78,14 +78,17 @@ enum Search {
     NeedMore(usize),
 }
 
-/// PAT/PMT state.
+/// PAT/PMT state. PAT and PMT PIDs are followed to the end of the file: a table that
+/// changes (ISO/IEC 13818-1 §2.4.4.3, §2.4.4.8: a new `version_number`) is reported where
+/// it changes, and a new video PID in the played program's PMT moves the frame starts.
 #[derive(Debug, Default)]
 struct Psi {
     assemblers: HashMap<u16, SectionAssembler>,
     programs: Vec<ProgramInfo>,
-    /// Per program: its PMT was parsed.
-    have_pmt: Vec<bool>,
-    pat_seen: bool,
+    /// Per program: the version and CRC of its PMT in force (None: not seen yet).
+    pmt: Vec<Option<psi::SectionId>>,
+    /// The version and CRC of the PAT in force (None: not seen yet).
+    pat: Option<psi::SectionId>,
 }
 
 /// The scanner. Feed it the file in order, then call [`Scanner::finish`] (in `build`).
@@ -400,31 +403,78 @@ impl Scanner {
         for sec in sections {
             if pid == 0 {
                 match psi::parse_pat(&sec) {
-                    Ok(entries) if !self.psi.pat_seen => {
-                        self.psi.pat_seen = true;
-                        self.pids[0].flags &= !WANT_PSI;
-                        for e in entries.iter().filter(|e| e.program_number != 0) {
-                            self.psi.have_pmt.push(false);
-                            self.psi.programs.push(ProgramInfo {
-                                program_number: e.program_number,
-                                pmt_pid: e.pid,
-                                pcr_pid: None,
-                                streams: Vec::new(),
-                            });
-                            self.pids[e.pid.value() as usize].flags |= WANT_PSI;
-                        }
-                    }
-                    Ok(_) => {}
+                    Ok(entries) => self.pat(&sec, entries, at),
                     Err(e) => self.psi_problem(pid, at, format!("PAT: {e}")),
                 }
             } else {
                 match psi::parse_pmt(&sec) {
-                    Ok(pmt) => self.pmt(pid, pmt),
+                    Ok(pmt) => self.pmt(pid, &sec, pmt, at),
                     Err(psi::PsiError::TableId(_)) => {}
                     Err(e) => self.psi_problem(pid, at, format!("PMT: {e}")),
                 }
             }
         }
+    }
+
+    /// A checked PAT section: the programs of the first; later ones reported when they
+    /// differ, their new programs added.
+    fn pat(&mut self, sec: &[u8], entries: Vec<psi::PatEntry>, at: u64) {
+        let Some(id) = psi::SectionId::of(sec).filter(|i| i.applies()) else {
+            return;
+        };
+        let prev = self.psi.pat.replace(id);
+        if prev == Some(id) {
+            return;
+        }
+        let mut added = Vec::new();
+        for e in entries.iter().filter(|e| e.program_number != 0) {
+            let known = self
+                .psi
+                .programs
+                .iter()
+                .any(|p| p.program_number == e.program_number && p.pmt_pid == e.pid);
+            if !known {
+                self.psi.pmt.push(None);
+                self.psi.programs.push(ProgramInfo {
+                    program_number: e.program_number,
+                    pmt_pid: e.pid,
+                    pcr_pid: None,
+                    streams: Vec::new(),
+                });
+                self.pids[e.pid.value() as usize].flags |= WANT_PSI;
+                added.push(format!("program {} (PMT PID {})", e.program_number, e.pid));
+            }
+        }
+        let Some(prev) = prev else {
+            return;
+        };
+        let removed: Vec<String> = self
+            .psi
+            .programs
+            .iter()
+            .filter(|p| {
+                !entries
+                    .iter()
+                    .any(|e| e.program_number == p.program_number && e.pid == p.pmt_pid)
+            })
+            .map(|p| format!("program {} (PMT PID {})", p.program_number, p.pmt_pid))
+            .collect();
+        let mut detail = Vec::new();
+        if !added.is_empty() {
+            detail.push(format!("added {}", added.join(", ")));
+        }
+        if !removed.is_empty() {
+            detail.push(format!("gone {}", removed.join(", ")));
+        }
+        self.problem(Problem::PsiChange {
+            pid: Pid::new(0),
+            byte_offset: at,
+            table: "PAT".into(),
+            program: None,
+            version_from: prev.version,
+            version_to: id.version,
+            detail: detail.join("; "),
+        });
     }
 
     fn psi_problem(&mut self, pid: usize, at: u64, message: String) {
@@ -435,26 +485,31 @@ impl Scanner {
         });
     }
 
-    fn pmt(&mut self, pid: usize, pmt: psi::Pmt) {
+    /// A checked PMT section: the first of each program fixes its streams (and the video
+    /// PID of the played program); a later one that differs is reported, its new streams
+    /// added, and a new video PID of the played program takes the frame starts from here.
+    fn pmt(&mut self, pid: usize, sec: &[u8], pmt: psi::Pmt, at: u64) {
+        let Some(id) = psi::SectionId::of(sec).filter(|i| i.applies()) else {
+            return;
+        };
         let psi = &mut self.psi;
         let Some(i) = (0..psi.programs.len()).find(|&i| {
             let p = &psi.programs[i];
-            p.pmt_pid.value() as usize == pid
-                && p.program_number == pmt.program_number
-                && !psi.have_pmt[i]
+            p.pmt_pid.value() as usize == pid && p.program_number == pmt.program_number
         }) else {
             return;
         };
-        psi.have_pmt[i] = true;
-        let prog = &mut psi.programs[i];
+        match psi.pmt[i].replace(id) {
+            None => self.first_pmt(i, pmt),
+            Some(prev) if prev != id => self.pmt_change(i, prev, id, pmt, at),
+            Some(_) => {}
+        }
+    }
+
+    fn first_pmt(&mut self, i: usize, pmt: psi::Pmt) {
+        let prog = &mut self.psi.programs[i];
         prog.pcr_pid = (pmt.pcr_pid != Pid::NULL).then_some(pmt.pcr_pid);
         prog.streams = pmt.streams;
-        // Stop assembling this PID once every program it carries has its PMT.
-        let pending = (0..psi.programs.len())
-            .any(|i| psi.programs[i].pmt_pid.value() as usize == pid && !psi.have_pmt[i]);
-        if !pending {
-            self.pids[pid].flags &= !WANT_PSI;
-        }
         let wanted = match self.want_program {
             Some(n) => n == self.psi.programs[i].program_number,
             None => self.selected.is_none(),
@@ -470,6 +525,65 @@ impl Scanner {
                 self.set_video(v);
             }
         }
+    }
+
+    fn pmt_change(
+        &mut self,
+        i: usize,
+        prev: psi::SectionId,
+        id: psi::SectionId,
+        pmt: psi::Pmt,
+        at: u64,
+    ) {
+        let prog = &mut self.psi.programs[i];
+        let (program, pmt_pid) = (prog.program_number, prog.pmt_pid);
+        let mut detail = Vec::new();
+        if prev.version == id.version {
+            detail.push("content changed without a new version_number (§2.4.4.8)".to_string());
+        }
+        let new_pcr = (pmt.pcr_pid != Pid::NULL).then_some(pmt.pcr_pid);
+        if new_pcr != prog.pcr_pid {
+            let name = |p: Option<Pid>| p.map_or("none".to_string(), |p| p.to_string());
+            detail.push(format!(
+                "PCR_PID {} -> {} (the timeline keeps the PCRs of PID {})",
+                name(prog.pcr_pid),
+                name(new_pcr),
+                name(prog.pcr_pid)
+            ));
+        }
+        let name = |s: &psi::EsInfo| format!("PID {} {}", s.pid, s.kind());
+        for s in &pmt.streams {
+            if !prog.streams.iter().any(|o| o.pid == s.pid) {
+                detail.push(format!("added {}", name(s)));
+                prog.streams.push(*s);
+            }
+        }
+        for o in &prog.streams {
+            if !pmt.streams.iter().any(|s| s.pid == o.pid) {
+                detail.push(format!("gone {}", name(o)));
+            }
+        }
+        if self.selected == Some(i) {
+            let video = pmt.streams.iter().find(|s| s.is_video()).map(|s| s.pid);
+            let current = (0..8192u16).find(|&p| self.pids[p as usize].flags & VIDEO != 0);
+            if let (Some(v), Some(c)) = (video, current) {
+                if v.value() != c {
+                    self.pids[c as usize].flags &= !VIDEO;
+                    self.pids[v.value() as usize].flags |= VIDEO;
+                    self.last_ts = None;
+                    detail.push(format!("frame starts follow video PID {v} from here"));
+                }
+            }
+        }
+        self.problem(Problem::PsiChange {
+            pid: pmt_pid,
+            byte_offset: at,
+            table: "PMT".into(),
+            program: Some(program),
+            version_from: prev.version,
+            version_to: id.version,
+            detail: detail.join("; "),
+        });
     }
 
     /// Fixes the video PID and replays the frame starts seen on it before it was known.

@@ -53,6 +53,43 @@ pub fn checked_section(buf: &[u8]) -> Result<&[u8], PsiError> {
     Ok(sec)
 }
 
+/// What tells one version of a table from another: `version_number` and the `CRC_32` of a
+/// checked section (§2.4.4.3-2.4.4.8). The CRC catches a change that kept its version
+/// number (a splice of two files, a careless muxer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionId {
+    /// `version_number` (5 bits).
+    pub version: u8,
+    /// `current_next_indicator`: the section applies now (1) or is the next one (0).
+    pub current: bool,
+    /// `section_number`.
+    pub section_number: u8,
+    /// `CRC_32`.
+    pub crc: u32,
+}
+
+impl SectionId {
+    /// Of a checked long-form section (header .. CRC); None if it is too short.
+    pub fn of(sec: &[u8]) -> Option<SectionId> {
+        if sec.len() < 12 {
+            return None;
+        }
+        let n = sec.len();
+        Some(SectionId {
+            version: (sec[5] >> 1) & 0x1F,
+            current: sec[5] & 1 == 1,
+            section_number: sec[6],
+            crc: u32::from_be_bytes([sec[n - 4], sec[n - 3], sec[n - 2], sec[n - 1]]),
+        })
+    }
+
+    /// The section applies now and is the first of its table (the only one for a PMT,
+    /// §2.4.4.8; multi-section PATs are followed by their first section).
+    pub fn applies(&self) -> bool {
+        self.current && self.section_number == 0
+    }
+}
+
 /// One program of a PAT: `program_number` -> `program_map_PID` (§2.4.4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PatEntry {

@@ -672,6 +672,7 @@ fn departure_timeline_has_no_burst_or_stall_on_edge_case_assets() {
         ("pcr-wrap-25fps.ts", true),
         ("truncated-tail.ts", true),
         ("pcr-own-pid.ts", true),
+        ("pmt-change.ts", true),
         ("cbr-59.94fps.ts", true),
         ("vbr-25fps.ts", false),
     ] {
@@ -687,6 +688,18 @@ fn departure_timeline_has_no_burst_or_stall_on_edge_case_assets() {
         let (min, max) = (sorted[0], *sorted.last().unwrap());
         eprintln!("{name}: datagram spacing min {min} median {median} max {max} ticks");
         assert!(min > 0, "{name}: two datagrams due at once (burst)");
+        // Frame boundaries (frame-aligned reads, `--switch-at frame`) all the way through,
+        // also after a PMT moved the video PID: never more than two frames apart.
+        let one_pass = count / 2;
+        let frame_ticks = s.map().frame_ticks().unwrap();
+        for k in (0..one_pass - 20).step_by(10) {
+            let b = s.next_boundary(k, tandem::stream::BoundaryKind::Frame);
+            let dt = s.departure_ticks(b) - s.departure_ticks(k);
+            assert!(
+                dt <= 2 * frame_ticks,
+                "{name}: next frame start after datagram {k} is {dt} ticks later"
+            );
+        }
         if cbr {
             // Constant rate, also across the sync loss, the PCR wrap and the loop point.
             assert!(min * 10 >= median * 8, "{name}: burst ({min} vs {median})");

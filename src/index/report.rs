@@ -216,7 +216,8 @@ pub struct ProgramInfo {
     /// `PCR_PID` from the PMT (None until the PMT was seen, or when it says 0x1FFF).
     #[serde(serialize_with = "ser_opt_pid")]
     pub pcr_pid: Option<Pid>,
-    /// Elementary streams (empty when the PMT was never seen).
+    /// Elementary streams: every stream its PMT listed, in order of first appearance (a
+    /// later PMT version adds its new streams; empty when the PMT was never seen).
     pub streams: Vec<crate::ts::psi::EsInfo>,
 }
 

@@ -151,7 +151,6 @@ fn now_ns() -> u64 {
 /// is then of the first secondary, and the takeover by a server that joined a session in
 /// progress is the one measured.
 fn kill_9_attempt(fixture_name: &str, scheme: &str, frame_us: f64, stall_first: bool) -> bool {
-    const LEAVE: &str = "Primary -> Secondary_synchronizing";
     const TAKE: &str = "Secondary_synchronized -> Secondary_no_primary";
     let dir = scratch("kill9");
     let asset = fixture(fixture_name, &dir).display().to_string();
@@ -169,7 +168,26 @@ fn kill_9_attempt(fixture_name: &str, scheme: &str, frame_us: f64, stall_first: 
         s.wait_log("-> Secondary_no_primary", SEC);
         std::thread::sleep(Duration::from_millis(300));
     }
-    let on_air = stable_pair(&net, [&p, &s]);
+    // The roles, and the transitions so far, read with no change in between (a status
+    // query spawns a process: a takeover can slip in while it runs).
+    // Every state transition of both servers counts ("state A -> B: ..." lines).
+    let counts = |a: &Proc, b: &Proc| [a, b].map(|x| log_count(x, " -> "));
+    let mut settled = None;
+    for _ in 0..20 {
+        let before = counts(&p, &s);
+        let on_air = stable_pair(&net, [&p, &s]);
+        let standby_ctl = if on_air == 0 { net.ctl_s } else { net.ctl_p };
+        let switches = status(standby_ctl).unwrap()["switches"]
+            .as_array()
+            .unwrap()
+            .len();
+        if counts(&p, &s) == before {
+            settled = Some((on_air, switches, before));
+            break;
+        }
+    }
+    let (on_air, switches_before, before) =
+        settled.expect("the pair kept swapping roles for 20 tries");
     assert!(
         !stall_first || on_air == 1,
         "a 40 ms stop of the primary swapped no roles"
@@ -182,15 +200,15 @@ fn kill_9_attempt(fixture_name: &str, scheme: &str, frame_us: f64, stall_first: 
         );
         (s, p, net.ctl_p)
     };
-    let switches_before = status(standby_ctl).unwrap()["switches"]
-        .as_array()
-        .unwrap()
-        .len();
-    let left_before = log_count(&victim, LEAVE);
     let took_before = log_count(&standby, TAKE);
     let kill_ns = now_ns();
     victim.kill9();
-    if log_count(&victim, LEAVE) != left_before || log_count(&standby, TAKE) != took_before {
+    let after = if on_air == 0 {
+        counts(&victim, &standby)
+    } else {
+        counts(&standby, &victim)
+    };
+    if after != before {
         return false;
     }
     let t0 = std::time::Instant::now();

@@ -11,5 +11,6 @@ pub mod net;
 pub mod pacing;
 pub mod probe;
 pub mod recv;
+pub mod sender;
 pub mod stream;
 pub mod ts;

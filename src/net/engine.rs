@@ -20,9 +20,10 @@ use std::thread::JoinHandle;
 use super::clock::{mono_ns, set_thread_timer_slack_1ns, sleep_until_mono};
 use super::doorbell::Doorbell;
 use super::faults::{panic_message, Supervision};
-use super::ring::{FetchError, Ring};
+use super::ring::{FetchError, Ring, Work};
 use super::sockets::{connect_multicast, send, send_to};
-use crate::pacing::{Pacer, PacerAction, PacerStats, Schedule};
+use crate::pacing::{PacerStats, Schedule};
+use crate::sender::{Command, Next, Prepared, SendOutcome, Sender, SenderConfig};
 use crate::stream::reader::DatagramSource;
 use crate::stream::OutputStream;
 
@@ -41,27 +42,7 @@ pub const STATS_EVERY: u64 = 64;
 /// sender never sends before a datagram is due).
 const NAME_TOLERANCE_NS: i128 = 2_000_000;
 
-/// Where datagrams go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[repr(u8)]
-pub enum Target {
-    /// Nowhere: the engine keeps time and position but sends nothing.
-    Off = 0,
-    /// The muted group (a standby output nobody watches).
-    Muted = 1,
-    /// The live group.
-    Live = 2,
-}
-
-impl Target {
-    fn from_u8(v: u8) -> Target {
-        match v {
-            1 => Target::Muted,
-            2 => Target::Live,
-            _ => Target::Off,
-        }
-    }
-}
+pub use crate::sender::{GateCheck, SenderEvent, Target};
 
 /// A socket and the address it sends to.
 #[derive(Debug)]
@@ -72,8 +53,15 @@ pub struct Sink {
     pub dest: SocketAddrV4,
 }
 
-/// A sink as the sender uses it: connected to its destination when that is a multicast
-/// group ([`connect_multicast`]), so each datagram goes out with `send(2)`.
+/// An output as the sender uses it: something that takes one datagram. The real one is a
+/// [`Sink`] connected to its destination when that is a multicast group
+/// ([`connect_multicast`]), so each datagram goes out with `send(2)`; an injected
+/// `send-error` fault wraps it ([`FailingFrom`]): nothing in the send path checks for faults.
+trait Output: Send {
+    fn send(&self, buf: &[u8]) -> std::io::Result<()>;
+    fn dest(&self) -> SocketAddrV4;
+}
+
 struct Out {
     sink: Sink,
     connected: bool,
@@ -84,7 +72,9 @@ impl Out {
         let connected = connect_multicast(&sink.socket, sink.dest);
         Out { sink, connected }
     }
+}
 
+impl Output for Out {
     fn send(&self, buf: &[u8]) -> std::io::Result<()> {
         if self.connected {
             send(&self.sink.socket, buf)
@@ -92,20 +82,42 @@ impl Out {
             send_to(&self.sink.socket, buf, self.sink.dest)
         }
     }
+    fn dest(&self) -> SocketAddrV4 {
+        self.sink.dest
+    }
 }
 
-/// What the ownership gate is asked before a live send that runs late.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GateCheck {
-    /// Datagram about to go out on the live target.
-    pub index: u64,
-    /// How long after its allowed send time it is about to go out (ns): the length of the
-    /// late wake or stall. A planned catch-up (after a rewind) does not count.
-    pub late_ns: u64,
-    /// How far behind its due time on the timeline it is (ns).
-    pub behind_ns: u64,
-    /// Monotonic clock now (ns).
-    pub now_ns: u64,
+/// An output whose every send fails from a monotonic instant on (`--inject send-error@S`).
+struct FailingFrom<O> {
+    inner: O,
+    at_mono_ns: u64,
+}
+
+impl<O: Output> Output for FailingFrom<O> {
+    fn send(&self, buf: &[u8]) -> std::io::Result<()> {
+        if mono_ns() >= self.at_mono_ns {
+            return Err(std::io::Error::other("injected fault: send error"));
+        }
+        self.inner.send(buf)
+    }
+    fn dest(&self) -> SocketAddrV4 {
+        self.inner.dest()
+    }
+}
+
+/// The real output, wrapped in the injected send fault when one is armed.
+fn output(sink: Sink, sup: Option<&Supervision>) -> Box<dyn Output> {
+    let out = Out::new(sink);
+    match sup
+        .map(|s| s.faults.send_error_at)
+        .filter(|&t| t != u64::MAX)
+    {
+        Some(at_mono_ns) => Box::new(FailingFrom {
+            inner: out,
+            at_mono_ns,
+        }),
+        None => Box::new(out),
+    }
 }
 
 /// The check a late live send must pass: returns whether this engine still owns the live
@@ -132,44 +144,9 @@ impl std::fmt::Debug for OwnershipGate {
 /// What the engine reports as it runs (see [`EngineConfig::events`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineEvent {
-    /// A send decided more than the late threshold after its allowed time.
-    Late {
-        /// Datagram index.
-        index: u64,
-        /// Delay past the allowed send time (ns).
-        lateness_ns: u64,
-        /// Distance behind the timeline (ns).
-        behind_ns: u64,
-    },
-    /// A send failed (the engine goes on).
-    SendError {
-        /// Datagram index.
-        index: u64,
-        /// The target it was meant for.
-        target: Target,
-        /// The OS error kind.
-        kind: std::io::ErrorKind,
-        /// The OS error message.
-        message: String,
-    },
-    /// A scheduled target switch took effect (before datagram `index`).
-    Switched {
-        /// First datagram sent to the new target.
-        index: u64,
-        /// The new target.
-        target: Target,
-        /// Datagrams rewound (already sent before, sent again to the new target).
-        rewound: u64,
-    },
-    /// The ownership gate refused a late live send; the target dropped to `fallback`.
-    GateClosed {
-        /// The datagram not sent.
-        index: u64,
-        /// Its distance behind the timeline (ns).
-        behind_ns: u64,
-        /// The target now in force.
-        fallback: Target,
-    },
+    /// What the sender decided or saw: a late wake, a failed send, a switch, a refusal
+    /// of the ownership gate.
+    Sender(SenderEvent),
     /// The session is over (or the engine was stopped).
     Finished,
 }
@@ -306,15 +283,23 @@ impl EngineConfig {
     }
 }
 
-/// State shared by the handle and the sender thread.
+/// What the handle and the sender thread share. The sender thread owns the sans-IO
+/// [`Sender`]; other threads reach it only through the mailbox of [`Command`]s (read before
+/// every send, so a stop of live output is seen by the very next one), the stop flag, and
+/// the fence flag with its in-flight marker (a two-flag handshake, see
+/// [`EngineControl::fence_live`]).
 struct Shared {
     stop: AtomicBool,
+    /// The target as the sender last published it, updated at once by the handle's own
+    /// requests (so a caller reads back what it asked for).
     target: AtomicU8,
-    /// Index from which `switch` applies (u64::MAX: none pending).
-    switch_index: AtomicU64,
-    switch: Mutex<Option<(u64, Target)>>,
+    /// Commands not yet seen by the sender; `pending` says the list is not empty. The
+    /// sender publishes `target` under this lock, so a published value never predates a
+    /// command already in the list.
+    inbox: Mutex<Vec<Command>>,
+    pending: AtomicBool,
     /// (last send decision, counters, last datagram handed to the kernel on the live target)
-    progress: Mutex<(Option<LastSent>, EngineStats, Option<LastSent>)>,
+    progress: Mutex<Progress>,
     has_live: bool,
     has_muted: bool,
     /// Live output refused for good ([`EngineControl::fence_live`]).
@@ -326,6 +311,14 @@ struct Shared {
     in_flight: AtomicU64,
 }
 
+/// What the sender publishes for the handle.
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
+    last: Option<LastSent>,
+    stats: EngineStats,
+    last_live: Option<LastSent>,
+}
+
 impl Shared {
     fn fallback(&self) -> Target {
         if self.has_muted {
@@ -334,13 +327,46 @@ impl Shared {
             Target::Off
         }
     }
+
     fn check_sink(&self, t: Target) -> Result<(), EngineError> {
-        match t {
-            Target::Live if self.fenced.load(Ordering::Acquire) => Err(EngineError::Fenced),
-            Target::Live if !self.has_live => Err(EngineError::NoSink(t)),
-            Target::Muted if !self.has_muted => Err(EngineError::NoSink(t)),
-            _ => Ok(()),
-        }
+        crate::sender::check_target(
+            self.has_live,
+            self.has_muted,
+            self.fenced.load(Ordering::Acquire),
+            t,
+        )
+        .map_err(|e| match e {
+            crate::sender::TargetError::Fenced => EngineError::Fenced,
+            crate::sender::TargetError::NoOutput(t) => EngineError::NoSink(t),
+        })
+    }
+
+    /// Posts a command for the sender; `then` runs under the same lock (a handle request
+    /// updates the published target there).
+    fn post(&self, c: Command, then: impl FnOnce(&AtomicU8) -> bool) -> bool {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        inbox.push(c);
+        self.pending.store(true, Ordering::Release);
+        let r = then(&self.target);
+        drop(inbox);
+        self.bell.ring();
+        r
+    }
+
+    /// Live drops to the fallback in the published target; whether it was live.
+    fn drop_live(&self, target: &AtomicU8) -> bool {
+        target
+            .compare_exchange(
+                Target::Live as u8,
+                self.fallback() as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    fn progress(&self) -> Progress {
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -378,9 +404,9 @@ impl Engine {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             target: AtomicU8::new(Target::Off as u8),
-            switch_index: AtomicU64::new(u64::MAX),
-            switch: Mutex::new(None),
-            progress: Mutex::new((None, EngineStats::default(), None)),
+            inbox: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+            progress: Mutex::new(Progress::default()),
             has_live: cfg.live.is_some(),
             has_muted: cfg.muted.is_some(),
             fenced: AtomicBool::new(false),
@@ -432,33 +458,40 @@ impl Engine {
         };
         let sender = {
             let shared = shared.clone();
+            let sup = cfg.supervision.as_deref();
             let ctx = SenderCtx {
-                pacer: Pacer::new(
+                sender: Sender::new(
                     StreamSchedule(stream.clone(), Default::default()),
                     (cfg.origin_mono_ns as i128 + PACER_EPOCH_NS as i128).max(0) as u64,
                     cfg.start_index,
+                    cfg.initial_target,
+                    SenderConfig {
+                        has_live: cfg.live.is_some(),
+                        has_muted: cfg.muted.is_some(),
+                        late_threshold_ns: cfg.late_threshold_ns,
+                        max_sleep_ns: cfg.max_sleep_ns.max(1),
+                        gate_after_ns: cfg.gate.as_ref().map(|g| g.after_ns),
+                    },
                 ),
                 ring: ring.clone(),
                 shared,
-                live: cfg.live.map(Out::new),
-                muted: cfg.muted.map(Out::new),
+                live: cfg.live.map(|s| output(s, sup)),
+                muted: cfg.muted.map(|s| output(s, sup)),
                 gate: cfg.gate,
                 events: cfg.events,
                 waker: cfg.waker,
                 log: cfg.log,
-                late_threshold_ns: cfg.late_threshold_ns,
-                max_sleep_ns: cfg.max_sleep_ns.max(1),
                 interruptible: cfg.interruptible,
                 supervision: cfg.supervision.clone(),
+                published: cfg.initial_target,
             };
             let ring2 = ring.clone();
             let sup = cfg.supervision.clone();
             std::thread::Builder::new()
                 .name("tandem-sender".into())
                 .spawn(move || {
-                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        sender_loop(ctx)
-                    })) {
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_sender(ctx)))
+                    {
                         Ok(r) => r,
                         Err(p) => {
                             ring2.stop();
@@ -522,9 +555,10 @@ impl EngineHandle {
     /// Changes the target from the next send on (no rewind). Cancels a pending switch.
     pub fn set_target(&self, t: Target) -> Result<(), EngineError> {
         self.shared.check_sink(t)?;
-        self.cancel_switch();
-        self.shared.target.store(t as u8, Ordering::Release);
-        self.shared.bell.ring();
+        self.shared.post(Command::SetTarget(t), |target| {
+            target.store(t as u8, Ordering::Release);
+            true
+        });
         Ok(())
     }
 
@@ -535,41 +569,17 @@ impl EngineHandle {
     /// spacing after this call).
     pub fn switch_at(&self, index: u64, t: Target) -> Result<(), EngineError> {
         self.shared.check_sink(t)?;
-        let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
-        *sw = Some((index, t));
-        self.shared.switch_index.store(index, Ordering::Release);
-        drop(sw);
-        // The sender acts now, not at its next wake.
-        self.shared.bell.ring();
+        self.shared
+            .post(Command::SwitchAt { index, target: t }, |_| true);
         Ok(())
-    }
-
-    fn cancel_switch(&self) {
-        let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
-        *sw = None;
-        self.shared.switch_index.store(u64::MAX, Ordering::Release);
     }
 
     /// Stops live output now: the very next send sees it. The target drops to muted (when
     /// a muted sink exists) or off, and a pending switch to live is cancelled. Returns
     /// whether the target was live.
     pub fn stop_live(&self) -> bool {
-        {
-            let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
-            if sw.is_some_and(|(_, t)| t == Target::Live) {
-                *sw = None;
-                self.shared.switch_index.store(u64::MAX, Ordering::Release);
-            }
-        }
-        self.shared
-            .target
-            .compare_exchange(
-                Target::Live as u8,
-                self.shared.fallback() as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
+        let shared = &self.shared;
+        shared.post(Command::StopLive, |t| shared.drop_live(t))
     }
 
     /// A cloneable control of this engine's live output for other threads (a supervisor).
@@ -604,21 +614,13 @@ impl EngineHandle {
 
     /// The last datagram sent (index, monotonic time right before the send, target).
     pub fn last_sent(&self) -> Option<LastSent> {
-        self.shared
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
+        self.shared.progress().last
     }
 
     /// The last datagram actually handed to the kernel on the live target (a failed send
     /// does not count).
     pub fn last_live_sent(&self) -> Option<LastSent> {
-        self.shared
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .2
+        self.shared.progress().last_live
     }
 
     /// The datagram the sender handles next: after the last one sent (or the start index).
@@ -630,12 +632,7 @@ impl EngineHandle {
     /// Counters so far (published by the sender every [`STATS_EVERY`] datagrams, after
     /// a failed or refused send, and when it stops).
     pub fn stats(&self) -> EngineStats {
-        let mut s = self
-            .shared
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .1;
+        let mut s = self.shared.progress().stats;
         s.underruns = self.ring.underruns();
         s
     }
@@ -694,40 +691,18 @@ impl EngineControl {
         // SeqCst, paired with the sender's `in_flight` store and fence load: either the
         // sender sees the fence, or `settled_last_live` sees its send in flight.
         self.shared.fenced.store(true, Ordering::SeqCst);
-        {
-            let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
-            if sw.is_some_and(|(_, t)| t == Target::Live) {
-                *sw = None;
-                self.shared.switch_index.store(u64::MAX, Ordering::Release);
-            }
-        }
-        self.shared
-            .target
-            .compare_exchange(
-                Target::Live as u8,
-                self.shared.fallback() as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
+        let shared = &self.shared;
+        shared.post(Command::FenceLive, |t| shared.drop_live(t))
     }
 
     /// The last datagram sent.
     pub fn last_sent(&self) -> Option<LastSent> {
-        self.shared
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
+        self.shared.progress().last
     }
 
     /// The last datagram actually handed to the kernel on the live target.
     pub fn last_live_sent(&self) -> Option<LastSent> {
-        self.shared
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .2
+        self.shared.progress().last_live
     }
 
     /// After [`fence_live`](EngineControl::fence_live): the index of the last datagram that
@@ -770,35 +745,84 @@ fn hang_until(stopped: impl Fn() -> bool) {
     }
 }
 
+/// Where the reader thread waits for work: `None` ends the thread, `Some(None)` is a
+/// check-in with nothing to do.
+trait WorkWait {
+    fn next(&mut self, ring: &Ring) -> Option<Option<Work>>;
+}
+
+/// Waits as long as it takes (no supervisor).
+struct Unsupervised;
+
+impl WorkWait for Unsupervised {
+    fn next(&mut self, ring: &Ring) -> Option<Option<Work>> {
+        ring.work().map(Some)
+    }
+}
+
+/// Checks in with the supervisor at least every [`CHECK_IN_NS`].
+struct CheckingIn<'a>(&'a Supervision);
+
+impl WorkWait for CheckingIn<'_> {
+    fn next(&mut self, ring: &Ring) -> Option<Option<Work>> {
+        self.0.reader_alive.store(mono_ns(), Ordering::Relaxed);
+        ring.work_within(Some(std::time::Duration::from_nanos(CHECK_IN_NS)))
+    }
+}
+
+/// A reader that hangs from a monotonic instant on (`--inject reader-hang@S`): it stops
+/// checking in and rendering until the engine stops.
+struct HangingFrom<W> {
+    inner: W,
+    at_mono_ns: u64,
+}
+
+impl<W: WorkWait> WorkWait for HangingFrom<W> {
+    fn next(&mut self, ring: &Ring) -> Option<Option<Work>> {
+        if mono_ns() >= self.at_mono_ns {
+            tracing::warn!("injected fault: the reader thread hangs");
+            hang_until(|| ring.stopped());
+            return None;
+        }
+        self.inner.next(ring)
+    }
+}
+
 fn reader_loop(
+    src: DatagramSource<File>,
+    spare: Vec<Vec<u8>>,
+    ring: &Ring,
+    sup: Option<&Supervision>,
+) {
+    match sup {
+        None => render_loop(src, spare, ring, Unsupervised),
+        Some(s) if s.faults.reader_hang_at != u64::MAX => {
+            let wait = HangingFrom {
+                inner: CheckingIn(s),
+                at_mono_ns: s.faults.reader_hang_at,
+            };
+            render_loop(src, spare, ring, wait)
+        }
+        Some(s) => render_loop(src, spare, ring, CheckingIn(s)),
+    }
+}
+
+fn render_loop(
     mut src: DatagramSource<File>,
     mut spare: Vec<Vec<u8>>,
     ring: &Ring,
-    sup: Option<&Supervision>,
+    mut wait: impl WorkWait,
 ) {
     let slot_len = src.stream().header_len() + crate::ts::packet::DATAGRAM_PAYLOAD;
     // Rendered datagrams of one batch; `spare` holds empty buffers (handed back by the
     // ring for reuse once their slot is overwritten).
     let mut batch: Vec<Vec<u8>> = Vec::new();
     loop {
-        let w = match sup {
-            None => ring.work(),
-            Some(s) => {
-                let now = mono_ns();
-                if now >= s.faults.reader_hang_at {
-                    tracing::warn!("injected fault: the reader thread hangs");
-                    hang_until(|| ring.stopped());
-                    return;
-                }
-                s.reader_alive.store(now, Ordering::Relaxed);
-                match ring.work_within(Some(std::time::Duration::from_nanos(CHECK_IN_NS))) {
-                    None => None,
-                    Some(None) => continue,
-                    Some(Some(w)) => Some(w),
-                }
-            }
+        let w = match wait.next(ring) {
+            None => return,
+            Some(None) => continue,
+            Some(Some(w)) => w,
         };
-        let Some(w) = w else { return };
         for n in 0..w.count {
             let mut b = spare.pop().unwrap_or_else(|| Vec::with_capacity(slot_len));
             if let Err(e) = src.render(w.start + n, &mut b) {
@@ -812,20 +836,75 @@ fn reader_loop(
     }
 }
 
+/// The sender thread's shell around the sans-IO [`Sender`]: it sleeps, sends, publishes
+/// and reports; every decision is the sender's.
 struct SenderCtx {
-    pacer: Pacer<StreamSchedule>,
+    sender: Sender<StreamSchedule>,
     ring: Arc<Ring>,
     shared: Arc<Shared>,
-    live: Option<Out>,
-    muted: Option<Out>,
+    live: Option<Box<dyn Output>>,
+    muted: Option<Box<dyn Output>>,
     gate: Option<OwnershipGate>,
     events: Option<SyncSender<EngineEvent>>,
     waker: Option<Arc<mio::Waker>>,
     log: bool,
-    late_threshold_ns: u64,
-    max_sleep_ns: u64,
     interruptible: bool,
     supervision: Option<Arc<Supervision>>,
+    /// The target last published in [`Shared::target`].
+    published: Target,
+}
+
+/// The pacer thread's clock and sleep. The real one reads CLOCK_MONOTONIC; an injected
+/// `pacer-panic` or `pacer-hang` fault wraps it ([`FaultyClock`]), so nothing in the
+/// sender's loop checks for faults.
+trait PacerClock {
+    /// CLOCK_MONOTONIC on the pacer's epoch.
+    fn now(&self) -> u64;
+}
+
+struct RealClock;
+
+impl PacerClock for RealClock {
+    fn now(&self) -> u64 {
+        mono_ns() + PACER_EPOCH_NS
+    }
+}
+
+/// A pacer that panics, or hangs until the engine stops, from a monotonic instant on.
+struct FaultyClock {
+    panic_at: u64,
+    hang_at: u64,
+    shared: Arc<Shared>,
+}
+
+impl PacerClock for FaultyClock {
+    fn now(&self) -> u64 {
+        let now = mono_ns();
+        if now >= self.panic_at {
+            panic!("injected fault: pacer panic");
+        }
+        if now >= self.hang_at {
+            tracing::warn!("injected fault: the pacer thread hangs");
+            hang_until(|| self.shared.stop.load(Ordering::Acquire));
+        }
+        mono_ns() + PACER_EPOCH_NS
+    }
+}
+
+/// Runs the sender loop on the real clock, or on the faulty one when a pacer fault is armed.
+fn run_sender(ctx: SenderCtx) -> Result<EngineStats, EngineError> {
+    let faults = ctx.supervision.as_ref().map(|s| s.faults);
+    match faults.filter(|f| f.pacer_panic_at != u64::MAX || f.pacer_hang_at != u64::MAX) {
+        Some(f) => {
+            let clock = FaultyClock {
+                panic_at: f.pacer_panic_at,
+                hang_at: f.pacer_hang_at,
+                shared: ctx.shared.clone(),
+            };
+            sender_loop(ctx, clock)
+        }
+        None => sender_loop(ctx, RealClock),
+    }
 }
 
 impl SenderCtx {
@@ -849,54 +928,131 @@ impl SenderCtx {
         }
     }
 
-    /// Applies a pending switch whose index has been reached (or passed: rewind).
-    /// Monotonic time of the last datagram handed to the kernel on the live target.
-    fn last_live_mono(&self) -> Option<u64> {
+    /// Hands the mailbox's commands to the sender and publishes its target, under the
+    /// mailbox lock (see [`Shared::inbox`]).
+    fn sync(&mut self) {
+        let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        for c in inbox.drain(..) {
+            self.sender.command(c);
+        }
+        self.shared.pending.store(false, Ordering::Release);
+        self.published = self.sender.target();
         self.shared
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .2
-            .map(|l| l.mono_ns)
+            .target
+            .store(self.published as u8, Ordering::Release);
     }
 
-    fn apply_switch(&mut self) {
-        let next = self.pacer.next_index();
-        if next < self.shared.switch_index.load(Ordering::Acquire) {
-            return;
+    /// [`Self::sync`] when commands wait or the sender's target changed (one atomic load
+    /// and a comparison otherwise).
+    fn sync_if_pending(&mut self) -> bool {
+        let due =
+            self.shared.pending.load(Ordering::Acquire) || self.sender.target() != self.published;
+        if due {
+            self.sync();
         }
-        let pending = {
-            let mut sw = self.shared.switch.lock().unwrap_or_else(|e| e.into_inner());
-            let p = sw.take();
-            self.shared.switch_index.store(u64::MAX, Ordering::Release);
-            p
-        };
-        let Some((index, target)) = pending else {
-            return;
-        };
-        if target == Target::Live && self.shared.fenced.load(Ordering::Acquire) {
-            return;
+        due
+    }
+
+    /// A sleep until the pacer clock's `until`, with the supervisor told when the pacer
+    /// will act again.
+    fn sleep_pacer(&self, ticket: u32, until: u64) {
+        let mono = until.saturating_sub(PACER_EPOCH_NS);
+        if let Some(s) = &self.supervision {
+            s.pacer_back_by(mono);
         }
-        if index < next {
-            self.pacer.seek(index);
+        self.sleep(ticket, mono);
+    }
+
+    /// Hands the sender's events on as engine events, with (rate-limited) log lines.
+    fn report(&mut self, logs: &mut Logs) {
+        while let Some(e) = self.sender.poll_event() {
+            if self.log {
+                self.log_event(&e, logs);
+            }
+            self.emit(EngineEvent::Sender(e));
         }
-        let before = Target::from_u8(self.shared.target.load(Ordering::Acquire));
-        if before != target {
-            // The 2x catch-up rule spaces sends on one output: a takeover's first live
-            // datagram is not held back by the last muted one.
-            let last_there = match target {
-                Target::Live => self.last_live_mono(),
-                _ => None,
-            };
-            self.pacer
-                .output_changed(last_there.map(|t| t + PACER_EPOCH_NS), pacer_now());
+    }
+
+    fn log_event(&self, e: &SenderEvent, logs: &mut Logs) {
+        match e {
+            SenderEvent::Late {
+                index,
+                lateness_ns,
+                behind_ns,
+            } => {
+                if let Some(quiet) = logs.late.allow(logs.now) {
+                    tracing::warn!(
+                        index,
+                        late_us = lateness_ns / 1000,
+                        behind_us = behind_ns / 1000,
+                        more = quiet,
+                        "pacer woke late; catching up at <= 2x rate"
+                    );
+                }
+            }
+            SenderEvent::SendError {
+                index,
+                target,
+                message,
+                ..
+            } => {
+                if let Some(quiet) = logs.err.allow(logs.now) {
+                    let out = match target {
+                        Target::Live => self.live.as_ref(),
+                        _ => self.muted.as_ref(),
+                    };
+                    let dest = out.map(|o| o.dest().to_string()).unwrap_or_default();
+                    tracing::warn!(index, dest = %dest, error = %message, more = quiet, "send failed");
+                }
+            }
+            SenderEvent::GateClosed {
+                index, behind_ns, ..
+            } => tracing::warn!(
+                index,
+                behind_us = behind_ns / 1000,
+                "ownership gate refused a late live send; live output stopped"
+            ),
+            SenderEvent::Switched { .. } => {}
         }
-        self.shared.target.store(target as u8, Ordering::Release);
-        self.emit(EngineEvent::Switched {
-            index,
-            target,
-            rewound: next.saturating_sub(index),
-        });
+    }
+
+    /// Publishes what was sent for the handle: one lock per datagram. The last live
+    /// datagram is recorded before `in_flight` clears (a fence settling in between must
+    /// not read an older one); the counters are published every STATS_EVERY datagrams,
+    /// after a failure or a refused send, and at the end.
+    fn publish(&self, i: u64, force_stats: bool) {
+        let mut p = self
+            .shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.last = self.sender.last().map(on_mono);
+        p.last_live = self.sender.last_live().map(on_mono);
+        let st = self.sender.stats();
+        if force_stats || st.gated != p.stats.gated || i % STATS_EVERY == 0 {
+            p.stats = engine_stats(st);
+        }
+    }
+}
+
+/// A sender's record on the monotonic clock.
+fn on_mono(l: crate::sender::LastSent) -> LastSent {
+    LastSent {
+        index: l.index,
+        mono_ns: l.at_ns.saturating_sub(PACER_EPOCH_NS),
+        target: l.target,
+    }
+}
+
+fn engine_stats(s: crate::sender::SenderStats) -> EngineStats {
+    EngineStats {
+        pacer: s.pacer,
+        sent_muted: s.sent_muted,
+        sent_live: s.sent_live,
+        send_errors: s.send_errors,
+        gated: s.gated,
+        underruns: 0,
+        first_index: s.first_index,
     }
 }
 
@@ -907,6 +1063,13 @@ struct LogLimiter {
 }
 
 impl LogLimiter {
+    fn new() -> LogLimiter {
+        LogLimiter {
+            last_ns: 0,
+            quiet: 0,
+        }
+    }
+
     /// Whether to log now; returns how many were not logged since the last line.
     fn allow(&mut self, now: u64) -> Option<u64> {
         if self.last_ns == 0 || now.saturating_sub(self.last_ns) >= LOG_INTERVAL_NS {
@@ -919,235 +1082,127 @@ impl LogLimiter {
     }
 }
 
-/// CLOCK_MONOTONIC on the pacer's epoch.
-fn pacer_now() -> u64 {
-    mono_ns() + PACER_EPOCH_NS
+/// The log limiters of a sender loop, and the instant of the events being reported.
+struct Logs {
+    late: LogLimiter,
+    err: LogLimiter,
+    now: u64,
 }
 
-fn sender_loop(mut ctx: SenderCtx) -> Result<EngineStats, EngineError> {
+fn sender_loop(mut ctx: SenderCtx, clock: impl PacerClock) -> Result<EngineStats, EngineError> {
     if !set_thread_timer_slack_1ns() {
         tracing::debug!("PR_SET_TIMERSLACK refused; wakes may be up to 50 us late");
     }
-    ctx.pacer.set_late_threshold_ns(ctx.late_threshold_ns);
-    let mut stats = EngineStats::default();
-    let mut late_log = LogLimiter {
-        last_ns: 0,
-        quiet: 0,
-    };
-    let mut err_log = LogLimiter {
-        last_ns: 0,
-        quiet: 0,
+    let mut logs = Logs {
+        late: LogLimiter::new(),
+        err: LogLimiter::new(),
+        now: 0,
     };
     let mut after_send: Option<u64> = None;
     let result = loop {
-        // Read before checking stop/switch: a ring after this point cuts the sleep below.
+        // Read before checking stop and commands: a ring after this point cuts the sleep.
         let ticket = ctx.shared.bell.ticket();
         if ctx.shared.stop.load(Ordering::Acquire) {
             break Ok(());
         }
+        if ctx.sync_if_pending() {
+            // A command (a rewinding switch, say) may move the next deadline.
+            after_send = None;
+        }
+        // Right after a send, the sleep until the next datagram was planned with the
+        // send's own clock reading; a send is only ever decided on a fresh one.
+        if let Some(until) = after_send.take() {
+            ctx.sleep_pacer(ticket, until);
+            continue;
+        }
+        let now = clock.now();
+        if ctx.shared.stop.load(Ordering::Acquire) {
+            // Stopped while the clock was read (an injected hang ends so).
+            break Ok(());
+        }
         if let Some(s) = &ctx.supervision {
-            let now = mono_ns();
-            s.pacer_back_by(now);
-            if now >= s.faults.pacer_panic_at {
-                panic!("injected fault: pacer panic");
-            }
-            if now >= s.faults.pacer_hang_at {
-                tracing::warn!("injected fault: the pacer thread hangs");
-                let shared = ctx.shared.clone();
-                hang_until(|| shared.stop.load(Ordering::Acquire));
-                break Ok(());
-            }
+            s.pacer_back_by(now - PACER_EPOCH_NS);
         }
-        if ctx.shared.switch_index.load(Ordering::Acquire) <= ctx.pacer.next_index() {
-            ctx.apply_switch();
-        }
-        // Right after a send, the sleep until the next datagram's (absolute) time is planned
-        // with the send's own clock reading; a send is only ever decided on a fresh one.
-        if let Some(t) = after_send.take() {
-            match ctx.pacer.wake_at() {
-                Some(at) if at > t => {
-                    if let Some(s) = &ctx.supervision {
-                        s.pacer_back_by(at.saturating_sub(PACER_EPOCH_NS));
-                    }
-                    let until = at.min(t + ctx.max_sleep_ns) - PACER_EPOCH_NS;
-                    ctx.sleep(ticket, until);
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        let now = pacer_now();
-        let i = match ctx.pacer.poll(now) {
-            PacerAction::Done => break Ok(()),
-            PacerAction::WaitUntil(t) => {
-                if let Some(s) = &ctx.supervision {
-                    s.pacer_back_by(t.saturating_sub(PACER_EPOCH_NS));
-                }
-                let until = t.min(now + ctx.max_sleep_ns) - PACER_EPOCH_NS;
-                ctx.sleep(ticket, until);
+        let i = match ctx.sender.poll(now) {
+            Next::Done => break Ok(()),
+            Next::Sleep(t) => {
+                ctx.sync_if_pending();
+                ctx.report(&mut logs);
+                ctx.sleep_pacer(ticket, t);
                 continue;
             }
-            PacerAction::Send(i) => i,
+            Next::Due(i) => i,
         };
         let dgram = match ctx.ring.fetch(i) {
             Ok(f) => f,
             Err(FetchError::Stopped) => break Ok(()),
             Err(FetchError::Reader(e)) => break Err(EngineError::Reader(e)),
         };
-        let decision = ctx.pacer.last_decision().filter(|d| d.index == i);
-        let mut target = Target::from_u8(ctx.shared.target.load(Ordering::Acquire));
+        // A request posted while the datagram was fetched is seen by this send.
+        ctx.sync_if_pending();
         // The fetch takes well under a microsecond unless it waited for the reader: only
-        // then is the clock read again (a gated live send below reads it anyway).
-        let mut t_send = if dgram.waited { pacer_now() } else { now };
-        if target == Target::Live {
-            if let (Some(g), Some(d)) = (&ctx.gate, decision) {
-                // Asked at most once per datagram; the lateness is measured again right
-                // before the send, so a stall after the decision is caught too.
-                let mut asked = false;
-                loop {
-                    t_send = pacer_now();
-                    let late = t_send.saturating_sub(d.allowed_ns);
-                    if asked || late <= g.after_ns {
-                        break;
-                    }
-                    asked = true;
-                    let behind = t_send.saturating_sub(d.due_ns);
-                    let ok = (g.check)(GateCheck {
-                        index: i,
-                        late_ns: late,
-                        behind_ns: behind,
-                        now_ns: t_send - PACER_EPOCH_NS,
-                    });
-                    if !ok {
-                        let fallback = ctx.shared.fallback();
-                        let _ = ctx.shared.target.compare_exchange(
-                            Target::Live as u8,
-                            fallback as u8,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        );
-                        stats.gated += 1;
-                        ctx.emit(EngineEvent::GateClosed {
-                            index: i,
-                            behind_ns: behind,
-                            fallback,
-                        });
-                        if ctx.log {
-                            tracing::warn!(
-                                index = i,
-                                late_us = late / 1000,
-                                "ownership gate refused a late live send; live output stopped"
-                            );
-                        }
-                        break;
-                    }
-                }
-            }
-            // The live flag, read right before the send.
-            target = Target::from_u8(ctx.shared.target.load(Ordering::Acquire));
-            if target == Target::Live {
-                ctx.shared.in_flight.store(i + 1, Ordering::SeqCst);
-                if ctx.shared.fenced.load(Ordering::SeqCst) {
-                    target = ctx.shared.fallback();
-                    ctx.shared.target.store(target as u8, Ordering::Release);
-                }
-            }
-        }
-        let sink = match target {
-            Target::Off => None,
-            Target::Muted => ctx.muted.as_ref(),
-            Target::Live => ctx.live.as_ref(),
+        // then is the clock read again; a live send reads it afresh (the gate measures the
+        // lateness right before the send).
+        let mut t_send = if dgram.waited || ctx.sender.target() == Target::Live {
+            clock.now()
+        } else {
+            now
         };
-        let mut live_ok = false;
-        let mut failed = false;
-        if let Some(sink) = sink {
-            let sent = match &ctx.supervision {
-                Some(s) if t_send - PACER_EPOCH_NS >= s.faults.send_error_at => {
-                    Err(std::io::Error::other("injected fault: send error"))
-                }
-                _ => sink.send(&dgram.bytes),
-            };
-            match sent {
-                Ok(()) => match target {
-                    Target::Live => {
-                        stats.sent_live += 1;
-                        live_ok = true;
-                    }
-                    _ => stats.sent_muted += 1,
-                },
-                Err(e) => {
-                    failed = true;
-                    stats.send_errors += 1;
-                    if ctx.log {
-                        if let Some(quiet) = err_log.allow(t_send) {
-                            tracing::warn!(index = i, dest = %sink.sink.dest, error = %e, more = quiet, "send failed");
-                        }
-                    }
-                    ctx.emit(EngineEvent::SendError {
-                        index: i,
-                        target,
-                        kind: e.kind(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-        ctx.pacer.sent(i, t_send);
-        after_send = Some(t_send);
-        stats.first_index.get_or_insert(i);
-        let last = LastSent {
-            index: i,
-            mono_ns: t_send - PACER_EPOCH_NS,
-            target,
-        };
-        {
-            // One lock per datagram. The last live datagram is recorded before `in_flight`
-            // clears (a fence settling in between must not read an older one); the
-            // counters are published every STATS_EVERY datagrams, after a failure, and at
-            // the end.
-            let mut p = ctx
-                .shared
-                .progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if live_ok {
-                p.2 = Some(last);
-            }
-            p.0 = Some(last);
-            if failed || stats.gated != p.1.gated || i % STATS_EVERY == 0 {
-                stats.pacer = ctx.pacer.stats();
-                p.1 = stats;
-            }
-        }
-        ctx.shared.in_flight.store(0, Ordering::Release);
-        if let Some(d) = decision.filter(|d| d.late) {
-            if ctx.log {
-                if let Some(quiet) = late_log.allow(t_send) {
-                    tracing::warn!(
-                        index = i,
-                        late_us = d.lateness_ns / 1000,
-                        behind_us = d.behind_ns / 1000,
-                        more = quiet,
-                        "pacer woke late; catching up at <= 2x rate"
-                    );
-                }
-            }
-            ctx.emit(EngineEvent::Late {
-                index: i,
-                lateness_ns: d.lateness_ns,
-                behind_ns: d.behind_ns,
+        let mut prepared = ctx.sender.prepare(i, t_send);
+        if let Prepared::AskGate(check) = prepared {
+            let g = ctx.gate.as_ref().expect("a gate is configured when asked");
+            let ok = (g.check)(GateCheck {
+                now_ns: check.now_ns - PACER_EPOCH_NS,
+                ..check
             });
+            ctx.sender.gate_answer(ok);
+            if ok {
+                t_send = clock.now();
+            }
+            ctx.sync();
+            prepared = ctx.sender.prepare(i, t_send);
         }
+        if prepared == Prepared::Send(Target::Live) {
+            // The fence handshake with `EngineControl::fence_live` (SeqCst both sides).
+            ctx.shared.in_flight.store(i + 1, Ordering::SeqCst);
+            if ctx.shared.fenced.load(Ordering::SeqCst) {
+                ctx.sender.fence_seen();
+                ctx.sync();
+                prepared = ctx.sender.prepare(i, t_send);
+            }
+        }
+        let outcome = match prepared {
+            Prepared::Send(Target::Live) => ctx.live.as_ref().map(|o| o.send(&dgram.bytes)),
+            Prepared::Send(_) => ctx.muted.as_ref().map(|o| o.send(&dgram.bytes)),
+            Prepared::Skip | Prepared::AskGate(_) => None,
+        };
+        let outcome = match outcome {
+            None => SendOutcome::Skipped,
+            Some(Ok(())) => SendOutcome::Sent,
+            Some(Err(e)) => SendOutcome::Failed {
+                kind: e.kind(),
+                message: e.to_string(),
+            },
+        };
+        let failed = matches!(outcome, SendOutcome::Failed { .. });
+        after_send = ctx.sender.sent(i, t_send, outcome);
+        ctx.publish(i, failed);
+        ctx.shared.in_flight.store(0, Ordering::Release);
+        ctx.sync_if_pending();
+        logs.now = t_send;
+        ctx.report(&mut logs);
     };
     ctx.ring.stop();
-    stats.pacer = ctx.pacer.stats();
-    ctx.shared
-        .progress
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .1 = stats;
+    {
+        let mut p = ctx
+            .shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.stats = engine_stats(ctx.sender.stats());
+    }
     ctx.emit(EngineEvent::Finished);
-    result.map(|()| stats)
+    result.map(|()| engine_stats(ctx.sender.stats()))
 }
 
 #[cfg(test)]
@@ -1286,11 +1341,11 @@ mod tests {
         let switched = rx_events
             .try_iter()
             .find_map(|e| match e {
-                EngineEvent::Switched {
+                EngineEvent::Sender(SenderEvent::Switched {
                     index,
                     target: Target::Live,
                     rewound,
-                } => Some((index, rewound)),
+                }) => Some((index, rewound)),
                 _ => None,
             })
             .unwrap();

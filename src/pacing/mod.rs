@@ -275,20 +275,23 @@ impl<S: Schedule> Pacer<S> {
     }
 }
 
+/// A schedule for tests: 1 ms spacing, `n` datagrams (or endless).
+#[cfg(test)]
+pub(crate) struct Fixed(pub(crate) Option<u64>);
+
+#[cfg(test)]
+impl Schedule for Fixed {
+    fn departure_ns(&self, i: u64) -> u64 {
+        i * 1_000_000
+    }
+    fn count(&self) -> Option<u64> {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// 1 ms spacing, `n` datagrams.
-    struct Fixed(Option<u64>);
-    impl Schedule for Fixed {
-        fn departure_ns(&self, i: u64) -> u64 {
-            i * 1_000_000
-        }
-        fn count(&self) -> Option<u64> {
-            self.0
-        }
-    }
 
     /// Runs the pacer on a simulated clock; `stall(now, i)` returns extra delay added to the
     /// wake before datagram `i`. Returns (index, send time) pairs.

@@ -13,7 +13,7 @@ use crate::failover::recovery::FailureCause;
 use crate::failover::state::State;
 use crate::failover::wire::{Body, Header, Msg, SenderRole, SyncParams};
 use crate::net::clock::clock_offset_ns;
-use crate::net::engine::{EngineEvent, Target};
+use crate::net::engine::{EngineEvent, SenderEvent, Target};
 use crate::net::failover::link::Incoming;
 use crate::net::failover::session::{Asset, Timeline};
 use crate::net::failover::supervisor::{Report, KERNEL_ID_BIT};
@@ -77,12 +77,12 @@ impl Server {
         for e in events {
             let now = self.now();
             match e {
-                EngineEvent::SendError {
+                EngineEvent::Sender(SenderEvent::SendError {
                     index,
                     target,
                     message,
                     ..
-                } => {
+                }) => {
                     self.send_errors.push_back(now.mono);
                     while self
                         .send_errors
@@ -108,9 +108,9 @@ impl Server {
                         self.flush();
                     }
                 }
-                EngineEvent::Late {
+                EngineEvent::Sender(SenderEvent::Late {
                     lateness_ns, index, ..
-                } => {
+                }) => {
                     let (at, len) = self.loop_stall;
                     let own_stall =
                         now.mono.saturating_sub(at) < 1_000_000_000 && len >= lateness_ns / 2;
@@ -132,20 +132,20 @@ impl Server {
                         self.flush();
                     }
                 }
-                EngineEvent::Switched {
+                EngineEvent::Sender(SenderEvent::Switched {
                     index,
                     target,
                     rewound,
-                } => {
+                }) => {
                     tracing::info!(
                         index,
                         rewound,
                         "engine: output moved to the {target:?} target from datagram {index}"
                     );
                 }
-                EngineEvent::GateClosed {
+                EngineEvent::Sender(SenderEvent::GateClosed {
                     index, fallback, ..
-                } => {
+                }) => {
                     tracing::info!(
                         index,
                         ?fallback,

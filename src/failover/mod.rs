@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod live_id;
 pub mod machine;
 pub mod node;
+pub mod policy;
 pub mod recovery;
 #[cfg(test)]
 mod sim;

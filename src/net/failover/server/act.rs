@@ -100,7 +100,7 @@ impl Server {
                     self.stop_engine();
                 }
                 if t.to == State::SecondarySynchronizing {
-                    self.in_step_good = 0;
+                    self.policies.synchronising_anew();
                     self.foreign_last = None;
                 }
                 // The primary stopped at the end of a finite session we were following:
@@ -111,11 +111,11 @@ impl Server {
                 }
             }
             Action::StartLive => {
-                self.live_since = mono_ns();
+                self.policies.went_live(mono_ns());
                 self.start_live()
             }
             Action::SwitchToLive { after_index } => {
-                self.live_since = mono_ns();
+                self.policies.went_live(mono_ns());
                 self.switch_to_live(after_index)
             }
             Action::HoldLive if self.engine_on_time() => {
@@ -133,7 +133,7 @@ impl Server {
                 }
             }
             Action::ResumeLive => {
-                self.live_since = mono_ns();
+                self.policies.went_live(mono_ns());
                 // Ownership confirmed: go on from the datagram after the last one that reached
                 // the live group, catching up at <= 2x, so the hold loses nothing.
                 if let Some(r) = &self.engine {

@@ -6,9 +6,10 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Server, PUSH_EVERY_NS};
+use super::Server;
 use crate::failover::machine::{Event, LiveGate, OutputFault};
 use crate::failover::node::Now;
+use crate::failover::policy::{OutputFacts, Policies, SessionEnd};
 use crate::failover::recovery::FailureCause;
 use crate::failover::state::State;
 use crate::failover::wire::{Body, Header, Msg, SenderRole, SyncParams};
@@ -22,12 +23,6 @@ use crate::net::recv_socket::recv_timestamped;
 use crate::net::url::Framing;
 use crate::stream::rtp::RtpHeader;
 use crate::ts::pcr::ns_to_ticks;
-
-/// Two send errors within this window make an output failure (claim 13).
-const SEND_ERROR_WINDOW_NS: u64 = 100_000_000;
-/// A heartbeat whose datagram left within this of our schedule shows the muted output in
-/// step (the clock offset's error plus the primary's pacing jitter).
-const IN_STEP_TOLERANCE_NS: i128 = 2_000_000;
 
 impl Server {
     /// The receive instant of a datagram on both clocks, from its kernel timestamp
@@ -83,16 +78,7 @@ impl Server {
                     message,
                     ..
                 }) => {
-                    self.send_errors.push_back(now.mono);
-                    while self
-                        .send_errors
-                        .front()
-                        .is_some_and(|&t| now.mono.saturating_sub(t) > SEND_ERROR_WINDOW_NS)
-                    {
-                        self.send_errors.pop_front();
-                    }
-                    if self.send_errors.len() >= 2 && target != Target::Off {
-                        self.send_errors.clear();
+                    if self.policies.send_error(now.mono, target != Target::Off) {
                         self.failing(FailureCause::SendError);
                         self.node.event(
                             Event::OutputFailure(OutputFault::SendError(format!(
@@ -111,24 +97,14 @@ impl Server {
                 EngineEvent::Sender(SenderEvent::Late {
                     lateness_ns, index, ..
                 }) => {
-                    let (at, len) = self.loop_stall;
-                    let own_stall =
-                        now.mono.saturating_sub(at) < 1_000_000_000 && len >= lateness_ns / 2;
-                    // Only while a synchronised secondary stands by (`Primary`): without
-                    // one, failing takes the only output off air and nobody takes over.
-                    if lateness_ns > self.stall_bound()
-                        && !own_stall
-                        && self.node.machine().sending_live()
-                        && self.node.machine().state() == State::Primary
+                    let m = self.node.machine();
+                    if let Some(fault) =
+                        self.policies
+                            .pacer_late(now.mono, lateness_ns, m.sending_live(), m.state())
                     {
                         tracing::warn!(index, late_us = lateness_ns / 1_000, "pacer woke late");
                         self.failing(FailureCause::Timing);
-                        self.node.event(
-                            Event::OutputFailure(OutputFault::PacerLate {
-                                late_ns: lateness_ns,
-                            }),
-                            now,
-                        );
+                        self.node.event(Event::OutputFailure(fault), now);
                         self.flush();
                     }
                 }
@@ -410,6 +386,7 @@ impl Server {
     /// heartbeat settings.
     pub(super) fn set_asset(&mut self, a: Asset) {
         let want = super::node_config(&self.cfg, Some(&a), self.boot_id, self.session);
+        self.policies.set_frame_ns(a.frame_ns);
         self.asset = Some(a);
         if want != *self.node.config() {
             let offline = matches!(
@@ -550,54 +527,35 @@ impl Server {
     /// the session.
     pub(super) fn policies(&mut self, now: Now) {
         let m = self.node.machine();
-        // Output stalled: nothing sent for longer than the bound although a datagram was
-        // due (a planned catch-up after a rewind sends all the time), and this process
-        // itself was not stalled (that is the ownership check's business).
-        if m.sending_live() {
-            if let (Some(r), Some(_)) = (&self.engine, &self.stream) {
-                let next = r.handle.next_index();
-                let due = r.handle.due_mono_ns(next);
-                let overdue = (now.mono as i128 - due as i128).max(0) as u64;
-                let silent = r
-                    .handle
-                    .last_sent()
-                    .map_or(overdue, |l| now.mono.saturating_sub(l.mono_ns));
-                // Counted from going live: a server that takes over after its engine was
-                // starved while muted is behind, but its live output has not failed.
-                let since_live = now.mono.saturating_sub(self.live_since);
-                let behind = overdue.min(silent).min(since_live);
-                let (at, _) = self.loop_stall;
-                let recent_own = now.mono.saturating_sub(at) < 2 * self.stall_bound();
-                // As for a late pacer: only when a synchronised secondary can take over.
-                if behind > self.stall_bound()
-                    && !recent_own
-                    && r.handle.target() == Target::Live
-                    && !r.finished
-                    && m.state() == State::Primary
-                {
-                    self.failing(FailureCause::Timing);
-                    self.node.event(
-                        Event::OutputFailure(OutputFault::Stalled { for_ns: behind }),
-                        now,
-                    );
-                    self.flush();
-                }
+        if let (Some(r), Some(_)) = (&self.engine, &self.stream) {
+            let next = r.handle.next_index();
+            let facts = OutputFacts {
+                sending_live: m.sending_live(),
+                state: m.state(),
+                target_live: r.handle.target() == Target::Live,
+                engine_finished: r.finished,
+                next_due_mono_ns: r.handle.due_mono_ns(next),
+                last_sent_mono_ns: r.handle.last_sent().map(|l| l.mono_ns),
+            };
+            if let Some(fault) = self.policies.output_stall(now.mono, &facts) {
+                self.failing(FailureCause::Timing);
+                self.node.event(Event::OutputFailure(fault), now);
+                self.flush();
             }
         }
         // Claim 5: the primary pushes its parameters to a secondary that appears, or that
         // synchronises anew (a recovered or stepped-down server never asks in this mode;
         // one that has them already ignores the same parameters).
         let m = self.node.machine();
-        if self.cfg.sync_init == SyncInit::Primary
-            && m.is_owner()
-            && matches!(
-                m.peer_state(),
-                Some(State::SecondaryOffline | State::Secondary | State::SecondarySynchronizing)
-            )
-            && now.mono >= self.next_push
-            && self.node.params().is_some()
+        let wanted = Policies::push_wanted(
+            self.cfg.sync_init == SyncInit::Primary,
+            m.is_owner(),
+            m.peer_state(),
+        );
+        if self
+            .policies
+            .push_now(now.mono, wanted, self.node.params().is_some())
         {
-            self.next_push = now.mono + PUSH_EVERY_NS;
             tracing::info!(
                 "pushing the session parameters to the peer (primary-initiated synchronisation)"
             );
@@ -610,28 +568,32 @@ impl Server {
                 let complete = s
                     .datagram_count()
                     .is_some_and(|c| r.handle.next_index() >= c);
-                if r.finished && complete {
-                    tracing::info!("end of the session");
-                    self.node.event(
-                        Event::Stop {
-                            by: "the end of the session".into(),
-                        },
-                        now,
-                    );
-                    self.flush();
-                    self.exit_at = Some((now.mono + 50_000_000, 0));
-                } else if r.finished && r.handle.is_finished() {
-                    let err = "the engine stopped before the end of the session".to_string();
-                    if self.last_error.as_deref() != Some(err.as_str()) {
-                        tracing::error!("{err}");
-                        self.last_error = Some(err.clone());
-                        if self.node.machine().state().on_air() {
-                            self.failing(FailureCause::SendError);
-                            self.node
-                                .event(Event::OutputFailure(OutputFault::SendError(err)), now);
-                            self.flush();
+                match Policies::session_end(r.finished, complete, r.handle.is_finished()) {
+                    Some(SessionEnd::Complete) => {
+                        tracing::info!("end of the session");
+                        self.node.event(
+                            Event::Stop {
+                                by: "the end of the session".into(),
+                            },
+                            now,
+                        );
+                        self.flush();
+                        self.exit_at = Some((now.mono + 50_000_000, 0));
+                    }
+                    Some(SessionEnd::EngineStopped) => {
+                        let err = "the engine stopped before the end of the session".to_string();
+                        if self.last_error.as_deref() != Some(err.as_str()) {
+                            tracing::error!("{err}");
+                            self.last_error = Some(err.clone());
+                            if self.node.machine().state().on_air() {
+                                self.failing(FailureCause::SendError);
+                                self.node
+                                    .event(Event::OutputFailure(OutputFault::SendError(err)), now);
+                                self.flush();
+                            }
                         }
                     }
+                    None => {}
                 }
             }
         }
@@ -640,12 +602,11 @@ impl Server {
     /// A heartbeat of the server on air: is our muted output in step with it?
     fn in_step_sample(&mut self, index: u64, sent_real_theirs: u64) {
         let m = self.node.machine();
-        let st = m.state();
+        let (state, locked) = (m.state(), m.locked());
         if !matches!(
-            st,
+            state,
             State::SecondarySynchronizing | State::SecondarySynchronized
-        ) || !m.locked()
-        {
+        ) {
             return;
         }
         let (Some(off), Some(s), Some(tl), Some(r)) =
@@ -657,51 +618,22 @@ impl Server {
             return;
         }
         let err = (sent_real_theirs as i128 - off as i128) - tl.due_real(s, index);
-        let frame = self
-            .asset
-            .as_ref()
-            .map_or(super::DEFAULT_FRAME_NS, |a| a.frame_ns) as i128;
-        let now = self.now();
-        if st == State::SecondarySynchronizing {
-            if err.abs() <= IN_STEP_TOLERANCE_NS {
-                self.in_step_good += 1;
-                if self.in_step_good >= 2 {
-                    tracing::info!(
-                        index,
-                        error_us = (err / 1_000) as i64,
-                        "muted output in step with the primary"
-                    );
-                    self.node.event(Event::InStep, now);
-                    self.flush();
-                }
-            } else {
-                self.in_step_good = 0;
+        let Some(e) = self.policies.in_step_sample(state, locked, index, err) else {
+            if state == State::SecondarySynchronizing && locked {
                 tracing::debug!(index, error_us = (err / 1_000) as i64, "not in step yet");
             }
             return;
-        }
-        // Synchronised: the primary ahead of our timeline, or persistently far behind it,
-        // means the lock no longer holds.
-        self.lock_ahead = if err < -IN_STEP_TOLERANCE_NS {
-            self.lock_ahead + 1
-        } else {
-            0
         };
-        self.lock_behind = if err > 2 * frame {
-            self.lock_behind + 1
-        } else {
-            0
-        };
-        if self.lock_ahead >= 3 || self.lock_behind >= 25 {
-            let reason = format!(
-                "the primary's datagram {index} left {:.3} ms from our timeline",
-                err as f64 / 1e6
+        if e == Event::InStep {
+            tracing::info!(
+                index,
+                error_us = (err / 1_000) as i64,
+                "muted output in step with the primary"
             );
-            self.lock_ahead = 0;
-            self.lock_behind = 0;
-            self.node.event(Event::LockLost { reason }, now);
-            self.flush();
         }
+        let now = self.now();
+        self.node.event(e, now);
+        self.flush();
     }
 
     /// Our parameters (on our clock) for secondaries that synchronise behind us.

@@ -19,7 +19,7 @@ mod inputs;
 mod recover;
 mod status;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -38,6 +38,7 @@ use super::{SwitchMode, SyncInit};
 use crate::failover::detector::LiveWatch;
 use crate::failover::machine::{self, Event};
 use crate::failover::node::{Node, NodeConfig, Now};
+use crate::failover::policy::{Policies, PolicyParams};
 use crate::failover::recovery::{FailureCause, Recovery, RecoveryConfig};
 use crate::failover::state::Role;
 use crate::failover::wire::{Key, ReplayGuard, SenderRole, Stamper, SyncParams};
@@ -62,9 +63,6 @@ pub const START_LEAD_NS: u64 = 100_000_000;
 const JOIN_LEAD_NS: u64 = 30_000_000;
 /// Longest sleep of the engine's sender (bounds how fast a switch or stop is seen).
 const ENGINE_MAX_SLEEP_NS: u64 = 1_000_000;
-/// The primary pushes its parameters to an unsynchronised peer this often (claim 5).
-const PUSH_EVERY_NS: u64 = 250_000_000;
-
 /// Everything a server needs, validated by the command line.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -261,16 +259,9 @@ pub struct Server {
     last_peer_rx: Option<u64>,
     foreign_last: Option<u64>,
     foreign_rx: Option<u64>,
-    in_step_good: u32,
-    lock_ahead: u32,
-    lock_behind: u32,
-    send_errors: VecDeque<u64>,
+    /// Self detection, in-step / lock-lost, parameter push, end of session.
+    policies: Policies,
     last_step_mono: u64,
-    loop_stall: (u64, u64),
-    /// When the live output was last started, taken over or resumed (mono ns): silence on
-    /// the live group before that is not this server's output failing.
-    live_since: u64,
-    next_push: u64,
     last_error: Option<String>,
     refused_identity: Option<crate::index::AssetIdentity>,
     live_buf: Vec<u8>,
@@ -432,14 +423,8 @@ impl Server {
             last_peer_rx: None,
             foreign_last: None,
             foreign_rx: None,
-            in_step_good: 0,
-            lock_ahead: 0,
-            lock_behind: 0,
-            send_errors: VecDeque::new(),
+            policies: Policies::new(PolicyParams::default(), frame),
             last_step_mono: now.mono,
-            loop_stall: (0, 0),
-            live_since: 0,
-            next_push: 0,
             last_error: None,
             refused_identity: None,
             live_buf: vec![0u8; 65_536],
@@ -512,9 +497,8 @@ impl Server {
         let gap = now.mono.saturating_sub(self.last_step_mono);
         // The loop wakes at least every heartbeat period: a longer gap is a stall of this
         // process (or machine), remembered so it is not taken for an output failure.
-        if gap > 2 * self.node.config().machine.heartbeat_period_ns {
-            self.loop_stall = (now.mono, gap);
-        }
+        let expected = 2 * self.node.config().machine.heartbeat_period_ns;
+        self.policies.loop_woke(now.mono, gap, expected);
         self.last_step_mono = now.mono;
         // Fresh progress first: a Failed notice sent below carries the last datagram sent.
         self.report_progress(now);
@@ -560,20 +544,12 @@ impl Server {
             next = next.min(t);
         }
         let m = self.node.machine();
-        let push_pending = self.cfg.sync_init == SyncInit::Primary
-            && m.is_owner()
-            && matches!(
-                m.peer_state(),
-                Some(crate::failover::state::State::SecondaryOffline)
-                    | Some(crate::failover::state::State::Secondary)
-                    | Some(crate::failover::state::State::SecondarySynchronizing)
-            );
-        if push_pending {
-            next = next.min(self.next_push.max(now + 1_000_000));
-        }
-        if self.node.machine().sending_live() {
-            next = next.min(now + self.stall_bound() / 4);
-        }
+        let push = Policies::push_wanted(
+            self.cfg.sync_init == SyncInit::Primary,
+            m.is_owner(),
+            m.peer_state(),
+        );
+        next = next.min(self.policies.next_deadline(now, push, m.sending_live()));
         if !self.pending_gates.is_empty() {
             next = next.min(now + 1_000_000);
         }
@@ -587,13 +563,6 @@ impl Server {
         if let Err(e) = self.timer.arm_at(next) {
             tracing::error!(error = %e, "arming the timerfd");
         }
-    }
-
-    /// Output stalled past this bound (and the pacer later than it) is a failure of this
-    /// server (claim 13): two frames, at least 50 ms.
-    fn stall_bound(&self) -> u64 {
-        let frame = self.asset.as_ref().map_or(DEFAULT_FRAME_NS, |a| a.frame_ns);
-        (2 * frame).max(50_000_000)
     }
 
     /// Operator stop: off air first, a last heartbeat, the engine stopped.

@@ -41,7 +41,7 @@ use std::fmt;
 
 use crate::failover::detector::{Cause, Declaration};
 use crate::failover::state::{Role, State};
-pub use table::{Rule, Step, Trigger, TRANSITIONS};
+pub use table::{Guard, Rule, Step, Trigger, TRANSITIONS};
 
 /// Settings of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -980,18 +980,17 @@ impl Machine {
         !self.params && matches!(self.state, State::Secondary | State::SecondarySynchronizing)
     }
 
-    fn guard(&self, when: &str) -> bool {
+    fn guard(&self, when: Guard) -> bool {
         match when {
-            "" => true,
-            "live held" => matches!(self.gate, LiveGate::Held { .. }),
-            "live sending" => self.gate == LiveGate::Open,
-            "owner" => self.is_owner(),
-            "started" => self.enabled,
-            "a primary was heard" => self.primary_heard,
-            "locked" => self.locked,
-            "not locked" => !self.locked,
-            "engine running" => self.locked || self.engine_kept,
-            _ => false,
+            Guard::Always => true,
+            Guard::LiveHeld => matches!(self.gate, LiveGate::Held { .. }),
+            Guard::LiveSending => self.gate == LiveGate::Open,
+            Guard::Owner => self.is_owner(),
+            Guard::Started => self.enabled,
+            Guard::PrimaryHeard => self.primary_heard,
+            Guard::Locked => self.locked,
+            Guard::NotLocked => !self.locked,
+            Guard::EngineRunning => self.locked || self.engine_kept,
         }
     }
 

@@ -154,6 +154,61 @@ impl Step {
     }
 }
 
+/// The condition a rule checks besides its state and trigger (the `when` column of the
+/// table). Every guard is a fact the machine carries; [`super::Machine`] evaluates each by
+/// an exhaustive match, so a new guard cannot silently read as false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Guard {
+    /// No condition.
+    Always,
+    /// The live output is held (a start or a resume waits for the ownership verdict).
+    LiveHeld,
+    /// The live output is sending.
+    LiveSending,
+    /// This server owns the live group (it is on air with the highest epoch it knows).
+    Owner,
+    /// The server was started (with an asset, or by an operator).
+    Started,
+    /// A primary (a primary-role or on-air peer) was heard.
+    PrimaryHeard,
+    /// The clock offset is locked and the timeline placed.
+    Locked,
+    /// Not [`Guard::Locked`].
+    NotLocked,
+    /// The engine still runs on the session's timeline (locked, or kept across a step down).
+    EngineRunning,
+}
+
+impl Guard {
+    /// Every guard, for tests and the documentation.
+    pub const ALL: [Guard; 9] = [
+        Guard::Always,
+        Guard::LiveHeld,
+        Guard::LiveSending,
+        Guard::Owner,
+        Guard::Started,
+        Guard::PrimaryHeard,
+        Guard::Locked,
+        Guard::NotLocked,
+        Guard::EngineRunning,
+    ];
+
+    /// The text of the table's `when` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Guard::Always => "",
+            Guard::LiveHeld => "live held",
+            Guard::LiveSending => "live sending",
+            Guard::Owner => "owner",
+            Guard::Started => "started",
+            Guard::PrimaryHeard => "a primary was heard",
+            Guard::Locked => "locked",
+            Guard::NotLocked => "not locked",
+            Guard::EngineRunning => "engine running",
+        }
+    }
+}
+
 /// One row of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
@@ -161,14 +216,15 @@ pub struct Rule {
     pub from: State,
     /// What happened.
     pub trigger: Trigger,
-    /// Extra condition checked by the machine (documentation only; empty = none).
-    pub when: &'static str,
+    /// Extra condition checked by the machine.
+    pub when: Guard,
     /// State after the rule (`from` itself for in-state reactions).
     pub to: State,
     /// Steps, in order.
     pub steps: &'static [Step],
 }
 
+use Guard as G;
 use State as S;
 use Step as A;
 use Trigger as T;
@@ -181,19 +237,13 @@ const fn r(from: State, trigger: Trigger, to: State, steps: &'static [Step]) -> 
     Rule {
         from,
         trigger,
-        when: "",
+        when: Guard::Always,
         to,
         steps,
     }
 }
 
-const fn rw(
-    from: State,
-    trigger: Trigger,
-    when: &'static str,
-    to: State,
-    steps: &'static [Step],
-) -> Rule {
+const fn rw(from: State, trigger: Trigger, when: Guard, to: State, steps: &'static [Step]) -> Rule {
     Rule {
         from,
         trigger,
@@ -213,34 +263,34 @@ pub static TRANSITIONS: &[Rule] = &[
     r(S::PrimaryOffline, T::OutputFailure, S::Failed, &[A::FailedNotice]),
     r(S::PrimaryOffline, T::MonitorFailed, S::Failed, &[A::FailedNotice]),
     // Primary_no_secondary
-    rw(S::PrimaryNoSecondary, T::OwnershipConfirmed, "live held", S::PrimaryNoSecondary, &[A::OpenLive]),
-    rw(S::PrimaryNoSecondary, T::Stall, "live sending", S::PrimaryNoSecondary, &[A::Hold, A::Verify]),
-    rw(S::PrimaryNoSecondary, T::SyncRequested, "owner", S::PrimaryNoSecondary, &[A::SyncParams]),
-    rw(S::PrimaryNoSecondary, T::SecondarySynchronized, "owner", S::Primary, &[]),
+    rw(S::PrimaryNoSecondary, T::OwnershipConfirmed, G::LiveHeld, S::PrimaryNoSecondary, &[A::OpenLive]),
+    rw(S::PrimaryNoSecondary, T::Stall, G::LiveSending, S::PrimaryNoSecondary, &[A::Hold, A::Verify]),
+    rw(S::PrimaryNoSecondary, T::SyncRequested, G::Owner, S::PrimaryNoSecondary, &[A::SyncParams]),
+    rw(S::PrimaryNoSecondary, T::SecondarySynchronized, G::Owner, S::Primary, &[]),
     r(S::PrimaryNoSecondary, T::KernelFailure, S::Failed, FAIL_ON_AIR),
     r(S::PrimaryNoSecondary, T::OutputFailure, S::Failed, FAIL_ON_AIR),
     r(S::PrimaryNoSecondary, T::MonitorFailed, S::Failed, FAIL_ON_AIR),
-    rw(S::PrimaryNoSecondary, T::HigherEpoch, "live sending", S::SecondarySynchronizing, STEP_DOWN),
-    rw(S::PrimaryNoSecondary, T::PeerOnAir, "live held", S::SecondarySynchronizing, STEP_DOWN),
+    rw(S::PrimaryNoSecondary, T::HigherEpoch, G::LiveSending, S::SecondarySynchronizing, STEP_DOWN),
+    rw(S::PrimaryNoSecondary, T::PeerOnAir, G::LiveHeld, S::SecondarySynchronizing, STEP_DOWN),
     r(S::PrimaryNoSecondary, T::Stop, S::PrimaryOffline, &[A::StopLive]),
     // Primary
-    rw(S::Primary, T::OwnershipConfirmed, "live held", S::Primary, &[A::OpenLive]),
-    rw(S::Primary, T::Stall, "live sending", S::Primary, &[A::Hold, A::Verify]),
-    rw(S::Primary, T::SyncRequested, "owner", S::Primary, &[A::SyncParams]),
+    rw(S::Primary, T::OwnershipConfirmed, G::LiveHeld, S::Primary, &[A::OpenLive]),
+    rw(S::Primary, T::Stall, G::LiveSending, S::Primary, &[A::Hold, A::Verify]),
+    rw(S::Primary, T::SyncRequested, G::Owner, S::Primary, &[A::SyncParams]),
     r(S::Primary, T::SecondaryLost, S::PrimaryNoSecondary, &[]),
     r(S::Primary, T::KernelFailure, S::Failed, FAIL_ON_AIR),
     r(S::Primary, T::OutputFailure, S::Failed, FAIL_ON_AIR),
     r(S::Primary, T::MonitorFailed, S::Failed, FAIL_ON_AIR),
-    rw(S::Primary, T::HigherEpoch, "live sending", S::SecondarySynchronizing, STEP_DOWN),
-    rw(S::Primary, T::PeerOnAir, "live held", S::SecondarySynchronizing, STEP_DOWN),
+    rw(S::Primary, T::HigherEpoch, G::LiveSending, S::SecondarySynchronizing, STEP_DOWN),
+    rw(S::Primary, T::PeerOnAir, G::LiveHeld, S::SecondarySynchronizing, STEP_DOWN),
     r(S::Primary, T::Stop, S::PrimaryOffline, &[A::StopLive]),
     // Failed
     r(S::Failed, T::Restart, S::SecondaryOffline, &[]),
     r(S::Failed, T::Recover, S::SecondarySynchronizing, &[A::SyncRequest]),
     r(S::Failed, T::Stop, S::SecondaryOffline, &[]),
     // Secondary_offline
-    rw(S::SecondaryOffline, T::PrimaryHeard, "started", S::Secondary, &[A::SyncRequest]),
-    rw(S::SecondaryOffline, T::Started, "a primary was heard", S::Secondary, &[A::SyncRequest]),
+    rw(S::SecondaryOffline, T::PrimaryHeard, G::Started, S::Secondary, &[A::SyncRequest]),
+    rw(S::SecondaryOffline, T::Started, G::PrimaryHeard, S::Secondary, &[A::SyncRequest]),
     r(S::SecondaryOffline, T::KernelFailure, S::Failed, &[A::FailedNotice]),
     r(S::SecondaryOffline, T::OutputFailure, S::Failed, &[A::FailedNotice]),
     r(S::SecondaryOffline, T::MonitorFailed, S::Failed, &[A::FailedNotice]),
@@ -252,13 +302,13 @@ pub static TRANSITIONS: &[Rule] = &[
     r(S::Secondary, T::Stop, S::SecondaryOffline, &[]),
     // Secondary_synchronizing
     r(S::SecondarySynchronizing, T::ParamsReceived, S::SecondarySynchronizing, &[A::StopMuted, A::ClockSync]),
-    rw(S::SecondarySynchronizing, T::LockAcquired, "not locked", S::SecondarySynchronizing, &[A::StartMuted]),
-    rw(S::SecondarySynchronizing, T::InStep, "locked", S::SecondarySynchronized, &[]),
-    rw(S::SecondarySynchronizing, T::LockLost, "locked", S::SecondarySynchronizing, &[A::StopMuted, A::ClockSync]),
+    rw(S::SecondarySynchronizing, T::LockAcquired, G::NotLocked, S::SecondarySynchronizing, &[A::StartMuted]),
+    rw(S::SecondarySynchronizing, T::InStep, G::Locked, S::SecondarySynchronized, &[]),
+    rw(S::SecondarySynchronizing, T::LockLost, G::Locked, S::SecondarySynchronizing, &[A::StopMuted, A::ClockSync]),
     r(S::SecondarySynchronizing, T::PrimaryStopped, S::Secondary, &[A::StopMuted]),
     // The server on air failed while this one resynchronises (e.g. it stepped down a moment
     // ago): its engine still runs on the session's timeline, so it can take over.
-    rw(S::SecondarySynchronizing, T::FailedNotice, "engine running", S::SecondaryNoPrimary, &[A::TakeLive]),
+    rw(S::SecondarySynchronizing, T::FailedNotice, G::EngineRunning, S::SecondaryNoPrimary, &[A::TakeLive]),
     r(S::SecondarySynchronizing, T::KernelFailure, S::Failed, FAIL_MUTED),
     r(S::SecondarySynchronizing, T::OutputFailure, S::Failed, FAIL_MUTED),
     r(S::SecondarySynchronizing, T::MonitorFailed, S::Failed, FAIL_MUTED),
@@ -275,15 +325,15 @@ pub static TRANSITIONS: &[Rule] = &[
     r(S::SecondarySynchronized, T::MonitorFailed, S::Failed, FAIL_MUTED),
     r(S::SecondarySynchronized, T::Stop, S::SecondaryOffline, &[A::StopMuted]),
     // Secondary_no_primary
-    rw(S::SecondaryNoPrimary, T::SecondarySynchronized, "owner", S::Primary, &[]),
-    rw(S::SecondaryNoPrimary, T::OwnershipConfirmed, "live held", S::SecondaryNoPrimary, &[A::OpenLive]),
-    rw(S::SecondaryNoPrimary, T::Stall, "live sending", S::SecondaryNoPrimary, &[A::Hold, A::Verify]),
-    rw(S::SecondaryNoPrimary, T::SyncRequested, "owner", S::SecondaryNoPrimary, &[A::SyncParams]),
+    rw(S::SecondaryNoPrimary, T::SecondarySynchronized, G::Owner, S::Primary, &[]),
+    rw(S::SecondaryNoPrimary, T::OwnershipConfirmed, G::LiveHeld, S::SecondaryNoPrimary, &[A::OpenLive]),
+    rw(S::SecondaryNoPrimary, T::Stall, G::LiveSending, S::SecondaryNoPrimary, &[A::Hold, A::Verify]),
+    rw(S::SecondaryNoPrimary, T::SyncRequested, G::Owner, S::SecondaryNoPrimary, &[A::SyncParams]),
     r(S::SecondaryNoPrimary, T::KernelFailure, S::Failed, FAIL_ON_AIR),
     r(S::SecondaryNoPrimary, T::OutputFailure, S::Failed, FAIL_ON_AIR),
     r(S::SecondaryNoPrimary, T::MonitorFailed, S::Failed, FAIL_ON_AIR),
-    rw(S::SecondaryNoPrimary, T::HigherEpoch, "live sending", S::SecondarySynchronizing, STEP_DOWN),
-    rw(S::SecondaryNoPrimary, T::PeerOnAir, "live held", S::SecondarySynchronizing, STEP_DOWN),
+    rw(S::SecondaryNoPrimary, T::HigherEpoch, G::LiveSending, S::SecondarySynchronizing, STEP_DOWN),
+    rw(S::SecondaryNoPrimary, T::PeerOnAir, G::LiveHeld, S::SecondarySynchronizing, STEP_DOWN),
     r(S::SecondaryNoPrimary, T::Stop, S::SecondaryOffline, &[A::StopLive]),
 ];
 
@@ -309,7 +359,7 @@ pub fn markdown() -> String {
             "| {} | {} | {} | {} | {} |\n",
             r.from.name(),
             r.trigger.name(),
-            r.when,
+            r.when.name(),
             to,
             steps.join(", ")
         ));

@@ -105,7 +105,7 @@ fn peer(state: State, epoch: u64) -> Event {
 }
 
 /// A machine in `state`, with the rule condition `when` satisfied, built by real events only.
-fn reach(state: State, when: &str) -> Machine {
+fn reach(state: State, when: Guard) -> Machine {
     let now = 10 * MS;
     let primary = || Machine::new(config(), Role::Primary, 0);
     let secondary = || Machine::new(config(), Role::Secondary, 0);
@@ -129,12 +129,12 @@ fn reach(state: State, when: &str) -> Machine {
         State::PrimaryNoSecondary | State::Primary => {
             let mut m = primary();
             feed(&mut m, now, &[Event::Started]);
-            if when != "live held" || state == State::Primary {
+            if when != Guard::LiveHeld || state == State::Primary {
                 confirm(&mut m, now);
             }
             if state == State::Primary {
                 feed(&mut m, now, &[peer(State::SecondarySynchronized, 1)]);
-                if when == "live held" {
+                if when == Guard::LiveHeld {
                     feed(
                         &mut m,
                         now,
@@ -161,8 +161,8 @@ fn reach(state: State, when: &str) -> Machine {
         State::SecondaryOffline => {
             let mut m = secondary();
             match when {
-                "started" => feed(&mut m, now, &[Event::Started]),
-                "a primary was heard" => feed(&mut m, now, &[peer(State::Primary, 1)]),
+                Guard::Started => feed(&mut m, now, &[Event::Started]),
+                Guard::PrimaryHeard => feed(&mut m, now, &[peer(State::Primary, 1)]),
                 _ => {}
             }
             m
@@ -187,7 +187,7 @@ fn reach(state: State, when: &str) -> Machine {
                     Event::ParamsReceived,
                 ],
             );
-            if when == "locked" || when == "engine running" {
+            if when == Guard::Locked || when == Guard::EngineRunning {
                 feed(&mut m, now, &[Event::LockAcquired]);
             }
             m
@@ -196,7 +196,7 @@ fn reach(state: State, when: &str) -> Machine {
         State::SecondaryNoPrimary => {
             let mut m = synced();
             feed(&mut m, now, &[Event::Declared(decl())]);
-            if when == "live held" {
+            if when == Guard::LiveHeld {
                 feed(
                     &mut m,
                     now,
@@ -310,7 +310,7 @@ fn every_rule_of_the_table_is_taken() {
 #[test]
 fn every_state_is_reached() {
     for s in State::ALL {
-        assert_eq!(reach(s, "").state(), s);
+        assert_eq!(reach(s, Guard::Always).state(), s);
     }
 }
 
@@ -323,18 +323,11 @@ fn table_has_no_duplicate_keys_and_known_conditions() {
                 "duplicate rule {a:?}"
             );
         }
-        let known = [
-            "",
-            "live held",
-            "live sending",
-            "owner",
-            "started",
-            "a primary was heard",
-            "locked",
-            "not locked",
-            "engine running",
-        ];
-        assert!(known.contains(&a.when), "unknown condition {:?}", a.when);
+        assert!(
+            Guard::ALL.contains(&a.when),
+            "unknown condition {:?}",
+            a.when
+        );
         // On-air exits stop the live output first; the two role-only changes keep it.
         if a.from.on_air() && !a.to.on_air() {
             assert_eq!(a.steps.first(), Some(&Step::StopLive), "{a:?}");
@@ -402,7 +395,7 @@ fn failed_never_returns_on_air_by_itself() {
     let now = 20 * MS;
     let all_triggers = TRANSITIONS.iter().map(|r| r.trigger);
     for t in all_triggers {
-        let mut m = reach(State::Failed, "");
+        let mut m = reach(State::Failed, Guard::Always);
         let e = match t {
             Trigger::OwnershipConfirmed => Event::OwnershipReply {
                 nonce: 1,
@@ -434,7 +427,7 @@ fn unlisted_pairs_change_nothing() {
             if table::rule(s, t).is_some() {
                 continue;
             }
-            let mut m = reach(s, "");
+            let mut m = reach(s, Guard::Always);
             let gate = m.live_gate();
             let e = match t {
                 Trigger::OwnershipConfirmed => Event::OwnershipReply {
@@ -527,7 +520,7 @@ fn primary_start_yields_to_an_owner() {
 
 #[test]
 fn step_down_stops_live_first() {
-    let mut m = reach(State::Primary, "");
+    let mut m = reach(State::Primary, Guard::Always);
     let e = m.owner_epoch().unwrap();
     // A lower or equal claim from a lower id does nothing.
     m.handle(
@@ -558,7 +551,7 @@ fn step_down_stops_live_first() {
 
 #[test]
 fn a_stepped_down_server_takes_over_when_the_new_owner_fails_before_it_resynchronised() {
-    let mut m = reach(State::Primary, "");
+    let mut m = reach(State::Primary, Guard::Always);
     let e = m.owner_epoch().unwrap();
     m.handle(
         Event::EpochSeen {
@@ -596,7 +589,7 @@ fn a_stepped_down_server_takes_over_when_the_new_owner_fails_before_it_resynchro
     );
     // Once resynchronisation restarted its engine (clock sync), a notice no longer applies
     // until the new engine is locked.
-    let mut m = reach(State::Primary, "");
+    let mut m = reach(State::Primary, Guard::Always);
     let e = m.owner_epoch().unwrap();
     m.handle(
         Event::EpochSeen {
@@ -622,7 +615,7 @@ fn a_stepped_down_server_takes_over_when_the_new_owner_fails_before_it_resynchro
 
 #[test]
 fn a_fresh_secondary_without_an_engine_ignores_a_failed_notice() {
-    let mut m = reach(State::SecondarySynchronizing, "");
+    let mut m = reach(State::SecondarySynchronizing, Guard::Always);
     assert!(!m.locked());
     m.handle(
         Event::FailedNotice {
@@ -638,7 +631,7 @@ fn a_fresh_secondary_without_an_engine_ignores_a_failed_notice() {
 
 #[test]
 fn takeover_claims_next_epoch_and_switches_after_last_index() {
-    let mut m = reach(State::SecondarySynchronized, "");
+    let mut m = reach(State::SecondarySynchronized, Guard::Always);
     assert_eq!(m.epoch(), 1);
     assert!(m.sending_muted());
     m.handle(
@@ -673,7 +666,7 @@ fn takeover_claims_next_epoch_and_switches_after_last_index() {
 #[test]
 fn stall_holds_then_resumes_or_steps_down() {
     // Resumes when the peer says it is not the owner.
-    let mut m = reach(State::Primary, "");
+    let mut m = reach(State::Primary, Guard::Always);
     m.handle_timeout(200 * MS); // heartbeat timer very late: a stall
     let a = m.drain_actions();
     assert_eq!(a[0], Action::HoldLive);
@@ -683,7 +676,7 @@ fn stall_holds_then_resumes_or_steps_down() {
     assert_eq!(m.drain_actions(), vec![Action::ResumeLive]);
     assert!(m.sending_live());
     // Steps down when the peer took over meanwhile.
-    let mut m = reach(State::Primary, "");
+    let mut m = reach(State::Primary, Guard::Always);
     m.handle(
         Event::ResumedAfterStall {
             stalled_for: 40 * MS,
@@ -704,14 +697,14 @@ fn stall_holds_then_resumes_or_steps_down() {
     assert_eq!(m.state(), State::SecondarySynchronizing);
     assert!(!m.sending_live());
     // A short stall (below the bound) does not hold.
-    let mut m = reach(State::Primary, "");
+    let mut m = reach(State::Primary, Guard::Always);
     m.handle(Event::ResumedAfterStall { stalled_for: MS }, 50 * MS);
     assert!(m.sending_live());
 }
 
 #[test]
 fn contested_hold_waits_for_the_loser() {
-    let mut m = reach(State::SecondaryNoPrimary, "live held");
+    let mut m = reach(State::SecondaryNoPrimary, Guard::LiveHeld);
     let own = m.owner_epoch().unwrap();
     let nonce = held_nonce(&m);
     m.handle(
@@ -739,7 +732,7 @@ fn contested_hold_waits_for_the_loser() {
     );
     assert!(m.sending_live());
     // If the peer still claims it at the timeout, this one yields (never two senders).
-    let mut m = reach(State::SecondaryNoPrimary, "live held");
+    let mut m = reach(State::SecondaryNoPrimary, Guard::LiveHeld);
     let nonce = held_nonce(&m);
     m.handle(
         Event::OwnershipReply {
@@ -758,7 +751,7 @@ fn contested_hold_waits_for_the_loser() {
 
 #[test]
 fn ownership_query_is_answered() {
-    let mut m = reach(State::Primary, "");
+    let mut m = reach(State::Primary, Guard::Always);
     m.handle(
         Event::OwnershipQuery {
             nonce: 77,
@@ -776,7 +769,7 @@ fn ownership_query_is_answered() {
             epoch: 1
         }]
     );
-    let mut m = reach(State::SecondarySynchronized, "");
+    let mut m = reach(State::SecondarySynchronized, Guard::Always);
     m.handle(
         Event::OwnershipQuery {
             nonce: 5,
@@ -971,7 +964,7 @@ proptest! {
 fn a_starting_peer_is_not_a_claim() {
     // A peer that is verifying before its first start shows an on-air state but does not
     // own the group (header flag clear): no step-down even with a tie it would win.
-    let mut m = reach(State::SecondaryNoPrimary, "");
+    let mut m = reach(State::SecondaryNoPrimary, Guard::Always);
     let e = m.owner_epoch().unwrap();
     let status = |owner| Event::PeerStatus {
         state: State::PrimaryNoSecondary,
@@ -990,7 +983,7 @@ fn a_starting_peer_is_not_a_claim() {
 
 #[test]
 fn a_stale_not_owner_reply_is_ignored() {
-    let mut m = reach(State::Primary, "live held");
+    let mut m = reach(State::Primary, Guard::LiveHeld);
     let nonce = held_nonce(&m);
     let fresh = m.config().reply_fresh_ns;
     let reply = Event::OwnershipReply {
@@ -1004,14 +997,14 @@ fn a_stale_not_owner_reply_is_ignored() {
     m.handle(reply.clone(), 10 * MS + fresh);
     assert!(!m.sending_live());
     // In time: confirms.
-    let mut m = reach(State::Primary, "live held");
+    let mut m = reach(State::Primary, Guard::LiveHeld);
     m.handle(reply, 10 * MS + fresh - 1);
     assert!(m.sending_live());
 }
 
 #[test]
 fn an_answer_to_an_earlier_retry_counts_while_fresh() {
-    let mut m = reach(State::Primary, "live held");
+    let mut m = reach(State::Primary, Guard::LiveHeld);
     let first = held_nonce(&m);
     // A retry (fresh nonce) goes out before the first answer comes back.
     let retry = 10 * MS + m.config().verify_retry_ns;
@@ -1032,7 +1025,7 @@ fn an_answer_to_an_earlier_retry_counts_while_fresh() {
 
 #[test]
 fn a_stall_during_verification_restarts_it() {
-    let mut m = reach(State::Primary, "live held");
+    let mut m = reach(State::Primary, Guard::LiveHeld);
     let first = held_nonce(&m);
     let deadline = 10 * MS + m.config().verify_timeout_ns;
     // The machine itself was stalled past the timeout: no confirmation, a fresh query.

@@ -1078,3 +1078,59 @@ fn finite_session_ends_both_servers() {
     assert_eq!(r["datagrams"], 717, "one pass of the asset: {r}");
     assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");
 }
+
+/// `tandem request switchover`: the primary hands the live group to its synchronised peer
+/// at a datagram boundary ahead, and back again; the receiver sees two changes of sender
+/// with nothing lost, repeated or out of order (RTP sequence and CC continuous), and the
+/// roles swap each time. A request to a server that is not the primary on air is refused
+/// with the reason.
+#[test]
+fn planned_switchover_there_and_back_is_seamless_rtp() {
+    let dir = scratch("switchover");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let (p, s) = spawn_pair(&dir, &net, &asset, "rtp", &["--loop"], &["--loop"]);
+    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
+    let ctl_s = net.ctl_s.to_string();
+    let refused = run(&["request", "switchover", "--to", &ctl_s]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("refused") && why.contains("not the primary"),
+        "{why}"
+    );
+    let rx = Recv::start(&dir, &net.live_url("rtp"), RX_MAX_S, None);
+    std::thread::sleep(Duration::from_millis(500));
+    for (from, to) in [(net.ctl_p, net.ctl_s), (net.ctl_s, net.ctl_p)] {
+        let out = run(&["request", "switchover", "--to", &from.to_string()]);
+        assert!(
+            out.status.success(),
+            "{}{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            p.log_text(),
+            s.log_text()
+        );
+        wait_state(to, "Primary", 5 * SEC, &[&p, &s]);
+        wait_state(from, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let r = rx.stop();
+    let ch = &r["sender_changes"];
+    assert_eq!(ch["count"], 2, "{r}\n{}\n{}", p.log_text(), s.log_text());
+    for c in ch["list"].as_array().unwrap() {
+        assert_eq!(c["cc_errors"], 0, "{c}");
+        assert_eq!(c["ts_packets_missing_est"], 0, "{c}");
+    }
+    assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");
+    let rtp = &r["rtp"];
+    assert_eq!(
+        (
+            rtp["lost"].as_u64(),
+            rtp["duplicates"].as_u64(),
+            rtp["reordered"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{r}"
+    );
+}

@@ -1,6 +1,10 @@
 //! `tandem request play ASSET --to ADDR:PORT[,ADDR:PORT] [--start-in-ms 500]`: a user's asset
 //! request via the first network (claim 1). Both servers receive it with a common start
 //! time, load the asset and start in lockstep.
+//!
+//! `tandem request switchover --to ADDR:PORT`: a planned hand-over. The server on air hands
+//! the live group to its synchronised peer at a datagram boundary about 200 ms ahead,
+//! nothing lost or repeated (for maintenance, or to restore the preferred layout).
 
 use super::status::ClientAuth;
 use super::{EXIT_BAD_INPUT, EXIT_RUNTIME};
@@ -20,6 +24,22 @@ pub struct RequestArgs {
 pub enum RequestKind {
     /// Play an asset (its path on the servers).
     Play(PlayRequestArgs),
+    /// Hand the live group from the server on air to its synchronised peer, seamlessly
+    /// (refused, with the reason, when the peer is not synchronised).
+    Switchover(SwitchoverArgs),
+}
+
+/// `tandem request switchover`.
+#[derive(Debug, clap::Args)]
+pub struct SwitchoverArgs {
+    /// The control address of the server on air.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub to: String,
+    /// How long to wait for the peer to be on air (ms).
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub wait_ms: u64,
+    #[command(flatten)]
+    pub auth: ClientAuth,
 }
 
 /// `tandem request play`.
@@ -44,7 +64,10 @@ pub struct PlayRequestArgs {
 
 /// Runs `tandem request`.
 pub fn run(a: &RequestArgs) -> anyhow::Result<i32> {
-    let RequestKind::Play(p) = &a.what;
+    let p = match &a.what {
+        RequestKind::Play(p) => p,
+        RequestKind::Switchover(s) => return switchover(s),
+    };
     let mut to = Vec::new();
     for t in &p.to {
         match super::server::parse_addr("to", t) {
@@ -100,4 +123,62 @@ pub fn run(a: &RequestArgs) -> anyhow::Result<i32> {
     }
     println!("requested {} at unix ms {}", p.asset, start / 1_000_000);
     Ok(code)
+}
+
+/// Runs `tandem request switchover`: asks, prints the answer, then waits until the server
+/// is no longer on air (its peer took the live group at the offered datagram).
+fn switchover(s: &SwitchoverArgs) -> anyhow::Result<i32> {
+    let to = match super::server::parse_addr("to", &s.to) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("tandem request: {e:#}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let mut c = match s.auth.client(SenderRole::Client) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tandem request: {e:#}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let answer = c.ask(
+        to,
+        Body::SwitchoverRequest,
+        1,
+        std::time::Duration::from_millis(1000),
+        |b| match b {
+            Body::StatusReply { json } => serde_json::from_str::<serde_json::Value>(json).ok(),
+            _ => None,
+        },
+    );
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tandem request switchover: {to}: {e}");
+            return Ok(EXIT_RUNTIME);
+        }
+    };
+    if answer["accepted"] != serde_json::Value::Bool(true) {
+        let why = answer["reason"].as_str().unwrap_or("no reason given");
+        eprintln!("tandem request switchover: {to} refused: {why}");
+        return Ok(EXIT_RUNTIME);
+    }
+    let at = answer["at_index"].as_u64().unwrap_or(0);
+    println!("{to}: hand-over offered to the peer from datagram {at}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(s.wait_ms);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if let Ok(st) = c.status(to) {
+            if let Some(state) = state_of(&st).filter(|s| !s.on_air()) {
+                println!("{to}: {state}: the peer is on air from datagram {at}");
+                return Ok(0);
+            }
+        }
+    }
+    eprintln!(
+        "tandem request switchover: {to} is still on air after {} ms (the peer did not accept the offer)",
+        s.wait_ms
+    );
+    Ok(EXIT_RUNTIME)
 }

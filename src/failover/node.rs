@@ -386,6 +386,22 @@ impl Node {
                 },
                 mono,
             ),
+            // An offer of the live group for a datagram still ahead of this server's
+            // engine (nothing would be sent twice); one for a datagram already handled is
+            // ignored and the offer expires on the other side.
+            Body::HandOver { at_index, epoch }
+                if server && self.progress.last_index.is_some_and(|l| at_index > l + 1) =>
+            {
+                self.machine.handle(
+                    Event::HandOverOffered {
+                        at_index,
+                        epoch,
+                        from: h.sender_id,
+                    },
+                    mono,
+                )
+            }
+            Body::HandOver { .. } => {}
             Body::OwnershipQuery { nonce } => self.machine.handle(
                 Event::OwnershipQuery {
                     nonce,
@@ -422,6 +438,7 @@ impl Node {
             }
             Body::MonitorCommand(_) | Body::Heartbeat { .. } | Body::Status { .. } => {}
             body @ (Body::SyncParams(_)
+            | Body::SwitchoverRequest
             | Body::PlayRequest { .. }
             | Body::StatusRequest
             | Body::StatusReply { .. }) => for_driver = Some(body),
@@ -603,6 +620,9 @@ impl Node {
                 }
                 Action::SendOwnershipQuery { nonce } => {
                     self.send(SendTo::Peer, Body::OwnershipQuery { nonce }, now)
+                }
+                Action::SendHandOver { at_index, epoch } => {
+                    self.send(SendTo::Peer, Body::HandOver { at_index, epoch }, now)
                 }
                 Action::SendOwnershipReply {
                     nonce,

@@ -334,6 +334,19 @@ pub enum Body {
     },
     /// A monitor's command (claim 12).
     MonitorCommand(MonitorCmd),
+    /// The server on air offers its synchronised peer the live group from datagram
+    /// `at_index` under `epoch` (a planned hand-over). The peer accepts by claiming the
+    /// epoch ([`Body::Takeover`]).
+    HandOver {
+        /// First datagram the peer is to send on the live group.
+        at_index: u64,
+        /// The epoch the peer is to claim.
+        epoch: u64,
+    },
+    /// An operator asks the server on air to hand the live group to its synchronised peer
+    /// (`tandem request switchover`); answered with a [`Body::StatusReply`] saying whether
+    /// it was accepted, from which datagram, or why not.
+    SwitchoverRequest,
 }
 
 /// The kind byte of each body.
@@ -368,6 +381,10 @@ pub enum Kind {
     StatusReply = 13,
     /// [`Body::MonitorCommand`]
     MonitorCommand = 14,
+    /// [`Body::HandOver`]
+    HandOver = 15,
+    /// [`Body::SwitchoverRequest`]
+    SwitchoverRequest = 16,
 }
 
 impl Body {
@@ -388,6 +405,8 @@ impl Body {
             Body::StatusRequest => Kind::StatusRequest,
             Body::StatusReply { .. } => Kind::StatusReply,
             Body::MonitorCommand(_) => Kind::MonitorCommand,
+            Body::HandOver { .. } => Kind::HandOver,
+            Body::SwitchoverRequest => Kind::SwitchoverRequest,
         }
     }
 }
@@ -748,6 +767,11 @@ fn put_body(out: &mut Vec<u8>, body: &Body) -> Result<(), WireError> {
             out.extend_from_slice(&epoch.to_be_bytes());
             put_opt(out, *from_index);
         }
+        Body::HandOver { at_index, epoch } => {
+            out.extend_from_slice(&at_index.to_be_bytes());
+            out.extend_from_slice(&epoch.to_be_bytes());
+        }
+        Body::SwitchoverRequest => {}
         Body::OwnershipQuery { nonce } => out.extend_from_slice(&nonce.to_be_bytes()),
         Body::OwnershipReply {
             nonce,
@@ -834,6 +858,11 @@ fn get_body(kind: u8, c: &mut Cursor<'_>) -> Result<Body, WireError> {
         9 => Body::OwnershipQuery {
             nonce: c.u64("nonce")?,
         },
+        15 => Body::HandOver {
+            at_index: c.u64("hand-over index")?,
+            epoch: c.u64("hand-over epoch")?,
+        },
+        16 => Body::SwitchoverRequest,
         10 => Body::OwnershipReply {
             nonce: c.u64("nonce")?,
             state: c.state("reply state")?,

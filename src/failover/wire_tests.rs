@@ -86,6 +86,11 @@ fn all_bodies() -> Vec<Body> {
         Body::MonitorCommand(MonitorCmd::Takeover),
         Body::MonitorCommand(MonitorCmd::Stop),
         Body::MonitorCommand(MonitorCmd::Fail),
+        Body::HandOver {
+            at_index: 123_456,
+            epoch: 7,
+        },
+        Body::SwitchoverRequest,
     ]
 }
 
@@ -435,6 +440,8 @@ fn arb_body() -> impl Strategy<Value = Body> {
         }),
         (any::<u64>(), any::<Option<u64>>())
             .prop_map(|(epoch, from_index)| Body::Takeover { epoch, from_index }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(at_index, epoch)| Body::HandOver { at_index, epoch }),
         (any::<u64>(), arb_state(), any::<bool>(), any::<u64>()).prop_map(
             |(nonce, state, on_air, epoch)| Body::OwnershipReply {
                 nonce,

@@ -254,6 +254,27 @@ pub enum Event {
     Restart,
     /// The failed server recovered and is to follow the server on air.
     Recover,
+    /// An operator asks this server (on air) to hand the live group to its synchronised
+    /// peer from datagram `at_index` (chosen by the driver far enough ahead for the offer
+    /// and the acceptance to cross the sync link; see [`Machine::hand_over_refusal`]).
+    HandOverRequested {
+        /// First datagram the peer is to send on the live group.
+        at_index: u64,
+    },
+    /// The server on air offers this one the live group from `at_index` under `epoch`.
+    HandOverOffered {
+        /// First datagram to send on the live group.
+        at_index: u64,
+        /// The epoch to claim.
+        epoch: u64,
+        /// The offering server.
+        from: u32,
+    },
+    /// The engine moved to the muted group at datagram `index` (the hand-over index).
+    HandOverReleased {
+        /// First datagram not sent live.
+        index: u64,
+    },
 }
 
 /// A state change, with why it happened.
@@ -328,6 +349,25 @@ pub enum Action {
         /// Index after which it sends.
         from_index: Option<u64>,
     },
+    /// Offer the peer the live group from `at_index` under `epoch` (planned hand-over).
+    SendHandOver {
+        /// First datagram the peer is to send live.
+        at_index: u64,
+        /// The epoch the peer is to claim.
+        epoch: u64,
+    },
+    /// Move the running muted output to the live group exactly from datagram `index` (a
+    /// hand-over: the index is ahead, so nothing is rewound), and stop the muted output.
+    SwitchToLiveAt {
+        /// First datagram sent live.
+        index: u64,
+    },
+    /// Leave the live group at datagram `index`: the datagrams before it still go live,
+    /// the rest to the muted group; report [`Event::HandOverReleased`] when it happened.
+    ReleaseLiveAt {
+        /// First datagram not sent live.
+        index: u64,
+    },
     /// Ask the peer whether it owns the live group.
     SendOwnershipQuery {
         /// To be echoed.
@@ -393,6 +433,19 @@ struct Ctx {
     detail: String,
     failure: Option<(String, String)>,
     take_index: Option<u64>,
+    /// A hand-over: (first datagram, epoch).
+    hand_over: Option<(u64, u64)>,
+}
+
+/// A hand-over this server (on air) has offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HandOver {
+    at_index: u64,
+    epoch: u64,
+    /// An offer not accepted by then is withdrawn (ns).
+    expires_at: u64,
+    /// The peer claimed `epoch`: the release at `at_index` is scheduled.
+    accepted: bool,
 }
 
 fn ctx(detail: impl Into<String>) -> Ctx {
@@ -404,6 +457,10 @@ fn ctx(detail: impl Into<String>) -> Ctx {
 
 /// Transitions kept for `tandem status`.
 const HISTORY: usize = 32;
+
+/// A hand-over offer the peer has not accepted within this long is withdrawn (ns): the
+/// server stays on air and a new request may be made.
+pub const HAND_OVER_OFFER_NS: u64 = 1_000_000_000;
 
 /// The state machine of one server.
 #[derive(Debug, Clone)]
@@ -435,6 +492,8 @@ pub struct Machine {
     actions: VecDeque<Action>,
     history: VecDeque<Transition>,
     transitions: u64,
+    /// A planned hand-over in progress (this server on air).
+    hand_over: Option<HandOver>,
 }
 
 impl Machine {
@@ -469,6 +528,7 @@ impl Machine {
             actions: VecDeque::new(),
             history: VecDeque::new(),
             transitions: 0,
+            hand_over: None,
         }
     }
 
@@ -550,6 +610,7 @@ impl Machine {
             self.verify_retry_at,
             self.verify_deadline,
             self.sync_retry_at,
+            self.hand_over.filter(|h| !h.accepted).map(|h| h.expires_at),
         ]
         .into_iter()
         .flatten()
@@ -564,6 +625,12 @@ impl Machine {
     ///
     /// Feed every pending input (drain the sockets) before calling this.
     pub fn handle_timeout(&mut self, now: u64) {
+        if self
+            .hand_over
+            .is_some_and(|h| !h.accepted && now >= h.expires_at)
+        {
+            self.hand_over = None;
+        }
         if now >= self.heartbeat_at {
             let late = now - self.heartbeat_at;
             if late >= self.config.stall_verify_ns && self.gate == LiveGate::Open {
@@ -720,6 +787,7 @@ impl Machine {
                         detail: d.to_string(),
                         failure: None,
                         take_index,
+                        hand_over: None,
                     },
                 )]
             }
@@ -735,6 +803,7 @@ impl Machine {
                         detail: format!("primary failed: {component}: {reason}"),
                         failure: None,
                         take_index: self.peer_last_index,
+                        hand_over: None,
                     },
                 )]
             }
@@ -744,6 +813,7 @@ impl Machine {
                     detail: "monitor command".into(),
                     failure: None,
                     take_index: self.peer_last_index,
+                    hand_over: None,
                 },
             )],
             Event::MonitorFailed { reason } => vec![(
@@ -752,6 +822,7 @@ impl Machine {
                     detail: format!("monitor: {reason}"),
                     failure: Some(("monitor".into(), reason)),
                     take_index: None,
+                    hand_over: None,
                 },
             )],
             Event::KernelFailure { component, why } => vec![(
@@ -760,6 +831,7 @@ impl Machine {
                     detail: format!("{component}: {why}"),
                     failure: Some((component, why)),
                     take_index: None,
+                    hand_over: None,
                 },
             )],
             Event::OutputFailure(fault) => vec![(
@@ -768,6 +840,7 @@ impl Machine {
                     detail: fault.to_string(),
                     failure: Some(("output".into(), fault.to_string())),
                     take_index: None,
+                    hand_over: None,
                 },
             )],
             Event::EpochSeen {
@@ -814,7 +887,68 @@ impl Machine {
             },
             Event::Restart => vec![(T::Restart, ctx("restarted"))],
             Event::Recover => vec![(T::Recover, ctx("recovered"))],
+            Event::HandOverRequested { at_index } => match self.hand_over_refusal() {
+                Some(_) => Vec::new(),
+                None => vec![(
+                    T::HandOverRequested,
+                    Ctx {
+                        detail: format!("hand-over requested from datagram {at_index}"),
+                        hand_over: Some((at_index, self.epoch + 1)),
+                        ..Ctx::default()
+                    },
+                )],
+            },
+            Event::HandOverOffered {
+                at_index,
+                epoch,
+                from,
+            } => {
+                if epoch <= self.epoch {
+                    return Vec::new();
+                }
+                vec![(
+                    T::HandOverOffered,
+                    Ctx {
+                        detail: format!(
+                            "server {from} hands over the live group from datagram {at_index} (epoch {epoch})"
+                        ),
+                        hand_over: Some((at_index, epoch)),
+                        ..Ctx::default()
+                    },
+                )]
+            }
+            Event::HandOverReleased { index } => match self.hand_over {
+                Some(h) if h.accepted && index == h.at_index => vec![(
+                    T::HandOverReleased,
+                    ctx(format!(
+                        "handed over: the peer is on air from datagram {index}"
+                    )),
+                )],
+                _ => Vec::new(),
+            },
         }
+    }
+
+    /// Why this server cannot hand the live group over now (`None`: it can): it must be
+    /// the `Primary` on air, with a peer that reports `Secondary_synchronized`, and no
+    /// hand-over already under way.
+    pub fn hand_over_refusal(&self) -> Option<String> {
+        if self.state != State::Primary || self.gate != LiveGate::Open {
+            return Some(format!(
+                "this server is {}, not the primary on air",
+                self.state
+            ));
+        }
+        if self.peer_state != Some(State::SecondarySynchronized) {
+            return Some(match self.peer_state {
+                Some(s) => format!("the peer is {s}, not synchronised"),
+                None => "no peer heard".to_string(),
+            });
+        }
+        if self.hand_over.is_some() {
+            return Some("a hand-over is already under way".to_string());
+        }
+        None
     }
 
     fn note_peer_index(&mut self, index: Option<u64>) {
@@ -843,6 +977,20 @@ impl Machine {
             return Vec::new();
         }
         let detail = format!("server {server} claims epoch {epoch} ({via:?})");
+        // The peer's claim of the epoch this server offered is its acceptance of the
+        // hand-over, not a rival: the live output goes on up to the hand-over index.
+        if let Some(h) = &mut self.hand_over {
+            if epoch == h.epoch && server != self.config.server_id {
+                if h.accepted {
+                    return Vec::new();
+                }
+                h.accepted = true;
+                return vec![(
+                    Trigger::HandOverAccepted,
+                    ctx(format!("{detail}: hand-over accepted")),
+                )];
+            }
+        }
         let beats = self.beats_own(epoch, server);
         match &mut self.gate {
             // Holding, this server sends nothing: a claim read from a message (perhaps one
@@ -874,6 +1022,14 @@ impl Machine {
         self.peer_state = Some(state);
         self.note_peer_index(last_index);
         let claims = self.classify_epoch(epoch, server, owner, Via::SyncLink);
+        if self
+            .hand_over
+            .is_some_and(|h| h.accepted && owner && epoch == h.epoch)
+        {
+            // The new owner, on air from the hand-over index: this server steps down when
+            // its engine has moved there.
+            return claims;
+        }
         if !claims.is_empty() || (owner && matches!(self.gate, LiveGate::Held { .. })) {
             // A claim on the live group is settled by the epochs or, while this server
             // holds, by its verification; the claimant's state says nothing more.
@@ -918,6 +1074,7 @@ impl Machine {
                     detail,
                     failure: None,
                     take_index: self.peer_last_index,
+                    hand_over: None,
                 },
             )],
             None => Vec::new(),
@@ -1011,6 +1168,7 @@ impl Machine {
             _ => {}
         }
         if rule.to != rule.from {
+            self.hand_over = None;
             if let Some(role) = self.state.role() {
                 self.home = role;
             }
@@ -1163,6 +1321,38 @@ impl Machine {
                 self.locked = false;
                 self.engine_kept = false;
                 self.actions.push_back(Action::StartClockSync);
+            }
+            Step::OfferHandOver => {
+                if let Some((at_index, epoch)) = c.hand_over {
+                    self.hand_over = Some(HandOver {
+                        at_index,
+                        epoch,
+                        expires_at: now + HAND_OVER_OFFER_NS,
+                        accepted: false,
+                    });
+                    self.actions
+                        .push_back(Action::SendHandOver { at_index, epoch });
+                }
+            }
+            Step::TakeLiveAt => {
+                if let Some((at_index, epoch)) = c.hand_over {
+                    self.epoch = self.epoch.max(epoch);
+                    self.owner_epoch = Some(epoch);
+                    self.muted = false;
+                    self.gate = LiveGate::Open;
+                    self.actions
+                        .push_back(Action::SwitchToLiveAt { index: at_index });
+                    self.actions.push_back(Action::SendTakeover {
+                        epoch,
+                        from_index: at_index.checked_sub(1),
+                    });
+                }
+            }
+            Step::ReleaseLiveAt => {
+                if let Some(h) = self.hand_over {
+                    self.actions
+                        .push_back(Action::ReleaseLiveAt { index: h.at_index });
+                }
             }
             Step::FailedNotice => {
                 let (component, reason) = c

@@ -63,6 +63,16 @@ pub enum Trigger {
     MonitorTakeover,
     /// Operator stop (or a monitor's stop command).
     Stop,
+    /// An operator asks the server on air to hand the live group to its synchronised peer
+    /// (a planned switchover, for maintenance or to restore the preferred layout).
+    HandOverRequested,
+    /// The server on air offers this synchronised secondary the live group from a datagram
+    /// index ahead of both.
+    HandOverOffered,
+    /// The peer accepted the offer: it claimed the offered epoch.
+    HandOverAccepted,
+    /// The engine moved to the muted group at the hand-over index: the peer is on air.
+    HandOverReleased,
 }
 
 impl Trigger {
@@ -93,6 +103,10 @@ impl Trigger {
             Trigger::FailedNotice => "FailedNotice",
             Trigger::MonitorTakeover => "MonitorTakeover",
             Trigger::Stop => "Stop",
+            Trigger::HandOverRequested => "HandOverRequested",
+            Trigger::HandOverOffered => "HandOverOffered",
+            Trigger::HandOverAccepted => "HandOverAccepted",
+            Trigger::HandOverReleased => "HandOverReleased",
         }
     }
 }
@@ -133,6 +147,15 @@ pub enum Step {
     ClockSync,
     /// Tell the peer this server failed: `SendFailedNotice`.
     FailedNotice,
+    /// Offer the peer the live group from a datagram ahead, under `epoch + 1`:
+    /// `SendHandOver`.
+    OfferHandOver,
+    /// Accept an offer: claim the offered epoch, `SwitchToLiveAt` the offered index (the
+    /// muted output keeps the datagrams before it), `SendTakeover` (the acceptance).
+    TakeLiveAt,
+    /// Leave the live group at the hand-over index: `ReleaseLiveAt` (the datagrams before
+    /// it still go live, the rest muted).
+    ReleaseLiveAt,
 }
 
 impl Step {
@@ -150,6 +173,9 @@ impl Step {
             Step::SyncParams => "SyncParams",
             Step::ClockSync => "ClockSync",
             Step::FailedNotice => "FailedNotice",
+            Step::OfferHandOver => "OfferHandOver",
+            Step::TakeLiveAt => "TakeLiveAt",
+            Step::ReleaseLiveAt => "ReleaseLiveAt",
         }
     }
 }
@@ -284,6 +310,11 @@ pub static TRANSITIONS: &[Rule] = &[
     rw(S::Primary, T::HigherEpoch, G::LiveSending, S::SecondarySynchronizing, STEP_DOWN),
     rw(S::Primary, T::PeerOnAir, G::LiveHeld, S::SecondarySynchronizing, STEP_DOWN),
     r(S::Primary, T::Stop, S::PrimaryOffline, &[A::StopLive]),
+    // The planned hand-over: offer, the peer's acceptance (its epoch claim), the release at
+    // the offered index, then a step down behind the new owner.
+    rw(S::Primary, T::HandOverRequested, G::LiveSending, S::Primary, &[A::OfferHandOver]),
+    rw(S::Primary, T::HandOverAccepted, G::LiveSending, S::Primary, &[A::ReleaseLiveAt]),
+    r(S::Primary, T::HandOverReleased, S::SecondarySynchronizing, STEP_DOWN),
     // Failed
     r(S::Failed, T::Restart, S::SecondaryOffline, &[]),
     r(S::Failed, T::Recover, S::SecondarySynchronizing, &[A::SyncRequest]),
@@ -319,6 +350,7 @@ pub static TRANSITIONS: &[Rule] = &[
     r(S::SecondarySynchronized, T::FailureDeclared, S::SecondaryNoPrimary, &[A::TakeLive]),
     r(S::SecondarySynchronized, T::FailedNotice, S::SecondaryNoPrimary, &[A::TakeLive]),
     r(S::SecondarySynchronized, T::MonitorTakeover, S::SecondaryNoPrimary, &[A::TakeLive]),
+    rw(S::SecondarySynchronized, T::HandOverOffered, G::Locked, S::SecondaryNoPrimary, &[A::TakeLiveAt]),
     r(S::SecondarySynchronized, T::PrimaryStopped, S::Secondary, &[A::StopMuted]),
     r(S::SecondarySynchronized, T::KernelFailure, S::Failed, FAIL_MUTED),
     r(S::SecondarySynchronized, T::OutputFailure, S::Failed, FAIL_MUTED),

@@ -268,7 +268,40 @@ fn event_for(trigger: Trigger, m: &Machine, now: u64) -> Event {
         Trigger::Stop => Event::Stop {
             by: "operator".into(),
         },
+        Trigger::HandOverRequested => Event::HandOverRequested { at_index: HANDOVER },
+        Trigger::HandOverOffered => Event::HandOverOffered {
+            at_index: HANDOVER,
+            epoch: m.epoch() + 1,
+            from: PEER,
+        },
+        // The peer claims the epoch offered (see `prepare_for`).
+        Trigger::HandOverAccepted => Event::EpochSeen {
+            epoch: m.epoch() + 1,
+            server: PEER,
+            on_air: true,
+            via: Via::SyncLink,
+        },
+        Trigger::HandOverReleased => Event::HandOverReleased { index: HANDOVER },
     }
+}
+
+/// The hand-over index of the table tests.
+const HANDOVER: u64 = 5_000;
+
+/// What a rule's trigger needs to have happened before: an offer (and its acceptance).
+fn prepare_for(trigger: Trigger, m: &mut Machine, now: u64) {
+    match trigger {
+        Trigger::HandOverAccepted => {
+            m.handle(Event::HandOverRequested { at_index: HANDOVER }, now);
+        }
+        Trigger::HandOverReleased => {
+            m.handle(Event::HandOverRequested { at_index: HANDOVER }, now);
+            let e = event_for(Trigger::HandOverAccepted, m, now);
+            m.handle(e, now);
+        }
+        _ => {}
+    }
+    m.drain_actions();
 }
 
 #[test]
@@ -276,6 +309,7 @@ fn every_rule_of_the_table_is_taken() {
     let now = 10 * MS + 1_000;
     for rule in TRANSITIONS {
         let mut m = reach(rule.from, rule.when);
+        prepare_for(rule.trigger, &mut m, now);
         let before = m.history().count();
         let e = event_for(rule.trigger, &m, now);
         m.handle(e.clone(), now);
@@ -1055,4 +1089,137 @@ fn a_stall_during_verification_restarts_it() {
         m.handle_timeout(now);
     }
     assert!(m.sending_live());
+}
+
+#[test]
+fn a_planned_hand_over_moves_the_live_group_at_the_offered_index() {
+    let now = 10 * MS + 1_000;
+    let mut p = reach(State::Primary, Guard::LiveSending);
+    let mut s = reach(State::SecondarySynchronized, Guard::Always);
+    assert_eq!(p.hand_over_refusal(), None);
+    let e0 = p.epoch();
+    p.handle(Event::HandOverRequested { at_index: 7_000 }, now);
+    let offer = p.drain_actions();
+    assert_eq!(
+        offer,
+        [Action::SendHandOver {
+            at_index: 7_000,
+            epoch: e0 + 1
+        }]
+    );
+    assert_eq!(
+        p.hand_over_refusal().as_deref(),
+        Some("a hand-over is already under way")
+    );
+    // The secondary accepts: it claims the epoch and switches exactly at the index.
+    s.handle(
+        Event::HandOverOffered {
+            at_index: 7_000,
+            epoch: e0 + 1,
+            from: PEER,
+        },
+        now,
+    );
+    assert_eq!(s.state(), State::SecondaryNoPrimary);
+    let a = s.drain_actions();
+    assert!(
+        a.contains(&Action::SwitchToLiveAt { index: 7_000 }),
+        "{a:?}"
+    );
+    assert!(a.contains(&Action::SendTakeover {
+        epoch: e0 + 1,
+        from_index: Some(6_999)
+    }));
+    assert!(s.sending_live() && s.is_owner());
+    // The claim reaches the primary (message, then heartbeats): no step down, no
+    // "secondary lost", the release is scheduled at the index.
+    p.handle(
+        Event::EpochSeen {
+            epoch: e0 + 1,
+            server: PEER,
+            on_air: true,
+            via: Via::SyncLink,
+        },
+        now,
+    );
+    assert_eq!(p.drain_actions(), [Action::ReleaseLiveAt { index: 7_000 }]);
+    p.handle(
+        Event::PeerStatus {
+            state: State::SecondaryNoPrimary,
+            epoch: e0 + 1,
+            owner: true,
+            server: PEER,
+            last_index: Some(6_990),
+        },
+        now,
+    );
+    assert_eq!(p.state(), State::Primary);
+    assert!(p.sending_live());
+    // A release at another index is not this hand-over's.
+    p.handle(Event::HandOverReleased { index: 6_000 }, now);
+    assert_eq!(p.state(), State::Primary);
+    p.handle(Event::HandOverReleased { index: 7_000 }, now);
+    assert_eq!(p.state(), State::SecondarySynchronizing);
+    assert!(!p.sending_live() && !p.is_owner());
+    let a = p.drain_actions();
+    assert_eq!(a.iter().filter(|x| **x == Action::StopLive).count(), 1);
+    assert!(a.contains(&Action::SendSyncRequest));
+    // Once the old primary reports synchronised, the new owner is the primary.
+    s.handle(
+        Event::PeerStatus {
+            state: State::SecondarySynchronized,
+            epoch: e0,
+            owner: false,
+            server: PEER,
+            last_index: Some(7_100),
+        },
+        now,
+    );
+    assert_eq!(s.state(), State::Primary);
+}
+
+#[test]
+fn a_hand_over_is_refused_without_a_synchronised_peer_and_an_unanswered_offer_expires() {
+    let now = 10 * MS + 1_000;
+    let mut p = reach(State::PrimaryNoSecondary, Guard::LiveSending);
+    let why = p.hand_over_refusal().unwrap();
+    assert!(why.contains("not the primary"), "{why}");
+    p.handle(Event::HandOverRequested { at_index: 9 }, now);
+    assert!(p.drain_actions().is_empty());
+    let s = reach(State::SecondarySynchronized, Guard::Always);
+    assert!(s.hand_over_refusal().is_some());
+    let mut p = reach(State::Primary, Guard::LiveSending);
+    p.handle(Event::HandOverRequested { at_index: 9_000 }, now);
+    p.drain_actions();
+    assert!(p.hand_over_refusal().is_some());
+    assert!(p.poll_timeout().unwrap() <= now + HAND_OVER_OFFER_NS);
+    let mut t = now;
+    while t < now + HAND_OVER_OFFER_NS {
+        t = (t + MS).min(now + HAND_OVER_OFFER_NS);
+        p.handle_timeout(t);
+    }
+    assert_eq!(p.hand_over_refusal(), None, "the offer expired");
+    // A late acceptance of a withdrawn offer is a rival claim again.
+    p.drain_actions();
+    p.handle(
+        Event::EpochSeen {
+            epoch: p.epoch() + 1,
+            server: PEER,
+            on_air: true,
+            via: Via::SyncLink,
+        },
+        now + HAND_OVER_OFFER_NS,
+    );
+    assert_eq!(p.state(), State::SecondarySynchronizing);
+    // An offer for an epoch not above the secondary's is ignored.
+    let mut s = reach(State::SecondarySynchronized, Guard::Always);
+    s.handle(
+        Event::HandOverOffered {
+            at_index: 9_000,
+            epoch: s.epoch(),
+            from: PEER,
+        },
+        now,
+    );
+    assert_eq!(s.state(), State::SecondarySynchronized);
 }

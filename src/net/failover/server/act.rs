@@ -155,6 +155,36 @@ impl Server {
                     }
                 }
             }
+            Action::SwitchToLiveAt { index } => {
+                self.policies.went_live(mono_ns());
+                if let Some(r) = &self.engine {
+                    match r.handle.switch_at(index, Target::Live) {
+                        Ok(()) => tracing::info!(
+                            from = index,
+                            engine_at = r.handle.next_index(),
+                            "hand-over: taking the live group at the offered datagram"
+                        ),
+                        Err(e) => tracing::error!("hand-over: cannot take the live group: {e}"),
+                    }
+                }
+            }
+            Action::ReleaseLiveAt { index } => {
+                if let Some(r) = &self.engine {
+                    // The datagrams before `index` still go live; the rest to the muted
+                    // group (or nowhere when this server has none).
+                    let to = if r.handle.switch_at(index, Target::Muted).is_ok() {
+                        Target::Muted
+                    } else {
+                        let _ = r.handle.switch_at(index, Target::Off);
+                        Target::Off
+                    };
+                    tracing::info!(
+                        at = index,
+                        engine_at = r.handle.next_index(),
+                        "hand-over accepted: leaving the live group at the offered datagram (then {to:?})"
+                    );
+                }
+            }
             Action::StartMuted => self.start_muted(),
             Action::StopMuted => self.stop_engine(),
             _ => {}

@@ -7,6 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Server;
+
+/// A switchover lands this far ahead of the request (at least 8 heartbeat periods): room
+/// for the offer and the acceptance to cross the sync link (and be sent again) before the
+/// datagram is due.
+const HAND_OVER_LEAD_NS: u64 = 200_000_000;
 use crate::failover::machine::{Event, LiveGate, OutputFault};
 use crate::failover::node::Now;
 use crate::failover::policy::{OutputFacts, Policies, SessionEnd};
@@ -118,6 +123,11 @@ impl Server {
                         rewound,
                         "engine: output moved to the {target:?} target from datagram {index}"
                     );
+                    if target != Target::Live {
+                        // A hand-over's release (the machine ignores any other).
+                        self.node.event(Event::HandOverReleased { index }, now);
+                        self.flush();
+                    }
                 }
                 EngineEvent::Sender(SenderEvent::GateClosed {
                     index, fallback, ..
@@ -228,6 +238,7 @@ impl Server {
             (Body::MonitorCommand(_), SenderRole::Monitor)
             | (Body::SyncParams(_), SenderRole::Sync | SenderRole::Client)
             | (Body::PlayRequest { .. }, _)
+            | (Body::SwitchoverRequest, _)
             | (Body::StatusRequest, _) => {}
             _ => {
                 self.control.refused(
@@ -269,6 +280,10 @@ impl Server {
             } => self.on_play_request(&asset_path, start_real_ns, from),
             Body::StatusRequest if control => {
                 let json = self.status_json().to_string();
+                self.reply(Body::StatusReply { json }, from, key);
+            }
+            Body::SwitchoverRequest if control => {
+                let json = self.on_switchover_request(from).to_string();
                 self.reply(Body::StatusReply { json }, from, key);
             }
             _ => {}
@@ -378,6 +393,42 @@ impl Server {
             Err(e) => {
                 tracing::error!(from = %from, "asset request for {path}: {e:#}");
                 self.last_error = Some(format!("asset request for {path}: {e:#}"));
+            }
+        }
+    }
+
+    /// An operator's switchover request: the live group is offered to the synchronised
+    /// peer from a datagram [`HAND_OVER_LEAD_NS`] ahead (or the reason it cannot be).
+    fn on_switchover_request(&mut self, from: SocketAddr) -> serde_json::Value {
+        let refusal = self.node.machine().hand_over_refusal();
+        let at = match (&self.stream, self.timeline, &self.engine, refusal) {
+            (_, _, _, Some(why)) => Err(why),
+            (Some(s), Some(tl), Some(r), None) => {
+                let lead =
+                    HAND_OVER_LEAD_NS.max(8 * self.node.config().machine.heartbeat_period_ns);
+                let at = tl
+                    .index_at(s, crate::net::clock::real_ns() + lead)
+                    .max(r.handle.next_index() + 1);
+                match s.datagram_count() {
+                    Some(c) if at >= c => {
+                        Err("the session ends before a hand-over could land".into())
+                    }
+                    _ => Ok(at),
+                }
+            }
+            _ => Err("no engine running".to_string()),
+        };
+        match at {
+            Ok(at_index) => {
+                tracing::info!(from = %from, at_index, "switchover requested: offering the live group to the peer");
+                let now = self.now();
+                self.node.event(Event::HandOverRequested { at_index }, now);
+                self.flush();
+                serde_json::json!({"accepted": true, "at_index": at_index})
+            }
+            Err(why) => {
+                tracing::warn!(from = %from, "switchover request refused: {why}");
+                serde_json::json!({"accepted": false, "reason": why})
             }
         }
     }

@@ -40,7 +40,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::failover::state::State;
 use crate::index::AssetIdentity;
-use crate::net::url::Framing;
+use crate::stream::Framing;
 
 /// First four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"TNDM";

@@ -12,7 +12,7 @@ use crate::failover::node::{Node, NodeConfig, Now, Output, SendTo};
 use crate::failover::state::{Role, State};
 use crate::failover::wire::{self, Body, Header, Key, MonitorCmd, Msg, SenderRole, SyncParams};
 use crate::index::AssetIdentity;
-use crate::net::url::Framing;
+use crate::stream::Framing;
 
 pub const US: u64 = 1_000;
 pub const MS: u64 = 1_000_000;

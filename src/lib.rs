@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod failover;
 pub mod index;
+pub mod io;
 pub mod net;
 pub mod pacing;
 pub mod probe;

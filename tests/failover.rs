@@ -989,7 +989,7 @@ fn switch_at_the_next_pcr_boundary() {
             .unwrap()
     };
     let (from, last) = (num("from="), num("primary_last="));
-    let map = tandem::index::load_or_build(std::path::Path::new(&asset), false).unwrap();
+    let map = tandem::io::load_or_build(std::path::Path::new(&asset), false).unwrap();
     let stream = OutputStream::new(
         std::sync::Arc::new(map),
         SessionParams {

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use super::signals::Signals;
 use super::{EXIT_BAD_INPUT, EXIT_RUNTIME};
-use crate::index::load_or_build;
+use crate::io::load_or_build;
 use crate::net::clock::{mono_ns, real_ns, real_to_mono, set_clock_offset_ms};
 use crate::net::engine::{Engine, EngineConfig, EngineStats, Sink, Target};
 use crate::net::sockets::{resolve_iface, sender, SenderOptions};

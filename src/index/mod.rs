@@ -22,9 +22,9 @@ pub mod scan;
 pub mod synth;
 pub mod timeline;
 
-pub use build::{build, build_bytes, BuildOptions, Built};
+pub use build::{build_bytes, build_from, BuildOptions, Built};
 pub use error::{BuildError, IndexError, PersistError};
-pub use persist::{load_or_build, load_or_build_with, LoadOptions, Loaded, Origin};
+pub use identity::{hash_bytes, hash_reader};
 pub use report::{Problem, Report};
 
 /// An asset's identity: what two servers compare before they agree to play "the same file".
@@ -102,8 +102,8 @@ pub struct PidCc {
     pub advance: u8,
 }
 
-/// The offset map of one asset. Built by `index::build`, saved beside the asset and loaded
-/// by `index::load_or_build`.
+/// The offset map of one asset. Built by `index::build`, encoded by `index::persist`, saved
+/// beside the asset and loaded by `io::load_or_build`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetMap {
     /// Size and content hash of the file this map describes.

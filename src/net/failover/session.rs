@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::failover::wire::SyncParams;
-use crate::index::{load_or_build, AssetIdentity, OffsetMap};
+use crate::index::{AssetIdentity, OffsetMap};
+use crate::io::load_or_build;
 use crate::net::url::Framing;
 use crate::stream::{OutputStream, SessionParams};
 use crate::ts::pcr::{ns_to_ticks, ticks_to_ns};

@@ -14,3 +14,4 @@ pub mod probe;
 pub mod recv;
 pub mod stream;
 pub mod ts;
+pub mod units;

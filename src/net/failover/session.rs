@@ -120,8 +120,8 @@ impl Timeline {
     /// the measured offset (theirs minus ours, RFC 5905 §8).
     pub fn from_params(p: &SyncParams, offset_ns: i64) -> Timeline {
         Timeline {
-            origin_real_ns: (p.origin_real_ns as i128 - offset_ns as i128).max(0) as u64,
-            origin_index: p.origin_index,
+            origin_real_ns: (p.origin_real_ns.0 as i128 - offset_ns as i128).max(0) as u64,
+            origin_index: p.origin_index.0,
         }
     }
 

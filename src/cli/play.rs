@@ -240,7 +240,7 @@ fn play(args: &PlayArgs, plan: Plan) -> anyhow::Result<i32> {
     // servers reading one file stall together).
     cfg.ahead_ns = 1_000_000_000;
     // Nothing switches a plain playout: the pacer sleeps with clock_nanosleep, cheaper per
-    // wake than the switchable futex sleep (docs/STATUS.md, issue 2 CPU).
+    // wake than the switchable futex sleep (CHANGELOG.md, session 3).
     cfg.interruptible = false;
     let handle = Engine::start(cfg).context("starting the engine")?;
     // The main thread only waits for a signal or the end of the session: it wakes shortly

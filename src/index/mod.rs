@@ -1,4 +1,5 @@
-//! The precomputed offset map (design card: "precomputed offset map").
+//! The precomputed offset map: where the secondary finds the next PCR/frame boundary to
+//! switch at, and where every datagram of a session comes from.
 //!
 //! For one pass over an asset it records where every valid TS packet sits in the file,
 //! the asset's PCR timeline (ISO/IEC 13818-1 §2.4.2.2: the time a byte is meant to enter

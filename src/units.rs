@@ -156,6 +156,11 @@ impl Ticks27M {
         self.0 / PER_90KHZ
     }
 
+    /// The ticks from `earlier` to `self`, 0 if `earlier` is later.
+    pub fn since(self, earlier: Ticks27M) -> Ticks27M {
+        Ticks27M(self.0.saturating_sub(earlier.0))
+    }
+
     /// Seconds, as a float (for reports).
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / HZ as f64

@@ -264,7 +264,7 @@ fn timeline_continuous_across_pcr_wrap() {
     // 4 s at 2.5 Mb/s.
     let secs = m.map.loop_period as f64 / 27e6;
     assert!((secs - 4.015).abs() < 0.01, "{secs}");
-    let times: Vec<u64> = m.map.datagrams.iter().map(|d| d.time).collect();
+    let times: Vec<u64> = m.map.datagrams.iter().map(|d| d.time.0).collect();
     assert!(times.windows(2).all(|w| w[0] < w[1]));
 }
 

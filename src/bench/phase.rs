@@ -16,7 +16,7 @@ pub fn phase_in_frame(map: &OffsetMap, origin_real_ns: u64, t_real_ns: u64) -> O
         .datagrams
         .iter()
         .filter(|d| d.flags & flags::FRAME_START != 0)
-        .map(|d| d.time)
+        .map(|d| d.time.0)
         .collect();
     let (first, last) = (*starts.first()?, *starts.last()?);
     let since = (t_real_ns - origin_real_ns) as u128 * HZ as u128 / 1_000_000_000;
@@ -49,7 +49,7 @@ mod tests {
             .datagrams
             .iter()
             .filter(|d| d.flags & flags::FRAME_START != 0)
-            .map(|d| d.time)
+            .map(|d| d.time.0)
             .collect();
         assert!(starts.len() > 3);
         let o = 1_000_000_000_000u64;

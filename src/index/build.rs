@@ -14,6 +14,7 @@ use super::scan::Scanner;
 use super::timeline::{self, frame_rate_from_delta, round_up_300, PcrObs};
 use super::{flags, AssetIdentity, DatagramEntry, Interpolator, OffsetMap, PidCc, Segment};
 use crate::ts::packet::{Cc, Pid, PACKETS_PER_DATAGRAM, PACKET_SIZE};
+use crate::units::Ticks27M;
 
 /// Read size of the scan.
 pub const CHUNK: usize = 1 << 20;
@@ -252,7 +253,7 @@ pub fn finish(s: Scanned) -> Result<Built, BuildError> {
         }
         datagrams.push(DatagramEntry {
             byte_offset,
-            time: interp.at(first),
+            time: Ticks27M(interp.at(first)),
             flags: fl,
             frame,
         });

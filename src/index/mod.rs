@@ -13,6 +13,7 @@
 
 use crate::ts::packet::{Cc, Pid, PACKETS_PER_DATAGRAM, PACKET_SIZE};
 use crate::ts::pcr::Pcr;
+use crate::units::Ticks27M;
 
 pub mod build;
 pub mod error;
@@ -81,7 +82,7 @@ pub struct DatagramEntry {
     pub byte_offset: u64,
     /// Departure time of its first packet on the timeline (RFC 2250 §2: target transmission
     /// time of the first byte), 27 MHz ticks relative to packet 0.
-    pub time: u64,
+    pub time: Ticks27M,
     /// [`flags`] bits.
     pub flags: u8,
     /// Number of the video frame in progress at this datagram's first packet (0-based; frames

@@ -30,6 +30,7 @@ use super::error::PersistError;
 use super::{Anchor, AssetIdentity, DatagramEntry, OffsetMap, PidCc, Segment};
 use crate::ts::packet::{Cc, Pid};
 use crate::ts::pcr::{Pcr, PCR_MODULUS};
+use crate::units::Ticks27M;
 
 /// File name suffix of a saved index.
 pub const SUFFIX: &str = ".tandem-index";
@@ -109,7 +110,7 @@ pub fn encode(map: &OffsetMap, stamp: &SourceStamp) -> Vec<u8> {
     w.u64(map.datagrams.len() as u64);
     for e in &map.datagrams {
         w.u64(e.byte_offset);
-        w.u64(e.time);
+        w.u64(e.time.0);
         w.u8(e.flags);
         w.u32(e.frame);
     }
@@ -276,7 +277,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(OffsetMap, SourceStamp), Per
     for _ in 0..n {
         datagrams.push(DatagramEntry {
             byte_offset: r.u64()?,
-            time: r.u64()?,
+            time: Ticks27M(r.u64()?),
             flags: r.u8()?,
             frame: r.u32()?,
         });
@@ -369,7 +370,7 @@ pub fn check(map: &OffsetMap) -> Result<(), String> {
     let mut it = super::Interpolator::new(&map.anchors);
     for (d, e) in map.datagrams.iter().enumerate() {
         let p = d as u64 * crate::ts::packet::PACKETS_PER_DATAGRAM as u64;
-        if map.packet_offset(p) != Some(e.byte_offset) || it.at(p) != e.time {
+        if map.packet_offset(p) != Some(e.byte_offset) || it.at(p) != e.time.0 {
             return Err(format!("datagram {d} does not match the segments/anchors"));
         }
     }

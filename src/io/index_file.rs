@@ -301,7 +301,7 @@ mod tests {
         let new = load_or_build_with(&a, &LoadOptions::default()).unwrap();
         assert!(matches!(new.origin, Origin::Built { .. }));
         assert_ne!(new.map.identity, old.identity);
-        assert_eq!(new.map.datagrams[1].time, 7 * 20_000);
+        assert_eq!(new.map.datagrams[1].time.0, 7 * 20_000);
         // Touched but unchanged: re-hashed, loaded, re-stamped.
         set_mtime(&a, 3_000_000);
         let same = load_or_build_with(&a, &LoadOptions::default()).unwrap();

@@ -170,8 +170,8 @@ fn tokens(src: &str) -> Vec<(Tok, usize)> {
         } else if ch == '\'' || (ch == 'b' && at(i + 1) == '\'') {
             let j = if ch == 'b' { i + 1 } else { i };
             if at(j + 1) == '\\' {
-                // '\n', '\'', '\u{..}'
-                let mut k = j + 2;
+                // '\n', '\'', '\u{..}': the escaped character, then up to the quote.
+                let mut k = j + 3;
                 while k < c.len() && c[k] != '\'' {
                     k += 1;
                 }
@@ -575,4 +575,10 @@ fn live() { std::thread::sleep(d) }
 #[test]
 fn scanner_treats_an_inner_cfg_test_file_as_test_code() {
     assert!(found("#![cfg(test)]\nuse std::fs;\n").is_empty());
+}
+
+#[test]
+fn scanner_reads_escaped_quote_chars_and_lifetimes() {
+    let src = "fn f<'a>(x: &'a str) -> char { let q = '\\''; let b = b'\\\\'; '\\u{7b}' }\nuse std::fs;\n";
+    assert_eq!(found(src), vec![(2, "fs".to_string())]);
 }

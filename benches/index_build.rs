@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tandem::index::{build, identity, BuildOptions};
+use tandem::index::BuildOptions;
+use tandem::io::asset::{build, hash_file};
+use tandem::io::index_file;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -76,7 +78,7 @@ fn main() {
         hash: false,
         ..BuildOptions::default()
     };
-    let first = match build(&file, &no_hash) {
+    let first = match build(&file, &no_hash, false) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("index_build: {e}");
@@ -99,21 +101,21 @@ fn main() {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let saved =
         std::env::temp_dir().join(format!("tandem-bench-{}.tandem-index", std::process::id()));
-    let stamp = tandem::index::persist::SourceStamp::of(&file).expect("stat");
-    tandem::index::persist::save_to(&first.map, &stamp, &saved).expect("save");
+    let stamp = index_file::stamp_of(&file).expect("stat");
+    index_file::save_to(&first.map, &stamp, &saved).expect("save");
     let index_bytes = std::fs::metadata(&saved).map(|m| m.len()).unwrap_or(0);
     for _ in 0..runs {
         ours.extend(time_runs(1, || {
-            std::hint::black_box(build(&file, &no_hash).expect("build"));
+            std::hint::black_box(build(&file, &no_hash, false).expect("build"));
         }));
         hash.extend(time_runs(1, || {
-            std::hint::black_box(identity::hash_file(&file).expect("hash"));
+            std::hint::black_box(hash_file(&file).expect("hash"));
         }));
         both.extend(time_runs(1, || {
-            std::hint::black_box(build(&file, &BuildOptions::default()).expect("build"));
+            std::hint::black_box(build(&file, &BuildOptions::default(), false).expect("build"));
         }));
         load.extend(time_runs(1, || {
-            std::hint::black_box(tandem::index::persist::load(&saved).expect("load"));
+            std::hint::black_box(index_file::load(&saved).expect("load"));
         }));
         if ingests_ok {
             ing.extend(time_runs(1, || {

@@ -1,12 +1,15 @@
 //! tandem: frame-accurate primary/secondary MPEG-TS playout onto UDP/RTP multicast.
 //!
-//! The crate is a sans-IO core (`ts`, `index`, `stream`, `pacing`, `failover`, `recv`
-//! analysis) under one thin I/O layer (`net`). See `docs/architecture.md`.
+//! The crate is a sans-IO core (`ts`, `index`, `stream`, `pacing`, `recv`, `failover`,
+//! `probe`, `bench`, `units`) under one thin I/O layer: `net` (sockets, clocks, threads),
+//! `io` (files) and `cli` (commands). See `docs/architecture.md`; `tests/layers.rs` keeps the
+//! core off the edge.
 
 pub mod bench;
 pub mod cli;
 pub mod failover;
 pub mod index;
+pub mod io;
 pub mod net;
 pub mod pacing;
 pub mod probe;
@@ -14,3 +17,4 @@ pub mod recv;
 pub mod sender;
 pub mod stream;
 pub mod ts;
+pub mod units;

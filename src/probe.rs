@@ -3,14 +3,12 @@
 //! §2.4.4), the PCR PID and spacing (TR 101 290 2.3), bitrate from the PCR timeline, frame
 //! rate, duration, and every problem found.
 //!
-//! [`analyse`] is pure; [`probe`] reads the file.
-
-use std::path::Path;
+//! [`analyse`] is pure; `io::asset::probe` reads the file.
 
 use serde::Serialize;
 
 use crate::index::report::{PcrSpacing, Problem};
-use crate::index::{build, BuildOptions, Built, IndexError};
+use crate::index::Built;
 use crate::ts::packet::{Pid, PACKET_SIZE};
 use crate::ts::pcr::HZ;
 use crate::ts::psi::stream_type_name;
@@ -131,20 +129,6 @@ pub struct Probe {
     pub problems: Vec<ProblemOut>,
     /// Problems beyond the kept maximum.
     pub problems_dropped: u64,
-}
-
-/// Scans the file (with the identity hash) and analyses it, following `program` (default:
-/// the first program of the PAT).
-pub fn probe(path: &Path, program: Option<u16>) -> Result<Probe, IndexError> {
-    let built = build(
-        path,
-        &BuildOptions {
-            hash: true,
-            program,
-            progress: true,
-        },
-    )?;
-    Ok(analyse(&built))
 }
 
 /// Reserved and DVB PIDs (ISO/IEC 13818-1 table 2-3, ETSI EN 300 468 §5.1.3).
@@ -278,8 +262,8 @@ pub fn analyse(b: &Built) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::build_bytes;
     use crate::index::synth::{synth_ts, SynthOptions};
+    use crate::index::{build_bytes, BuildOptions};
 
     #[test]
     fn figures_of_a_synthetic_stream() {

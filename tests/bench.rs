@@ -76,7 +76,7 @@ fn assert_real_trials(v: &serde_json::Value, n: usize) {
     assert_eq!(v["asset"]["frame_ns"], 40_000_000);
 }
 
-/// The CI share of issue 4: three kill trials of a real pair.
+/// The CI share of the benchmark: three kill trials of a real pair.
 #[test]
 fn three_kill_trials_of_a_real_pair_give_real_numbers() {
     let json = tmp("kill.json");

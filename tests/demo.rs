@@ -4,8 +4,8 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem");
 
-/// Signs in the demo's output that a stall of this machine (anchors.md: 10-200 ms stalls
-/// happen on these VMs) really stopped the primary and moved the live group *before* the
+/// Signs in the demo's output that a stall of this machine (10-200 ms stalls happen on
+/// these VMs) really stopped the primary and moved the live group *before* the
 /// demo's SIGKILL: the run is then not a test of the SIGKILL switch and is tried again.
 fn swapped_before_the_kill(text: &str) -> bool {
     text.contains("HigherEpoch")

@@ -18,7 +18,7 @@ const SEC: Duration = Duration::from_secs(1);
 const RX_MAX_S: f64 = 60.0;
 
 /// Detection settings for scenarios that do not measure the switch time: a 100 ms window, so
-/// that the stalls of this shared machine (10-50 ms under load, anchors.md) do not swap the
+/// that the stalls of this shared machine (10-50 ms under load) do not swap the
 /// roles before the fault under test.
 const CALM: [&str; 2] = ["--heartbeat-us=10000", "--miss=10"];
 
@@ -989,7 +989,7 @@ fn switch_at_the_next_pcr_boundary() {
             .unwrap()
     };
     let (from, last) = (num("from="), num("primary_last="));
-    let map = tandem::index::load_or_build(std::path::Path::new(&asset), false).unwrap();
+    let map = tandem::io::load_or_build(std::path::Path::new(&asset), false).unwrap();
     let stream = OutputStream::new(
         std::sync::Arc::new(map),
         SessionParams {

@@ -245,9 +245,10 @@ fn psi_changes_are_reported_and_frames_follow_the_new_video_pid() {
 
 #[test]
 fn timeline_continuous_across_pcr_wrap() {
-    let m = tandem::index::build(
+    let m = tandem::io::asset::build(
         &fixture("pcr-wrap-25fps.ts"),
         &tandem::index::BuildOptions::default(),
+        false,
     )
     .unwrap();
     let a = &m.map.anchors;
@@ -263,7 +264,7 @@ fn timeline_continuous_across_pcr_wrap() {
     // 4 s at 2.5 Mb/s.
     let secs = m.map.loop_period as f64 / 27e6;
     assert!((secs - 4.015).abs() < 0.01, "{secs}");
-    let times: Vec<u64> = m.map.datagrams.iter().map(|d| d.time).collect();
+    let times: Vec<u64> = m.map.datagrams.iter().map(|d| d.time.0).collect();
     assert!(times.windows(2).all(|w| w[0] < w[1]));
 }
 
@@ -325,8 +326,8 @@ fn index_builds_saves_and_reloads() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("built, saved"), "{text}");
     // The saved map is the map a fresh build gives.
-    let loaded = tandem::index::load_or_build(&asset, false).unwrap();
-    let fresh = tandem::index::build(&asset, &Default::default())
+    let loaded = tandem::io::load_or_build(&asset, false).unwrap();
+    let fresh = tandem::io::asset::build(&asset, &Default::default(), false)
         .unwrap()
         .map;
     assert_eq!(loaded, fresh);

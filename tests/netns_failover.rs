@@ -1,4 +1,4 @@
-//! Claim 1's two-computer case across network namespaces (issue 3): primary, secondary and
+//! Claim 1's two-computer case across network namespaces: primary, secondary and
 //! viewer are three hosts of `tools/netns-lab.sh`, with the live network and the sync
 //! network ("the second network") apart. The primary is killed with SIGKILL; the viewer's
 //! `tandem recv` must see exactly one change of sender, from the primary's address to the

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tandem::index::load_or_build;
+use tandem::io::load_or_build;
 use tandem::net::sockets::receiver;
 use tandem::net::url::Framing;
 use tandem::stream::reader::DatagramSource;

@@ -14,7 +14,7 @@ first one.
 
 COMMAND is split like a shell line; `{g}` stands for the sender's GROUP:PORT and `{asset}`
 for the asset (--asset, default assets/demo-25fps.ts; commands run in its directory).
-Example (the session 3 comparison in docs/STATUS.md):
+Example (the session 3 comparison in CHANGELOG.md):
 
     tools/cpu-ab.py 12 8 \\
       'multicat=multicat -U {asset} {g}@127.0.0.1' \\

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a ~100 MB CBR MPEG-TS for the index benchmark (not committed):
 # 60 s of 640x360 H.264 (nal-hrd CBR 8 Mb/s) + AAC, muxed at a constant 14 Mb/s with null
-# padding and a PCR every 20 ms -- about the 105 MB file anchors.md timed ingests on.
+# padding and a PCR every 20 ms: about 105 MB, the size multicat's ingests was timed on
+# (benches/index_build.rs compares the two).
 #
 #   tools/make-bigfile.sh [OUT]      # default: target/bench/bigfile-14mbps.ts
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak test for false failovers (issue 3): a healthy pair on loopback for SECONDS (default
+# Soak test for false failovers: a healthy pair on loopback for SECONDS (default
 # 600) with the other core kept busy by a shell busy loop, a receiver (`tandem recv`, kernel
 # timestamps) on the live group. Every change of the server on air is classified:
 #   false  - a switch while the primary's datagrams were still reaching the live group

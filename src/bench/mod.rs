@@ -5,7 +5,7 @@
 //! and the self-contained HTML report ([`html`]). `tandem bench failover` (src/cli/bench/)
 //! runs the pair, injects the faults and feeds these types.
 //!
-//! # What is measured (issue 4)
+//! # What is measured
 //! - **detection latency**: fault injected -> failure declared (the secondary's
 //!   `Secondary_synchronized -> Secondary_no_primary` transition, CLOCK_REALTIME);
 //! - **switch latency**: failure declared -> first datagram of the secondary on the live

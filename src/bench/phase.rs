@@ -4,22 +4,22 @@
 
 use crate::index::{flags, OffsetMap};
 use crate::ts::pcr::HZ;
+use crate::units::RealNs;
 
-/// Phase (ns) of instant `t_real_ns` within the frame in progress, for a session whose
-/// timeline origin is `origin_real_ns` (unix ns). None before the origin or without frame
-/// starts in the map.
-pub fn phase_in_frame(map: &OffsetMap, origin_real_ns: u64, t_real_ns: u64) -> Option<u64> {
-    if t_real_ns < origin_real_ns || map.loop_period == 0 {
+/// Phase (ns) of instant `t` within the frame in progress, for a session whose timeline
+/// origin is `origin`. None before the origin or without frame starts in the map.
+pub fn phase_in_frame(map: &OffsetMap, origin: RealNs, t: RealNs) -> Option<u64> {
+    if t < origin || map.loop_period == 0 {
         return None;
     }
     let starts: Vec<u64> = map
         .datagrams
         .iter()
         .filter(|d| d.flags & flags::FRAME_START != 0)
-        .map(|d| d.time)
+        .map(|d| d.time.0)
         .collect();
     let (first, last) = (*starts.first()?, *starts.last()?);
-    let since = (t_real_ns - origin_real_ns) as u128 * HZ as u128 / 1_000_000_000;
+    let since = t.since(origin) as u128 * HZ as u128 / 1_000_000_000;
     let pos = (since % map.loop_period as u128) as u64;
     let phase_ticks = if pos < first {
         if since < map.loop_period as u128 {
@@ -49,20 +49,20 @@ mod tests {
             .datagrams
             .iter()
             .filter(|d| d.flags & flags::FRAME_START != 0)
-            .map(|d| d.time)
+            .map(|d| d.time.0)
             .collect();
         assert!(starts.len() > 3);
-        let o = 1_000_000_000_000u64;
+        let o = RealNs(1_000_000_000_000);
         let ns = |ticks: u64| ticks * 1000 / 27;
         // 1 ms after the third frame start.
-        let t = o + ns(starts[2]) + 1_000_000;
+        let t = o.plus(ns(starts[2]) + 1_000_000);
         let p = phase_in_frame(&map, o, t).unwrap();
         assert!(p.abs_diff(1_000_000) < 1_000, "{p}");
         // The same point one pass later.
-        let t2 = t + ns(map.loop_period);
+        let t2 = t.plus(ns(map.loop_period));
         let p2 = phase_in_frame(&map, o, t2).unwrap();
         assert!(p2.abs_diff(p) < 1_000, "{p2} vs {p}");
-        assert!(phase_in_frame(&map, o, o - 1).is_none());
+        assert!(phase_in_frame(&map, o, RealNs(o.0 - 1)).is_none());
         assert!(ns(frame) > p);
     }
 }

@@ -7,8 +7,8 @@ use super::stall::{largest_gap_in, StallLog};
 use super::summary::{BenchReport, Metric, Unit, Verdict};
 use super::trial::{Arrival, Outcome, Trial, TrialInput};
 use super::{html, text, AssetInfo, Fault, Settings};
-use crate::net::url::Framing;
 use crate::recv::{Analyzer, Report};
+use crate::stream::Framing;
 
 const MS: u64 = 1_000_000;
 const FRAME: u64 = 40 * MS;

@@ -1,5 +1,5 @@
 //! One trial: what the receiver, the secondary's event log and the stall watcher saw, turned
-//! into the figures of issue 4 (sans-IO: [`Trial::from_input`] takes the observations and
+//! into the benchmark's figures (sans-IO: [`Trial::from_input`] takes the observations and
 //! never reads a clock).
 
 use std::net::SocketAddr;

@@ -120,7 +120,7 @@ fn play_only(args: &DemoArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    let map = match crate::index::load_or_build(&asset, false) {
+    let map = match crate::io::load_or_build(&asset, false) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("tandem demo: {e}");

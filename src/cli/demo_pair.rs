@@ -39,7 +39,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<i32> {
         eprintln!("tandem demo: need 0.5 < --kill-after < --seconds - 0.5");
         return Ok(EXIT_BAD_INPUT);
     }
-    let map = match crate::index::load_or_build(&asset, false) {
+    let map = match crate::io::load_or_build(&asset, false) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("tandem demo: {e}");

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::index::{load_or_build_with, LoadOptions, Origin};
+use crate::io::{load_or_build_with, LoadOptions, Origin};
 use crate::ts::pcr::HZ;
 
 /// Arguments of `tandem index`.

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use super::signals::Signals;
 use super::{EXIT_BAD_INPUT, EXIT_RUNTIME};
-use crate::index::load_or_build;
+use crate::io::load_or_build;
 use crate::net::clock::{mono_ns, real_ns, real_to_mono, set_clock_offset_ms};
 use crate::net::engine::{Engine, EngineConfig, EngineStats, Sink, Target};
 use crate::net::sockets::{resolve_iface, sender, SenderOptions};
@@ -240,7 +240,7 @@ fn play(args: &PlayArgs, plan: Plan) -> anyhow::Result<i32> {
     // servers reading one file stall together).
     cfg.ahead_ns = 1_000_000_000;
     // Nothing switches a plain playout: the pacer sleeps with clock_nanosleep, cheaper per
-    // wake than the switchable futex sleep (docs/STATUS.md, issue 2 CPU).
+    // wake than the switchable futex sleep (CHANGELOG.md, session 3).
     cfg.interruptible = false;
     let handle = Engine::start(cfg).context("starting the engine")?;
     // The main thread only waits for a signal or the end of the session: it wakes shortly

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::probe::{probe, Probe};
+use crate::io::asset::probe;
+use crate::probe::Probe;
 
 /// Arguments of `tandem probe`.
 #[derive(Debug, clap::Args)]

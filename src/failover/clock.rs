@@ -15,33 +15,35 @@
 
 use std::collections::VecDeque;
 
+use crate::units::RealNs;
+
 /// Samples kept by the filter (RFC 5905 §10 uses an 8-stage shift register).
 pub const FILTER_LEN: usize = 8;
 
-/// One request/reply exchange: four realtime instants in nanoseconds (RFC 5905 §8).
+/// One request/reply exchange: four realtime instants (RFC 5905 §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeSample {
     /// Origin: the request left the secondary (secondary's clock).
-    pub t1: u64,
+    pub t1: RealNs,
     /// Receive: the request reached the primary (primary's clock).
-    pub t2: u64,
+    pub t2: RealNs,
     /// Transmit: the reply left the primary (primary's clock).
-    pub t3: u64,
+    pub t3: RealNs,
     /// Destination: the reply reached the secondary (secondary's clock).
-    pub t4: u64,
+    pub t4: RealNs,
 }
 
 impl TimeSample {
     /// RFC 5905 §8: `offset = ((T2 - T1) + (T3 - T4)) / 2`, in ns (primary minus secondary).
     pub fn offset(&self) -> i64 {
-        let v = ((self.t2 as i128 - self.t1 as i128) + (self.t3 as i128 - self.t4 as i128)) / 2;
+        let v = (self.t2.diff(self.t1) + self.t3.diff(self.t4)) / 2;
         clamp_i64(v)
     }
 
     /// RFC 5905 §8: `delay = (T4 - T1) - (T3 - T2)`, the round trip minus the peer's
     /// processing time, in ns.
     pub fn delay(&self) -> i64 {
-        let v = (self.t4 as i128 - self.t1 as i128) - (self.t3 as i128 - self.t2 as i128);
+        let v = self.t4.diff(self.t1) - self.t3.diff(self.t2);
         clamp_i64(v)
     }
 }
@@ -237,10 +239,10 @@ mod tests {
         let t3 = t2 + proc as i64;
         let t4 = (t3 - offset) as u64 + back;
         TimeSample {
-            t1,
-            t2: t2 as u64,
-            t3: t3 as u64,
-            t4,
+            t1: RealNs(t1),
+            t2: RealNs(t2 as u64),
+            t3: RealNs(t3 as u64),
+            t4: RealNs(t4),
         }
     }
 
@@ -256,10 +258,10 @@ mod tests {
         assert_eq!(s.delay(), 60_000);
         // Fixed numbers straight from the formula.
         let s = TimeSample {
-            t1: 100,
-            t2: 1_150,
-            t3: 1_160,
-            t4: 230,
+            t1: RealNs(100),
+            t2: RealNs(1_150),
+            t3: RealNs(1_160),
+            t4: RealNs(230),
         };
         assert_eq!(s.offset(), ((1_150 - 100) + (1_160 - 230)) / 2);
         assert_eq!(s.delay(), (230 - 100) - (1_160 - 1_150));
@@ -348,10 +350,10 @@ mod tests {
     fn rejects_impossible_and_slow_samples() {
         let mut f = ClockFilter::new(ClockConfig::default());
         let bad = TimeSample {
-            t1: 1_000,
-            t2: 5_000,
-            t3: 9_000,
-            t4: 2_000,
+            t1: RealNs(1_000),
+            t2: RealNs(5_000),
+            t3: RealNs(9_000),
+            t4: RealNs(2_000),
         };
         assert_eq!(
             f.add(bad),
@@ -368,10 +370,10 @@ mod tests {
     #[test]
     fn extreme_timestamps_do_not_overflow() {
         let s = TimeSample {
-            t1: 0,
-            t2: u64::MAX,
-            t3: u64::MAX,
-            t4: 0,
+            t1: RealNs(0),
+            t2: RealNs(u64::MAX),
+            t3: RealNs(u64::MAX),
+            t4: RealNs(0),
         };
         assert_eq!(s.offset(), i64::MAX);
         assert_eq!(s.delay(), 0);

@@ -30,6 +30,7 @@ use crate::failover::state::{Role, State};
 use crate::failover::wire::{
     Body, MonitorCmd, Msg, ReplayError, ReplayGuard, SenderRole, Stamper, SyncParams,
 };
+use crate::units::{RealNs, Ticks27M};
 
 /// An instant on both clocks: `mono` (CLOCK_MONOTONIC, drives every timer and the
 /// detectors) and `real` (CLOCK_REALTIME, for the clock exchange and heartbeat send times).
@@ -351,8 +352,8 @@ impl Node {
                 SendTo::Server(h.sender_id),
                 Body::TimeReply {
                     t1,
-                    t2: rx.real,
-                    t3: now.real,
+                    t2: RealNs(rx.real),
+                    t3: RealNs(now.real),
                 },
                 now,
             ),
@@ -361,7 +362,7 @@ impl Node {
                     t1,
                     t2,
                     t3,
-                    t4: rx.real,
+                    t4: RealNs(rx.real),
                 },
                 now,
             ),
@@ -462,7 +463,13 @@ impl Node {
                 .handle(Event::PeerLost { silent_ns: silent }, now.mono);
         }
         if self.time_at.is_some_and(|t| now.mono >= t) {
-            self.send(SendTo::Peer, Body::TimeRequest { t1: now.real }, now);
+            self.send(
+                SendTo::Peer,
+                Body::TimeRequest {
+                    t1: RealNs(now.real),
+                },
+                now,
+            );
             let period = if self.clock.locked_offset().is_some() {
                 self.config.time_track_ns
             } else {
@@ -596,8 +603,8 @@ impl Node {
                     let body = Body::Heartbeat {
                         state: self.machine.state(),
                         last_index: p.last_index,
-                        last_index_send_real_ns: p.send_real_ns,
-                        position: p.position,
+                        last_index_send_real_ns: RealNs(p.send_real_ns),
+                        position: Ticks27M(p.position),
                     };
                     self.send(SendTo::Peer, body, now);
                 }

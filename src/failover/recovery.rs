@@ -1,6 +1,6 @@
 //! When a `Failed` server recovers by itself (the `Recover` event: `Failed ->
-//! Secondary_synchronizing`, see `states.md`: "restart or recovery; it never returns on air
-//! by itself").
+//! Secondary_synchronizing`, see `docs/states.md`: a failed server comes back as a
+//! secondary, "it never returns on air by itself").
 //!
 //! A server failed by a *timing* verdict (a component missed its check-in deadline, its
 //! output stalled, its pacer woke late) or by a *caught panic* of an engine thread may have

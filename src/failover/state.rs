@@ -1,8 +1,8 @@
 //! The nine failover states (claims 17-26) and what each one means for the output.
 //!
 //! The names on the wire, in logs, in `tandem status` and in the documentation are the claims'
-//! names exactly (`Primary_offline`, `Primary_no_secondary`, ...); see
-//! `/work/shared/mission/states.md` and `docs/failover.md`.
+//! names exactly (`Primary_offline`, `Primary_no_secondary`, ...); their meaning is in
+//! `docs/states.md`, every transition in `docs/failover.md`.
 
 use std::fmt;
 
@@ -63,7 +63,7 @@ pub enum State {
 }
 
 impl State {
-    /// Every state, in the order of `states.md`.
+    /// Every state, in the order of `docs/states.md`.
     pub const ALL: [State; 9] = [
         State::PrimaryOffline,
         State::PrimaryNoSecondary,
@@ -96,7 +96,7 @@ impl State {
         State::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    /// Whether the state sends on the live group (the "on air" column of `states.md`).
+    /// Whether the state sends on the live group (the "on air" column of `docs/states.md`).
     ///
     /// This is what the state *means*; a server in an on-air state may still hold its output
     /// for a moment while it verifies ownership of the live group (see

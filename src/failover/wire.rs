@@ -40,7 +40,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::failover::state::State;
 use crate::index::AssetIdentity;
-use crate::net::url::Framing;
+use crate::stream::Framing;
+use crate::units::{DatagramIndex, RealNs, Ticks27M};
 
 /// First four bytes of every message.
 pub const MAGIC: [u8; 4] = *b"TNDM";
@@ -222,10 +223,10 @@ pub struct SyncParams {
     pub framing: Framing,
     /// Passes over the asset, 0 = loop forever.
     pub loop_count: u32,
-    /// Realtime instant (primary's clock, ns) at which datagram `origin_index` departs.
-    pub origin_real_ns: u64,
+    /// Realtime instant (primary's clock) at which datagram `origin_index` departs.
+    pub origin_real_ns: RealNs,
     /// The datagram index departing at `origin_real_ns`.
-    pub origin_index: u64,
+    pub origin_index: DatagramIndex,
     /// The muted group the secondary sends into while synchronised.
     pub muted: SocketAddrV4,
     /// The live group.
@@ -252,11 +253,11 @@ pub enum Body {
         state: State,
         /// Index of the last datagram the sender sent (live or muted), if any.
         last_index: Option<u64>,
-        /// Sender's realtime ns when that datagram left.
-        last_index_send_real_ns: u64,
+        /// Sender's realtime clock when that datagram left.
+        last_index_send_real_ns: RealNs,
         /// Session timeline position of `last_index`: its departure time in 27 MHz ticks
         /// since the session origin.
-        position: u64,
+        position: Ticks27M,
     },
     /// A secondary (or a sync component) asks for the session parameters (claim 4).
     SyncRequest,
@@ -273,17 +274,17 @@ pub enum Body {
     },
     /// NTP-style time request: T1 (RFC 5905 §8).
     TimeRequest {
-        /// Origin timestamp, requester's realtime ns.
-        t1: u64,
+        /// Origin timestamp, requester's realtime clock.
+        t1: RealNs,
     },
     /// NTP-style time reply: T1 echoed, T2 receive, T3 transmit (RFC 5905 §8).
     TimeReply {
         /// Echoed origin timestamp.
-        t1: u64,
-        /// When the request arrived (replier's realtime ns, kernel stamp).
-        t2: u64,
-        /// When the reply left (replier's realtime ns).
-        t3: u64,
+        t1: RealNs,
+        /// When the request arrived (replier's realtime clock, kernel stamp).
+        t2: RealNs,
+        /// When the reply left (replier's realtime clock).
+        t3: RealNs,
     },
     /// The sender has failed and stopped sending on the live group (claims 14-16).
     FailedNotice {
@@ -721,8 +722,8 @@ fn put_body(out: &mut Vec<u8>, body: &Body) -> Result<(), WireError> {
         } => {
             out.push(state.code());
             put_opt(out, *last_index);
-            out.extend_from_slice(&last_index_send_real_ns.to_be_bytes());
-            out.extend_from_slice(&position.to_be_bytes());
+            out.extend_from_slice(&last_index_send_real_ns.0.to_be_bytes());
+            out.extend_from_slice(&position.0.to_be_bytes());
         }
         Body::SyncRequest | Body::StatusRequest => {}
         Body::SyncParams(p) => {
@@ -733,8 +734,8 @@ fn put_body(out: &mut Vec<u8>, body: &Body) -> Result<(), WireError> {
                 Framing::Rtp => 1,
             });
             out.extend_from_slice(&p.loop_count.to_be_bytes());
-            out.extend_from_slice(&p.origin_real_ns.to_be_bytes());
-            out.extend_from_slice(&p.origin_index.to_be_bytes());
+            out.extend_from_slice(&p.origin_real_ns.0.to_be_bytes());
+            out.extend_from_slice(&p.origin_index.0.to_be_bytes());
             put_addr(out, p.muted);
             put_addr(out, p.live);
             put_str(out, &p.asset_name)?;
@@ -748,10 +749,10 @@ fn put_body(out: &mut Vec<u8>, body: &Body) -> Result<(), WireError> {
             out.push(*locked as u8);
             put_opt(out, *last_index);
         }
-        Body::TimeRequest { t1 } => out.extend_from_slice(&t1.to_be_bytes()),
+        Body::TimeRequest { t1 } => out.extend_from_slice(&t1.0.to_be_bytes()),
         Body::TimeReply { t1, t2, t3 } => {
             for v in [t1, t2, t3] {
-                out.extend_from_slice(&v.to_be_bytes());
+                out.extend_from_slice(&v.0.to_be_bytes());
             }
         }
         Body::FailedNotice {
@@ -806,8 +807,8 @@ fn get_body(kind: u8, c: &mut Cursor<'_>) -> Result<Body, WireError> {
         1 => Body::Heartbeat {
             state: c.state("heartbeat state")?,
             last_index: c.opt_u64("heartbeat last_index")?,
-            last_index_send_real_ns: c.u64("heartbeat send time")?,
-            position: c.u64("heartbeat position")?,
+            last_index_send_real_ns: RealNs(c.u64("heartbeat send time")?),
+            position: Ticks27M(c.u64("heartbeat position")?),
         },
         2 => Body::SyncRequest,
         3 => {
@@ -828,8 +829,8 @@ fn get_body(kind: u8, c: &mut Cursor<'_>) -> Result<Body, WireError> {
                 asset: AssetIdentity { size, hash },
                 framing,
                 loop_count: c.u32("loop count")?,
-                origin_real_ns: c.u64("origin time")?,
-                origin_index: c.u64("origin index")?,
+                origin_real_ns: RealNs(c.u64("origin time")?),
+                origin_index: DatagramIndex(c.u64("origin index")?),
                 muted: c.addr("muted group")?,
                 live: c.addr("live group")?,
                 asset_name: c.string("asset name")?,
@@ -840,11 +841,13 @@ fn get_body(kind: u8, c: &mut Cursor<'_>) -> Result<Body, WireError> {
             locked: c.bool("status locked")?,
             last_index: c.opt_u64("status last_index")?,
         },
-        5 => Body::TimeRequest { t1: c.u64("t1")? },
+        5 => Body::TimeRequest {
+            t1: RealNs(c.u64("t1")?),
+        },
         6 => Body::TimeReply {
-            t1: c.u64("t1")?,
-            t2: c.u64("t2")?,
-            t3: c.u64("t3")?,
+            t1: RealNs(c.u64("t1")?),
+            t2: RealNs(c.u64("t2")?),
+            t3: RealNs(c.u64("t3")?),
         },
         7 => Body::FailedNotice {
             last_index: c.opt_u64("failed last_index")?,

@@ -25,14 +25,14 @@ fn all_bodies() -> Vec<Body> {
         Body::Heartbeat {
             state: State::Primary,
             last_index: Some(123_456),
-            last_index_send_real_ns: 1_700_000_000_123_456_789,
-            position: 27_000_000,
+            last_index_send_real_ns: RealNs(1_700_000_000_123_456_789),
+            position: Ticks27M(27_000_000),
         },
         Body::Heartbeat {
             state: State::PrimaryOffline,
             last_index: None,
-            last_index_send_real_ns: 0,
-            position: 0,
+            last_index_send_real_ns: RealNs(0),
+            position: Ticks27M(0),
         },
         Body::SyncRequest,
         Body::SyncParams(SyncParams {
@@ -43,8 +43,8 @@ fn all_bodies() -> Vec<Body> {
             asset_name: "assets/demo-25fps.ts".into(),
             framing: Framing::Rtp,
             loop_count: 0,
-            origin_real_ns: 1_700_000_000_000_000_000,
-            origin_index: 0,
+            origin_real_ns: RealNs(1_700_000_000_000_000_000),
+            origin_index: DatagramIndex(0),
             muted: "239.1.1.2:5002".parse().unwrap(),
             live: "239.1.1.1:5000".parse().unwrap(),
         }),
@@ -53,11 +53,11 @@ fn all_bodies() -> Vec<Body> {
             locked: true,
             last_index: Some(99),
         },
-        Body::TimeRequest { t1: 5 },
+        Body::TimeRequest { t1: RealNs(5) },
         Body::TimeReply {
-            t1: 5,
-            t2: 6,
-            t3: 7,
+            t1: RealNs(5),
+            t2: RealNs(6),
+            t3: RealNs(7),
         },
         Body::FailedNotice {
             component: "pacer".into(),
@@ -114,8 +114,8 @@ fn heartbeat_fixed_bytes() {
         body: Body::Heartbeat {
             state: State::Primary,
             last_index: Some(0x0102),
-            last_index_send_real_ns: 0x0A0B,
-            position: 0x0C0D,
+            last_index_send_real_ns: RealNs(0x0A0B),
+            position: Ticks27M(0x0C0D),
         },
     };
     let bytes = encode(&msg, &key()).unwrap();
@@ -400,8 +400,8 @@ fn arb_body() -> impl Strategy<Value = Body> {
             .prop_map(|(state, last_index, t, position)| Body::Heartbeat {
                 state,
                 last_index,
-                last_index_send_real_ns: t,
-                position
+                last_index_send_real_ns: RealNs(t),
+                position: Ticks27M(position),
             }),
         Just(Body::SyncRequest),
         (
@@ -417,8 +417,8 @@ fn arb_body() -> impl Strategy<Value = Body> {
                     asset_name: name,
                     framing: if rtp { Framing::Rtp } else { Framing::Udp },
                     loop_count: loops,
-                    origin_real_ns: size ^ 5,
-                    origin_index: size / 3,
+                    origin_real_ns: RealNs(size ^ 5),
+                    origin_index: DatagramIndex(size / 3),
                     muted: SocketAddrV4::new(Ipv4Addr::new(239, 0, 0, 2), loops as u16),
                     live: SocketAddrV4::new(Ipv4Addr::new(239, 0, 0, 1), 5000),
                 })
@@ -430,7 +430,11 @@ fn arb_body() -> impl Strategy<Value = Body> {
                 last_index: li,
             }
         }),
-        any::<(u64, u64, u64)>().prop_map(|(t1, t2, t3)| Body::TimeReply { t1, t2, t3 }),
+        any::<(u64, u64, u64)>().prop_map(|(t1, t2, t3)| Body::TimeReply {
+            t1: RealNs(t1),
+            t2: RealNs(t2),
+            t3: RealNs(t3),
+        }),
         (".{0,20}", ".{0,60}", any::<Option<u64>>()).prop_map(|(c, r, l)| {
             Body::FailedNotice {
                 component: c,

@@ -1,11 +1,11 @@
 //! `index::build`: one streaming pass over an asset -> [`OffsetMap`] + [`Report`].
 //!
-//! The file is read in 1 MiB chunks into one reused buffer and fed to the sans-IO
-//! [`Scanner`]; the XXH3-128 identity hash is computed over the same chunks. Everything
+//! The asset is read through [`Read`] (the file is opened at the edge, `io::asset`) in
+//! 1 MiB chunks into one reused buffer and fed to the sans-IO [`Scanner`]; the XXH3-128 identity hash is computed over the same chunks. Everything
 //! derived (timeline, datagram table, frame rate) is computed from the scan's facts in
 //! [`finish`], a pure function of the file content.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::Path;
 
 use super::error::{BuildError, IndexError};
@@ -14,11 +14,10 @@ use super::scan::Scanner;
 use super::timeline::{self, frame_rate_from_delta, round_up_300, PcrObs};
 use super::{flags, AssetIdentity, DatagramEntry, Interpolator, OffsetMap, PidCc, Segment};
 use crate::ts::packet::{Cc, Pid, PACKETS_PER_DATAGRAM, PACKET_SIZE};
+use crate::units::Ticks27M;
 
 /// Read size of the scan.
 pub const CHUNK: usize = 1 << 20;
-/// Files above this size get a progress bar (when stderr is a terminal).
-pub const PROGRESS_MIN_BYTES: u64 = 50 * 1000 * 1000;
 
 /// How to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +26,6 @@ pub struct BuildOptions {
     pub hash: bool,
     /// Program number to follow (default: the first program of the PAT).
     pub program: Option<u16>,
-    /// Show a progress bar on stderr for large files when stderr is a terminal.
-    pub progress: bool,
 }
 
 impl Default for BuildOptions {
@@ -36,7 +33,6 @@ impl Default for BuildOptions {
         BuildOptions {
             hash: true,
             program: None,
-            progress: false,
         }
     }
 }
@@ -50,28 +46,19 @@ pub struct Built {
     pub report: Report,
 }
 
-/// Scans the file at `path` once and builds its offset map.
+/// Scans everything `r` yields once and builds its offset map; `path` names the asset in
+/// errors, `on_progress` hears the bytes read so far (every 16 MiB and at the end).
 ///
-/// Errors: unreadable file ([`IndexError::Io`], with the byte offset), or content that
+/// Errors: a failed read ([`IndexError::Io`], with the byte offset), or content that
 /// cannot be played ([`IndexError::Build`]: empty, not TS, no packets, fewer than two PCRs).
-pub fn build(path: &Path, opts: &BuildOptions) -> Result<Built, IndexError> {
-    let mut file = std::fs::File::open(path).map_err(|e| IndexError::io(path, 0, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| IndexError::io(path, 0, e))?
-        .len();
-    let bar = (opts.progress && len > PROGRESS_MIN_BYTES && std::io::stderr().is_terminal())
-        .then(|| progress_bar(len));
-    let mut on_progress = |n: u64| {
-        if let Some(b) = &bar {
-            b.set_position(n);
-        }
-    };
-    let scanned = scan_reader(&mut file, opts, &mut on_progress)
-        .map_err(|(offset, e)| IndexError::io(path, offset, e))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+pub fn build_from<R: Read>(
+    r: &mut R,
+    path: &Path,
+    opts: &BuildOptions,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<Built, IndexError> {
+    let scanned =
+        scan_reader(r, opts, on_progress).map_err(|(offset, e)| IndexError::io(path, offset, e))?;
     finish(scanned).map_err(|e| IndexError::build(path, e))
 }
 
@@ -81,19 +68,6 @@ pub fn build_bytes(data: &[u8], opts: &BuildOptions) -> Result<Built, BuildError
     let scanned =
         scan_reader(&mut r, opts, &mut |_| {}).map_err(|_| BuildError::NoPackets { size: 0 })?;
     finish(scanned)
-}
-
-fn progress_bar(len: u64) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(len),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "indexing {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// What one pass produced before derivation.
@@ -279,7 +253,7 @@ pub fn finish(s: Scanned) -> Result<Built, BuildError> {
         }
         datagrams.push(DatagramEntry {
             byte_offset,
-            time: interp.at(first),
+            time: Ticks27M(interp.at(first)),
             flags: fl,
             frame,
         });

@@ -41,7 +41,7 @@ fn clean_stream_exact_timeline_and_tables() {
     for (d, e) in m.datagrams.iter().enumerate() {
         let first = d as u64 * 7;
         assert_eq!(e.byte_offset, first * 188);
-        assert_eq!(e.time, first * tpp, "datagram {d}");
+        assert_eq!(e.time.0, first * tpp, "datagram {d}");
         let pcr = (first..first + 7).any(|i| i < o.packets && synth::has_pcr(&o, i));
         assert_eq!(e.flags & flags::HAS_PCR != 0, pcr, "datagram {d}");
         let fs = (first..first + 7).any(|i| i < o.packets && synth::is_frame_start(&o, i));
@@ -124,7 +124,7 @@ fn sync_loss_starts_a_segment() {
     assert_eq!(m.packet_offset(500), Some(94_077));
     assert_eq!(m.datagrams[72].byte_offset, 504 * 188 + 77);
     // The timeline goes by packet position, so it is unaffected.
-    assert_eq!(m.datagrams[100].time, 700 * o.ticks_per_packet);
+    assert_eq!(m.datagrams[100].time.0, 700 * o.ticks_per_packet);
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn pcr_wrap_is_continuous() {
     let b = built(&synth_ts(&o));
     assert!(b.report.problems.is_empty(), "{:?}", b.report.problems);
     for (d, e) in b.map.datagrams.iter().enumerate() {
-        assert_eq!(e.time, d as u64 * 7 * o.ticks_per_packet);
+        assert_eq!(e.time.0, d as u64 * 7 * o.ticks_per_packet);
     }
     assert!(b.map.anchors.windows(2).any(|w| w[1].pcr < w[0].pcr));
 }
@@ -220,7 +220,7 @@ fn pcr_discontinuity_carried_at_previous_rate() {
     };
     let b = built(&synth_ts(&o));
     for (d, e) in b.map.datagrams.iter().enumerate() {
-        assert_eq!(e.time, d as u64 * 7 * o.ticks_per_packet);
+        assert_eq!(e.time.0, d as u64 * 7 * o.ticks_per_packet);
     }
     let disc: Vec<(u64, bool, i64)> = b
         .report

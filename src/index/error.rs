@@ -56,7 +56,7 @@ fn no_pcr_message(pid: Option<Pid>, found: usize, scanned: u64) -> String {
     }
 }
 
-/// What `index::build` / `index::load_or_build` report: a file that cannot be read or
+/// What `index::build_from` / `io::load_or_build` report: a file that cannot be read or
 /// cannot be indexed.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {

@@ -1,10 +1,8 @@
-//! Asset identity: size + XXH3-128 of the whole content, streamed (never a whole-file load).
+//! Asset identity: size + XXH3-128 of the whole content, streamed through [`Read`] (never a
+//! whole-file load; `io::asset::hash_file` opens the file).
 
-use std::io::Read;
-use std::path::Path;
-
-use super::error::IndexError;
 use super::AssetIdentity;
+use std::io::Read;
 
 /// Hashes everything `r` yields with XXH3-128, in 1 MiB reads. Errors carry the byte offset.
 pub fn hash_reader<R: Read>(r: &mut R) -> Result<AssetIdentity, (u64, std::io::Error)> {
@@ -26,12 +24,6 @@ pub fn hash_reader<R: Read>(r: &mut R) -> Result<AssetIdentity, (u64, std::io::E
         size,
         hash: h.digest128(),
     })
-}
-
-/// Identity of the file at `path`.
-pub fn hash_file(path: &Path) -> Result<AssetIdentity, IndexError> {
-    let mut f = std::fs::File::open(path).map_err(|e| IndexError::io(path, 0, e))?;
-    hash_reader(&mut f).map_err(|(off, e)| IndexError::io(path, off, e))
 }
 
 /// Identity of bytes in memory.

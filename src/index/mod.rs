@@ -1,4 +1,5 @@
-//! The precomputed offset map (design card: "precomputed offset map").
+//! The precomputed offset map: where the secondary finds the next PCR/frame boundary to
+//! switch at, and where every datagram of a session comes from.
 //!
 //! For one pass over an asset it records where every valid TS packet sits in the file,
 //! the asset's PCR timeline (ISO/IEC 13818-1 §2.4.2.2: the time a byte is meant to enter
@@ -12,6 +13,7 @@
 
 use crate::ts::packet::{Cc, Pid, PACKETS_PER_DATAGRAM, PACKET_SIZE};
 use crate::ts::pcr::Pcr;
+use crate::units::Ticks27M;
 
 pub mod build;
 pub mod error;
@@ -22,9 +24,9 @@ pub mod scan;
 pub mod synth;
 pub mod timeline;
 
-pub use build::{build, build_bytes, BuildOptions, Built};
+pub use build::{build_bytes, build_from, BuildOptions, Built};
 pub use error::{BuildError, IndexError, PersistError};
-pub use persist::{load_or_build, load_or_build_with, LoadOptions, Loaded, Origin};
+pub use identity::{hash_bytes, hash_reader};
 pub use report::{Problem, Report};
 
 /// An asset's identity: what two servers compare before they agree to play "the same file".
@@ -80,7 +82,7 @@ pub struct DatagramEntry {
     pub byte_offset: u64,
     /// Departure time of its first packet on the timeline (RFC 2250 §2: target transmission
     /// time of the first byte), 27 MHz ticks relative to packet 0.
-    pub time: u64,
+    pub time: Ticks27M,
     /// [`flags`] bits.
     pub flags: u8,
     /// Number of the video frame in progress at this datagram's first packet (0-based; frames
@@ -102,8 +104,8 @@ pub struct PidCc {
     pub advance: u8,
 }
 
-/// The offset map of one asset. Built by `index::build`, saved beside the asset and loaded
-/// by `index::load_or_build`.
+/// The offset map of one asset. Built by `index::build`, encoded by `index::persist`, saved
+/// beside the asset and loaded by `io::load_or_build`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetMap {
     /// Size and content hash of the file this map describes.

@@ -5,15 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::str::FromStr;
 
-/// How datagrams are framed on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Framing {
-    /// 7 TS packets per UDP datagram, no header.
-    Udp,
-    /// RFC 2250 / RFC 3550: a 12-byte RTP header (payload type 33) before 7 TS packets.
-    Rtp,
-}
+pub use crate::stream::Framing;
 
 /// A parsed `udp://` or `rtp://` address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,11 +57,7 @@ impl FromStr for Dest {
 
 impl std::fmt::Display for Dest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = match self.framing {
-            Framing::Udp => "udp",
-            Framing::Rtp => "rtp",
-        };
-        write!(f, "{s}://{}", self.addr)
+        write!(f, "{}://{}", self.framing.scheme(), self.addr)
     }
 }
 

@@ -67,7 +67,7 @@ use std::net::SocketAddr;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::net::url::Framing;
+use crate::stream::Framing;
 use crate::ts::packet::{DATAGRAM_PAYLOAD, PACKET_SIZE, SYNC_BYTE};
 use pacing::{Mdi, MdiReport, Timeline, TimelineReport};
 use rtp_monitor::{RtpMonitor, RtpReport};

@@ -1,5 +1,5 @@
-//! Pacing figures of a received stream, measured against the stream's own PCR timeline
-//! (see `shared/notes/anchors.md`):
+//! Pacing figures of a received stream, measured against the stream's own PCR timeline (the
+//! figures of README.md, "Measured"):
 //!
 //! - **departure error**: for every datagram, its receive time minus the time of its first
 //!   TS packet on the PCR timeline (ISO/IEC 13818-1 §2.4.2.2: the byte arrival schedule

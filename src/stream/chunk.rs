@@ -1,5 +1,5 @@
-//! Frame-aligned read chunks (design card: "read the same TS asset in frame-aligned
-//! chunks"): a chunk runs from one datagram of the map that starts a video frame to a later
+//! Frame-aligned read chunks (both engines read the same asset in frame-aligned chunks): a
+//! chunk runs from one datagram of the map that starts a video frame to a later
 //! one, so a read never splits a frame; assets without frame starts, or frames larger than
 //! the cap, are cut at a fixed number of datagrams.
 

@@ -11,6 +11,7 @@
 //! and [`SessionParams`] produce byte-identical datagrams.
 
 pub mod chunk;
+mod framing;
 mod output;
 pub mod reader;
 pub mod rtp;
@@ -18,4 +19,5 @@ pub mod sdp;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use framing::Framing;
 pub use output::{BoundaryKind, OutputStream, RenderError, SessionParams, StreamError};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::rtp::{RtpSession, HEADER_LEN};
 use crate::index::{flags, OffsetMap};
-use crate::net::url::Framing;
+use crate::stream::Framing;
 use crate::ts::packet::{edit, Cc, Packet, Pid, PACKETS_PER_DATAGRAM, PACKET_SIZE, SYNC_BYTE};
 use crate::ts::pcr::{ticks_to_ns, Pcr, HZ, PCR_MODULUS, PER_90KHZ, PTS_MODULUS};
 use crate::ts::pes;

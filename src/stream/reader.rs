@@ -9,16 +9,11 @@ use super::chunk::ChunkPlan;
 use super::{OutputStream, RenderError};
 use crate::ts::packet::{PACKETS_PER_DATAGRAM, PACKET_SIZE};
 
-/// Positioned reads from an asset (a file, or bytes in memory for tests).
+/// Positioned reads from an asset (a file: implemented at the edge, `io::asset`; or bytes in
+/// memory for tests).
 pub trait ReadAt {
     /// Fills `buf` from byte `offset` (like `std::os::unix::fs::FileExt::read_exact_at`).
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
-}
-
-impl ReadAt for std::fs::File {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
-    }
 }
 
 impl ReadAt for [u8] {
@@ -179,8 +174,8 @@ impl<R: ReadAt> DatagramSource<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::url::Framing;
     use crate::stream::testutil::{asset, gather, Spec};
+    use crate::stream::Framing;
     use crate::stream::SessionParams;
 
     fn source(spec: &Spec, loops: Option<u64>) -> (Vec<u8>, DatagramSource<Vec<u8>>) {

@@ -7,6 +7,7 @@ use super::OutputStream;
 use crate::index::{flags, Anchor, AssetIdentity, DatagramEntry, OffsetMap, PidCc, Segment};
 use crate::ts::packet::{Cc, Pid, PACKET_SIZE, SYNC_BYTE};
 use crate::ts::pcr::{Pcr, HZ};
+use crate::units::Ticks27M;
 
 /// Shape of a synthetic asset.
 #[derive(Debug, Clone)]
@@ -165,7 +166,7 @@ pub fn asset(spec: &Spec) -> (Vec<u8>, OffsetMap) {
         }
         map.datagrams.push(DatagramEntry {
             byte_offset: map.packet_offset(7 * d).unwrap(),
-            time: map.packet_time(7 * d),
+            time: Ticks27M(map.packet_time(7 * d)),
             flags: fl,
             frame: seen_frames.saturating_sub(1),
         });

@@ -1,4 +1,4 @@
-//! `tandem bench failover ASSET`: the failover latency benchmark (issue 4). Per trial it
+//! `tandem bench failover ASSET`: the failover latency benchmark (claims 2-3). Per trial it
 //! starts a real pair (two processes, unique groups and ports), a receiver with kernel
 //! timestamps on the live and the muted group, waits until the secondary is
 //! `Secondary_synchronized`, injects the fault at a uniformly random phase within a frame,

@@ -22,11 +22,13 @@ use crate::bench::summary::BenchReport;
 use crate::bench::trial::{Arrival, Trial, TrialInput};
 use crate::bench::{events, html, text, AssetInfo, Effective, Fault, Settings};
 use crate::cli::{EXIT_BAD_INPUT, EXIT_RUNTIME};
-use crate::index::{load_or_build, OffsetMap};
+use crate::index::OffsetMap;
+use crate::io::load_or_build;
 use crate::net::clock::{mono_ns, real_ns, sleep_until_mono};
 use crate::net::url::{Dest, Framing};
 use crate::recv::{Analyzer, Report};
 use crate::ts::pcr::HZ;
+use crate::units::RealNs;
 
 /// splitmix64: the fault phases (reproducible from the seed in the report).
 struct Rng(u64);
@@ -380,7 +382,7 @@ impl Ctx<'_> {
         let stalls = self.watcher.snapshot();
         let phase_ns = obs
             .origin_real_ns
-            .and_then(|o| phase_in_frame(&self.map, o, obs.fault_real_ns));
+            .and_then(|o| phase_in_frame(&self.map, RealNs(o), RealNs(obs.fault_real_ns)));
         let input = TrialInput {
             n,
             fault_real_ns: obs.fault_real_ns,

@@ -5,7 +5,7 @@
 use crate::failover::state::State;
 use std::fmt;
 
-/// What made the machine act: the events of `states.md`, after the machine has classified
+/// What made the machine act: the events of `docs/states.md`, after the machine has classified
 /// an [`super::Event`] against its state (a peer's status, for example, becomes
 /// `SecondarySynchronized`, `SecondaryLost`, `PrimaryHeard`, `PrimaryStopped`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -1,5 +1,5 @@
 //! Unit tests of the machine: every rule of the table taken, every state reached, the
-//! table against `states.md` and `docs/failover.md`, invariants under random events.
+//! table against `docs/states.md` and `docs/failover.md`, invariants under random events.
 
 use super::*;
 use crate::failover::detector::{Declaration, Silence};

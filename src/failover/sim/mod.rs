@@ -12,7 +12,8 @@ use crate::failover::node::{Node, NodeConfig, Now, Output, SendTo};
 use crate::failover::state::{Role, State};
 use crate::failover::wire::{self, Body, Header, Key, MonitorCmd, Msg, SenderRole, SyncParams};
 use crate::index::AssetIdentity;
-use crate::net::url::Framing;
+use crate::stream::Framing;
+use crate::units::{DatagramIndex, RealNs};
 
 pub const US: u64 = 1_000;
 pub const MS: u64 = 1_000_000;
@@ -490,8 +491,8 @@ impl Sim {
             asset_name: "sim.ts".into(),
             framing: Framing::Rtp,
             loop_count: 0,
-            origin_real_ns: self.real(0, self.origin.unwrap_or(0)),
-            origin_index: 0,
+            origin_real_ns: RealNs(self.real(0, self.origin.unwrap_or(0))),
+            origin_index: DatagramIndex(0),
             muted: "239.9.9.2:5002".parse().unwrap(),
             live: "239.9.9.1:5000".parse().unwrap(),
         }

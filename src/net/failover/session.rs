@@ -7,10 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::failover::wire::SyncParams;
-use crate::index::{load_or_build, AssetIdentity, OffsetMap};
+use crate::index::{AssetIdentity, OffsetMap};
+use crate::io::load_or_build;
 use crate::net::url::Framing;
 use crate::stream::{OutputStream, SessionParams};
 use crate::ts::pcr::{ns_to_ticks, ticks_to_ns};
+use crate::units::Ticks27M;
 
 /// Frame duration assumed for assets without a known frame rate (25 fps).
 pub const DEFAULT_FRAME_NS: u64 = 40_000_000;
@@ -40,13 +42,13 @@ impl Asset {
         let max_gap = map
             .datagrams
             .windows(2)
-            .map(|w| w[1].time.saturating_sub(w[0].time))
+            .map(|w| w[1].time.since(w[0].time))
             .max()
-            .unwrap_or(0);
+            .unwrap_or(Ticks27M(0));
         Ok(Asset {
             path: path.to_path_buf(),
             frame_ns,
-            max_gap_ns: ticks_to_ns(max_gap),
+            max_gap_ns: max_gap.to_ns(),
             map: Arc::new(map),
         })
     }
@@ -119,8 +121,8 @@ impl Timeline {
     /// the measured offset (theirs minus ours, RFC 5905 §8).
     pub fn from_params(p: &SyncParams, offset_ns: i64) -> Timeline {
         Timeline {
-            origin_real_ns: (p.origin_real_ns as i128 - offset_ns as i128).max(0) as u64,
-            origin_index: p.origin_index,
+            origin_real_ns: (p.origin_real_ns.0 as i128 - offset_ns as i128).max(0) as u64,
+            origin_index: p.origin_index.0,
         }
     }
 

@@ -45,13 +45,13 @@ impl Server {
                     Body::SyncParams(p) if self.cfg.sync_init == SyncInit::Primary => {
                         tracing::info!(
                             to = %addr,
-                            origin_index = p.origin_index,
+                            origin_index = p.origin_index.0,
                             "pushing the session parameters to the peer (primary-initiated synchronisation)"
                         )
                     }
                     Body::SyncParams(p) => tracing::info!(
                         to = %addr,
-                        origin_index = p.origin_index,
+                        origin_index = p.origin_index.0,
                         "sending the session parameters"
                     ),
                     _ => {}

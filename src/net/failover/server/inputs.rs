@@ -28,6 +28,7 @@ use crate::net::recv_socket::recv_timestamped;
 use crate::net::url::Framing;
 use crate::stream::rtp::RtpHeader;
 use crate::ts::pcr::ns_to_ticks;
+use crate::units::{DatagramIndex, RealNs};
 
 impl Server {
     /// The receive instant of a datagram on both clocks, from its kernel timestamp
@@ -191,7 +192,7 @@ impl Server {
         }
         self.flush();
         if let Some((index, sent)) = sample {
-            self.in_step_sample(index, sent);
+            self.in_step_sample(index, sent.0);
         }
     }
 
@@ -323,7 +324,7 @@ impl Server {
         tracing::info!(
             from = h.sender_id,
             asset = %p.asset_name,
-            origin_index = p.origin_index,
+            origin_index = p.origin_index.0,
             "session parameters accepted"
         );
         self.params_in = Some(p.clone());
@@ -704,8 +705,8 @@ impl Server {
             asset_name: a.path.display().to_string(),
             framing: self.cfg.live.framing,
             loop_count: crate::net::failover::session::loop_count_wire(self.cfg.loops),
-            origin_real_ns: tl.origin_real_ns,
-            origin_index: tl.origin_index,
+            origin_real_ns: RealNs(tl.origin_real_ns),
+            origin_index: DatagramIndex(tl.origin_index),
             muted,
             live: self.cfg.live.addr,
         })

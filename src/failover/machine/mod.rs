@@ -32,6 +32,7 @@
 //! if it is already past it.
 
 pub mod table;
+mod timers;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -42,6 +43,7 @@ use std::fmt;
 use crate::failover::detector::{Cause, Declaration};
 use crate::failover::state::{Role, State};
 pub use table::{Guard, Rule, Step, Trigger, TRANSITIONS};
+pub use timers::{Timer, TimerTable};
 
 /// Settings of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,8 +444,6 @@ struct Ctx {
 struct HandOver {
     at_index: u64,
     epoch: u64,
-    /// An offer not accepted by then is withdrawn (ns).
-    expires_at: u64,
     /// The peer claimed `epoch`: the release at `at_index` is scheduled.
     accepted: bool,
 }
@@ -484,11 +484,9 @@ pub struct Machine {
     /// Ownership queries of the current hold: (nonce, sent at), the latest last.
     asked: VecDeque<(u64, u64)>,
     next_nonce: u64,
-    heartbeat_at: u64,
-    verify_retry_at: Option<u64>,
-    verify_deadline: Option<u64>,
+    /// Every deadline (heartbeat, verification retry and timeout, sync retry, hand-over).
+    timers: TimerTable,
     params: bool,
-    sync_retry_at: Option<u64>,
     actions: VecDeque<Action>,
     history: VecDeque<Transition>,
     transitions: u64,
@@ -520,11 +518,12 @@ impl Machine {
             peer_last_index: None,
             asked: VecDeque::new(),
             next_nonce: 1,
-            heartbeat_at: now,
-            verify_retry_at: None,
-            verify_deadline: None,
+            timers: {
+                let mut t = TimerTable::default();
+                t.set(Timer::Heartbeat, now);
+                t
+            },
             params: false,
-            sync_retry_at: None,
             actions: VecDeque::new(),
             history: VecDeque::new(),
             transitions: 0,
@@ -605,16 +604,7 @@ impl Machine {
 
     /// The earliest instant at which [`Machine::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<u64> {
-        [
-            Some(self.heartbeat_at),
-            self.verify_retry_at,
-            self.verify_deadline,
-            self.sync_retry_at,
-            self.hand_over.filter(|h| !h.accepted).map(|h| h.expires_at),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers.next()
     }
 
     /// Timers due at `now`: heartbeats, ownership-query retries and timeouts. A heartbeat
@@ -625,14 +615,15 @@ impl Machine {
     ///
     /// Feed every pending input (drain the sockets) before calling this.
     pub fn handle_timeout(&mut self, now: u64) {
-        if self
-            .hand_over
-            .is_some_and(|h| !h.accepted && now >= h.expires_at)
-        {
-            self.hand_over = None;
+        if self.timers.expired(Timer::HandOverOffer, now) {
+            self.timers.stop(Timer::HandOverOffer);
+            if self.hand_over.is_some_and(|h| !h.accepted) {
+                self.hand_over = None;
+            }
         }
-        if now >= self.heartbeat_at {
-            let late = now - self.heartbeat_at;
+        let heartbeat_at = self.timers.get(Timer::Heartbeat).unwrap_or(now);
+        if now >= heartbeat_at {
+            let late = now - heartbeat_at;
             if late >= self.config.stall_verify_ns && self.gate == LiveGate::Open {
                 self.fire(
                     Trigger::Stall,
@@ -642,22 +633,20 @@ impl Machine {
             }
             self.actions.push_back(Action::SendHeartbeat);
             let p = self.config.heartbeat_period_ns;
-            self.heartbeat_at = if late >= p {
-                now + p
-            } else {
-                self.heartbeat_at + p
-            };
+            let next = if late >= p { now + p } else { heartbeat_at + p };
+            self.timers.set(Timer::Heartbeat, next);
         }
-        if self.sync_retry_at.is_some_and(|t| now >= t) {
+        if self.timers.expired(Timer::SyncRetry, now) {
             if self.awaiting_params() {
                 self.actions.push_back(Action::SendSyncRequest);
-                self.sync_retry_at = Some(now + self.config.sync_retry_ns);
+                self.timers
+                    .set(Timer::SyncRetry, now + self.config.sync_retry_ns);
             } else {
-                self.sync_retry_at = None;
+                self.timers.stop(Timer::SyncRetry);
             }
         }
         if let LiveGate::Held { contested, .. } = self.gate {
-            if let Some(d) = self.verify_deadline.filter(|&d| now >= d) {
+            if let Some(d) = self.timers.get(Timer::VerifyDeadline).filter(|&d| now >= d) {
                 let waited = self.config.verify_timeout_ns / 1_000;
                 if now - d >= self.config.stall_verify_ns {
                     // This server was stalled itself while waiting: the silence proves
@@ -693,7 +682,7 @@ impl Machine {
                         now,
                     );
                 }
-            } else if self.verify_retry_at.is_some_and(|r| now >= r) {
+            } else if self.timers.expired(Timer::VerifyRetry, now) {
                 let fresh = self.next_nonce;
                 self.next_nonce += 1;
                 if let LiveGate::Held {
@@ -706,7 +695,8 @@ impl Machine {
                 self.note_query(fresh, now);
                 self.actions
                     .push_back(Action::SendOwnershipQuery { nonce: fresh });
-                self.verify_retry_at = Some(now + self.config.verify_retry_ns);
+                self.timers
+                    .set(Timer::VerifyRetry, now + self.config.verify_retry_ns);
             }
         }
     }
@@ -1200,7 +1190,8 @@ impl Machine {
             self.transitions += 1;
             self.actions.push_back(Action::Transition(t));
             self.actions.push_back(Action::SendHeartbeat);
-            self.heartbeat_at = now + self.config.heartbeat_period_ns;
+            self.timers
+                .set(Timer::Heartbeat, now + self.config.heartbeat_period_ns);
         }
         true
     }
@@ -1213,8 +1204,8 @@ impl Machine {
     }
 
     fn clear_verify(&mut self) {
-        self.verify_retry_at = None;
-        self.verify_deadline = None;
+        self.timers.stop(Timer::VerifyRetry);
+        self.timers.stop(Timer::VerifyDeadline);
     }
 
     fn run(&mut self, step: Step, c: &Ctx, now: u64) {
@@ -1255,8 +1246,10 @@ impl Machine {
                     },
                 };
                 self.actions.push_back(Action::SendOwnershipQuery { nonce });
-                self.verify_retry_at = Some(now + self.config.verify_retry_ns);
-                self.verify_deadline = Some(now + self.config.verify_timeout_ns);
+                self.timers
+                    .set(Timer::VerifyRetry, now + self.config.verify_retry_ns);
+                self.timers
+                    .set(Timer::VerifyDeadline, now + self.config.verify_timeout_ns);
             }
             Step::OpenLive => {
                 if let LiveGate::Held { purpose, .. } = self.gate {
@@ -1313,7 +1306,8 @@ impl Machine {
             Step::SyncRequest => {
                 // Parameters are asked for afresh (a new server on air to follow).
                 self.params = false;
-                self.sync_retry_at = Some(now + self.config.sync_retry_ns);
+                self.timers
+                    .set(Timer::SyncRetry, now + self.config.sync_retry_ns);
                 self.actions.push_back(Action::SendSyncRequest);
             }
             Step::SyncParams => self.actions.push_back(Action::SendSyncParams),
@@ -1327,9 +1321,10 @@ impl Machine {
                     self.hand_over = Some(HandOver {
                         at_index,
                         epoch,
-                        expires_at: now + HAND_OVER_OFFER_NS,
                         accepted: false,
                     });
+                    self.timers
+                        .set(Timer::HandOverOffer, now + HAND_OVER_OFFER_NS);
                     self.actions
                         .push_back(Action::SendHandOver { at_index, epoch });
                 }

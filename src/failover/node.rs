@@ -5,6 +5,12 @@
 //! send. This is the glue the I/O driver runs inside `tandem primary` / `tandem secondary`;
 //! it is sans-IO like its parts, and the simulated pair in the tests runs exactly this.
 //!
+//! Inside, what belongs to the host (`HostCore`: the sync link's replay guard and header
+//! stamper, the clock offset to the peer host and its exchange, the supervisor kernel) is
+//! kept apart from what belongs to a channel (`ChannelCore`: the state machine, the two
+//! detectors, the session parameters, the engine's progress), so that a host running many
+//! channels holds one host part and one channel part per channel.
+//!
 //! # Driver contract
 //! 1. Decode datagrams with [`crate::failover::wire::decode`] (count and log refusals), then
 //!    call [`Node::on_message`] with the kernel receive time on both clocks.
@@ -142,22 +148,39 @@ struct Progress {
     position: u64,
 }
 
-/// One server's failover core.
+/// What a host has once, however many channels it runs: the sync link's replay guard and
+/// header stamper (one authenticated message stream to the peer host), the clock offset to
+/// the peer host and its NTP-style exchange, and the supervisor kernel.
 #[derive(Debug, Clone)]
-pub struct Node {
-    config: NodeConfig,
+struct HostCore {
+    kernel: Kernel,
+    clock: ClockFilter,
+    /// When the next time request goes out (mono ns); `None`: not measuring.
+    time_at: Option<u64>,
+    guard: ReplayGuard,
+    stamper: Stamper,
+}
+
+/// What each channel has: its state machine (the nine states), the detector watching the
+/// server on air and the one watching the secondary, its session parameters and its
+/// engine's progress.
+#[derive(Debug, Clone)]
+struct ChannelCore {
     machine: Machine,
     detector: Detector,
     peer_watch: Detector,
-    kernel: Kernel,
-    clock: ClockFilter,
-    guard: ReplayGuard,
-    stamper: Stamper,
     params: Option<SyncParams>,
     params_pending: bool,
     progress: Progress,
-    time_at: Option<u64>,
     seen_transitions: u64,
+}
+
+/// One server's failover core: one host part and (for now) one channel.
+#[derive(Debug, Clone)]
+pub struct Node {
+    config: NodeConfig,
+    host: HostCore,
+    ch: ChannelCore,
     out: VecDeque<Output>,
 }
 
@@ -172,23 +195,27 @@ impl Node {
         let mut kernel = Kernel::new();
         kernel.set_poll_period(config.machine.heartbeat_period_ns);
         Node {
-            machine: Machine::new(config.machine, role, now.mono),
-            detector: Detector::new(config.detector),
-            peer_watch: Detector::new(config.peer_watch),
-            kernel,
-            clock: ClockFilter::new(config.clock),
-            guard: ReplayGuard::new(),
-            stamper: Stamper::new(
-                sender,
-                config.machine.server_id,
-                config.boot_id,
-                config.session_id,
-            ),
-            params: None,
-            params_pending: false,
-            progress: Progress::default(),
-            time_at: None,
-            seen_transitions: 0,
+            host: HostCore {
+                kernel,
+                clock: ClockFilter::new(config.clock),
+                time_at: None,
+                guard: ReplayGuard::new(),
+                stamper: Stamper::new(
+                    sender,
+                    config.machine.server_id,
+                    config.boot_id,
+                    config.session_id,
+                ),
+            },
+            ch: ChannelCore {
+                machine: Machine::new(config.machine, role, now.mono),
+                detector: Detector::new(config.detector),
+                peer_watch: Detector::new(config.peer_watch),
+                params: None,
+                params_pending: false,
+                progress: Progress::default(),
+                seen_transitions: 0,
+            },
             out: VecDeque::new(),
             config,
         }
@@ -196,32 +223,32 @@ impl Node {
 
     /// The state machine.
     pub fn machine(&self) -> &Machine {
-        &self.machine
+        &self.ch.machine
     }
     /// The detector watching the server on air.
     pub fn detector(&self) -> &Detector {
-        &self.detector
+        &self.ch.detector
     }
 
     /// Changes the detector's settings (keeps what it has seen).
     pub fn set_path_rule(&mut self, on: bool) {
-        self.detector.set_path_rule(on);
+        self.ch.detector.set_path_rule(on);
     }
     /// The supervisor.
     pub fn kernel(&self) -> &Kernel {
-        &self.kernel
+        &self.host.kernel
     }
     /// The supervisor, to register components.
     pub fn kernel_mut(&mut self) -> &mut Kernel {
-        &mut self.kernel
+        &mut self.host.kernel
     }
     /// The clock filter.
     pub fn clock(&self) -> &ClockFilter {
-        &self.clock
+        &self.host.clock
     }
     /// The session parameters known to this node.
     pub fn params(&self) -> Option<&SyncParams> {
-        self.params.as_ref()
+        self.ch.params.as_ref()
     }
     /// The settings.
     pub fn config(&self) -> &NodeConfig {
@@ -236,11 +263,11 @@ impl Node {
     /// The earliest instant (mono) at which [`Node::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<u64> {
         [
-            self.machine.poll_timeout(),
-            self.detector.next_deadline(),
-            self.peer_watch.next_deadline(),
-            self.kernel.next_deadline(),
-            self.time_at,
+            self.ch.machine.poll_timeout(),
+            self.ch.detector.next_deadline(),
+            self.ch.peer_watch.next_deadline(),
+            self.host.kernel.next_deadline(),
+            self.host.time_at,
         ]
         .into_iter()
         .flatten()
@@ -250,28 +277,28 @@ impl Node {
     /// An event for the machine from the driver: `Started`, `Stop`, `AssetRequest`,
     /// `ResumedAfterStall`, `OutputFailure`, `InStep`, `LockLost`, `Restart`, `Recover`, ...
     pub fn event(&mut self, e: Event, now: Now) {
-        self.machine.handle(e, now.mono);
+        self.ch.machine.handle(e, now.mono);
         self.pump(now);
     }
 
     /// The primary's session parameters (set when the session starts, after `StartLive`).
     /// Sent at once if the machine asked for them already.
     pub fn set_params(&mut self, p: SyncParams, now: Now) {
-        self.params = Some(p);
-        if std::mem::take(&mut self.params_pending) {
+        self.ch.params = Some(p);
+        if std::mem::take(&mut self.ch.params_pending) {
             self.send_params(now);
         }
     }
 
     /// Parameters received and validated by the driver (asset found, identity matches).
     pub fn accept_params(&mut self, p: SyncParams, now: Now) {
-        self.params = Some(p);
+        self.ch.params = Some(p);
         self.event(Event::ParamsReceived, now);
     }
 
     /// The engine's progress: last datagram sent, when (realtime), its timeline position.
     pub fn on_progress(&mut self, last_index: u64, send_real_ns: u64, position: u64) {
-        self.progress = Progress {
+        self.ch.progress = Progress {
             last_index: Some(last_index),
             send_real_ns,
             position,
@@ -283,15 +310,16 @@ impl Node {
         if from_self {
             return;
         }
-        self.detector.on_live(rx_mono, index);
-        self.machine
+        self.ch.detector.on_live(rx_mono, index);
+        self.ch
+            .machine
             .handle(Event::ForeignLive { rx_ns: rx_mono }, now.mono);
         self.pump(now);
     }
 
     /// A component checks in with the kernel.
     pub fn check_in(&mut self, name: &str, now: Now) -> Result<(), KernelError> {
-        self.kernel.check_in(name, now.mono)
+        self.host.kernel.check_in(name, now.mono)
     }
 
     /// A component failed (a caught panic, a fatal error); acted on at once.
@@ -301,7 +329,7 @@ impl Node {
         reason: &str,
         now: Now,
     ) -> Result<(), KernelError> {
-        self.kernel.report_failure(name, reason)?;
+        self.host.kernel.report_failure(name, reason)?;
         self.poll_kernel(now);
         Ok(())
     }
@@ -315,7 +343,7 @@ impl Node {
         if h.sender_id == self.config.machine.server_id && h.boot_id == self.config.boot_id {
             return Ok(None); // our own, looped back
         }
-        self.guard.check(&h)?;
+        self.host.guard.check(&h)?;
         let server = matches!(h.role, SenderRole::Primary | SenderRole::Secondary);
         if server && !matches!(msg.body, Body::FailedNotice { .. }) {
             // Any message from the peer server is a sign of life; an ownership query is also
@@ -324,8 +352,8 @@ impl Node {
                 Body::Heartbeat { last_index, .. } | Body::Status { last_index, .. } => *last_index,
                 _ => None,
             };
-            self.detector.on_heartbeat(rx.mono, idx);
-            self.peer_watch.on_heartbeat(rx.mono, None);
+            self.ch.detector.on_heartbeat(rx.mono, idx);
+            self.ch.peer_watch.on_heartbeat(rx.mono, None);
         }
         let mono = now.mono;
         let mut for_driver = None;
@@ -336,7 +364,7 @@ impl Node {
             | Body::Status {
                 state, last_index, ..
             } if server => {
-                self.machine.handle(
+                self.ch.machine.handle(
                     Event::PeerStatus {
                         state,
                         epoch: h.epoch,
@@ -347,7 +375,7 @@ impl Node {
                     mono,
                 );
             }
-            Body::SyncRequest => self.machine.handle(Event::SyncRequested, mono),
+            Body::SyncRequest => self.ch.machine.handle(Event::SyncRequested, mono),
             Body::TimeRequest { t1 } => self.send(
                 SendTo::Server(h.sender_id),
                 Body::TimeReply {
@@ -370,7 +398,7 @@ impl Node {
                 component,
                 reason,
                 last_index,
-            } => self.machine.handle(
+            } => self.ch.machine.handle(
                 Event::FailedNotice {
                     component,
                     reason,
@@ -378,7 +406,7 @@ impl Node {
                 },
                 mono,
             ),
-            Body::Takeover { epoch, .. } => self.machine.handle(
+            Body::Takeover { epoch, .. } => self.ch.machine.handle(
                 Event::EpochSeen {
                     epoch,
                     server: h.sender_id,
@@ -391,9 +419,14 @@ impl Node {
             // engine (nothing would be sent twice); one for a datagram already handled is
             // ignored and the offer expires on the other side.
             Body::HandOver { at_index, epoch }
-                if server && self.progress.last_index.is_some_and(|l| at_index > l + 1) =>
+                if server
+                    && self
+                        .ch
+                        .progress
+                        .last_index
+                        .is_some_and(|l| at_index > l + 1) =>
             {
-                self.machine.handle(
+                self.ch.machine.handle(
                     Event::HandOverOffered {
                         at_index,
                         epoch,
@@ -403,7 +436,7 @@ impl Node {
                 )
             }
             Body::HandOver { .. } => {}
-            Body::OwnershipQuery { nonce } => self.machine.handle(
+            Body::OwnershipQuery { nonce } => self.ch.machine.handle(
                 Event::OwnershipQuery {
                     nonce,
                     from: h.sender_id,
@@ -415,7 +448,7 @@ impl Node {
                 state,
                 on_air,
                 epoch,
-            } => self.machine.handle(
+            } => self.ch.machine.handle(
                 Event::OwnershipReply {
                     nonce,
                     state,
@@ -435,7 +468,7 @@ impl Node {
                         reason: format!("declared failed by monitor {}", h.sender_id),
                     },
                 };
-                self.machine.handle(e, mono);
+                self.ch.machine.handle(e, mono);
             }
             Body::MonitorCommand(_) | Body::Heartbeat { .. } | Body::Status { .. } => {}
             body @ (Body::SyncParams(_)
@@ -452,17 +485,18 @@ impl Node {
     /// heartbeats and ownership verification. Drain the sockets first.
     pub fn handle_timeout(&mut self, now: Now) {
         self.poll_kernel(now);
-        if let Some(d) = self.detector.poll(now.mono) {
-            self.machine.handle(Event::Declared(d), now.mono);
+        if let Some(d) = self.ch.detector.poll(now.mono) {
+            self.ch.machine.handle(Event::Declared(d), now.mono);
         }
-        if self.peer_watch.poll(now.mono).is_some() {
+        if self.ch.peer_watch.poll(now.mono).is_some() {
             let silent = now
                 .mono
-                .saturating_sub(self.peer_watch.last_heartbeat().unwrap_or(now.mono));
-            self.machine
+                .saturating_sub(self.ch.peer_watch.last_heartbeat().unwrap_or(now.mono));
+            self.ch
+                .machine
                 .handle(Event::PeerLost { silent_ns: silent }, now.mono);
         }
-        if self.time_at.is_some_and(|t| now.mono >= t) {
+        if self.host.time_at.is_some_and(|t| now.mono >= t) {
             self.send(
                 SendTo::Peer,
                 Body::TimeRequest {
@@ -470,22 +504,27 @@ impl Node {
                 },
                 now,
             );
-            let period = if self.clock.locked_offset().is_some() {
+            let period = if self.host.clock.locked_offset().is_some() {
                 self.config.time_track_ns
             } else {
                 self.config.time_request_ns
             };
-            self.time_at = Some(now.mono + period);
+            self.host.time_at = Some(now.mono + period);
         }
-        if self.machine.poll_timeout().is_some_and(|t| now.mono >= t) {
-            self.machine.handle_timeout(now.mono);
+        if self
+            .ch
+            .machine
+            .poll_timeout()
+            .is_some_and(|t| now.mono >= t)
+        {
+            self.ch.machine.handle_timeout(now.mono);
         }
         self.pump(now);
     }
 
     /// A snapshot for `tandem status` (JSON).
     pub fn status_json(&self) -> serde_json::Value {
-        let m = &self.machine;
+        let m = &self.ch.machine;
         serde_json::json!({
             "state": m.state(),
             "role": m.role(),
@@ -496,9 +535,9 @@ impl Node {
             "locked": m.locked(),
             "peer_state": m.peer_state(),
             "peer_last_index": m.peer_last_index(),
-            "clock_offset_ns": self.clock.locked_offset(),
-            "kernel_failed": self.kernel.failed(),
-            "components": self.kernel.components().map(|(n, c, w)| serde_json::json!({
+            "clock_offset_ns": self.host.clock.locked_offset(),
+            "kernel_failed": self.host.kernel.failed(),
+            "components": self.host.kernel.components().map(|(n, c, w)| serde_json::json!({
                 "name": n, "critical": c, "failed": w.map(|w| w.to_string()),
             })).collect::<Vec<_>>(),
             "transitions": m.history().collect::<Vec<_>>(),
@@ -506,9 +545,9 @@ impl Node {
     }
 
     fn poll_kernel(&mut self, now: Now) {
-        while let Some(v) = self.kernel.poll(now.mono) {
+        while let Some(v) = self.host.kernel.poll(now.mono) {
             match v {
-                Verdict::Failed { component, why } => self.machine.handle(
+                Verdict::Failed { component, why } => self.ch.machine.handle(
                     Event::KernelFailure {
                         component,
                         why: why.to_string(),
@@ -524,15 +563,15 @@ impl Node {
     }
 
     fn on_time_reply(&mut self, s: TimeSample, now: Now) {
-        if self.time_at.is_none() {
+        if self.host.time_at.is_none() {
             return; // not synchronising
         }
-        match self.clock.add(s) {
+        match self.host.clock.add(s) {
             ClockUpdate::Locked { offset_ns, .. } => {
                 self.out.push_back(Output::ClockOffset { offset_ns });
-                self.machine.handle(Event::LockAcquired, now.mono);
+                self.ch.machine.handle(Event::LockAcquired, now.mono);
             }
-            ClockUpdate::Jumped { from_ns, to_ns } => self.machine.handle(
+            ClockUpdate::Jumped { from_ns, to_ns } => self.ch.machine.handle(
                 Event::LockLost {
                     reason: format!("clock offset jumped from {from_ns} ns to {to_ns} ns"),
                 },
@@ -545,18 +584,22 @@ impl Node {
     }
 
     fn header_epoch(&self) -> u64 {
-        self.machine.owner_epoch().unwrap_or(self.machine.epoch())
+        self.ch
+            .machine
+            .owner_epoch()
+            .unwrap_or(self.ch.machine.epoch())
     }
 
     fn send(&mut self, to: SendTo, body: Body, now: Now) {
-        let role = match self.machine.role() {
+        let role = match self.ch.machine.role() {
             Role::Primary => SenderRole::Primary,
             Role::Secondary => SenderRole::Secondary,
         };
-        self.stamper.set_role(role);
-        let header = self
-            .stamper
-            .header(self.header_epoch(), self.machine.is_owner(), now.real);
+        self.host.stamper.set_role(role);
+        let header =
+            self.host
+                .stamper
+                .header(self.header_epoch(), self.ch.machine.is_owner(), now.real);
         self.out.push_back(Output::Send {
             to,
             msg: Msg { header, body },
@@ -564,19 +607,20 @@ impl Node {
     }
 
     fn send_params(&mut self, now: Now) {
-        match self.params.clone() {
+        match self.ch.params.clone() {
             Some(p) => self.send(SendTo::Peer, Body::SyncParams(p), now),
-            None => self.params_pending = true,
+            None => self.ch.params_pending = true,
         }
     }
 
     /// Moves the machine's actions to the output queue, turning messages into `Send`s and
     /// keeping the node's parts in step with state changes.
     fn pump(&mut self, now: Now) {
-        let new = (self.machine.transition_count() - self.seen_transitions) as usize;
-        self.seen_transitions = self.machine.transition_count();
-        let kept = self.machine.history().count();
+        let new = (self.ch.machine.transition_count() - self.ch.seen_transitions) as usize;
+        self.ch.seen_transitions = self.ch.machine.transition_count();
+        let kept = self.ch.machine.history().count();
         let entered: Vec<State> = self
+            .ch
             .machine
             .history()
             .skip(kept.saturating_sub(new))
@@ -585,23 +629,23 @@ impl Node {
         for s in entered {
             match s {
                 // A new server on air to follow: watch it from its first heartbeat.
-                State::SecondarySynchronizing => self.detector.reset(),
-                State::PrimaryNoSecondary | State::SecondaryNoPrimary => self.peer_watch.reset(),
+                State::SecondarySynchronizing => self.ch.detector.reset(),
+                State::PrimaryNoSecondary | State::SecondaryNoPrimary => self.ch.peer_watch.reset(),
                 _ => {}
             }
             if !matches!(
                 s,
                 State::SecondarySynchronizing | State::SecondarySynchronized
             ) {
-                self.time_at = None;
+                self.host.time_at = None;
             }
         }
-        while let Some(a) = self.machine.poll_action() {
+        while let Some(a) = self.ch.machine.poll_action() {
             match a {
                 Action::SendHeartbeat => {
-                    let p = self.progress;
+                    let p = self.ch.progress;
                     let body = Body::Heartbeat {
-                        state: self.machine.state(),
+                        state: self.ch.machine.state(),
                         last_index: p.last_index,
                         last_index_send_real_ns: RealNs(p.send_real_ns),
                         position: Ticks27M(p.position),
@@ -611,14 +655,14 @@ impl Node {
                 Action::SendSyncRequest => self.send(SendTo::Peer, Body::SyncRequest, now),
                 Action::SendSyncParams => self.send_params(now),
                 Action::StartClockSync => {
-                    self.clock.reset();
-                    self.time_at = Some(now.mono);
+                    self.host.clock.reset();
+                    self.host.time_at = Some(now.mono);
                 }
                 Action::SendFailedNotice { component, reason } => {
                     let body = Body::FailedNotice {
                         component,
                         reason,
-                        last_index: self.progress.last_index,
+                        last_index: self.ch.progress.last_index,
                     };
                     self.send(SendTo::Peer, body, now);
                 }

@@ -173,6 +173,8 @@ struct ChannelCore {
     params_pending: bool,
     progress: Progress,
     seen_transitions: u64,
+    /// When the peer server was last heard on the sync link (mono ns; never reset).
+    peer_heard: Option<u64>,
 }
 
 /// One server's failover core: one host part and (for now) one channel.
@@ -215,6 +217,7 @@ impl Node {
                 params_pending: false,
                 progress: Progress::default(),
                 seen_transitions: 0,
+                peer_heard: None,
             },
             out: VecDeque::new(),
             config,
@@ -249,6 +252,10 @@ impl Node {
     /// The session parameters known to this node.
     pub fn params(&self) -> Option<&SyncParams> {
         self.ch.params.as_ref()
+    }
+    /// When the peer server was last heard on the sync link (mono ns), if ever.
+    pub fn peer_heard(&self) -> Option<u64> {
+        self.ch.peer_heard
     }
     /// The settings.
     pub fn config(&self) -> &NodeConfig {
@@ -352,6 +359,7 @@ impl Node {
                 Body::Heartbeat { last_index, .. } | Body::Status { last_index, .. } => *last_index,
                 _ => None,
             };
+            self.ch.peer_heard = Some(self.ch.peer_heard.map_or(rx.mono, |t| t.max(rx.mono)));
             self.ch.detector.on_heartbeat(rx.mono, idx);
             self.ch.peer_watch.on_heartbeat(rx.mono, None);
         }

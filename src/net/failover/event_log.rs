@@ -6,6 +6,7 @@
 //! {"event":"transition","t_real_ns":N,"t_mono_ns":N,"from":"Secondary_synchronized",
 //!  "to":"Secondary_no_primary","trigger":"FailureDeclared","reason":"...","epoch":N,
 //!  "peer_last_index":N}
+//! {"event":"alarm","t_real_ns":N,"alarm":"pair_unprotected","raised":true,"detail":"..."}
 //! ```
 //! `t_real_ns` is CLOCK_REALTIME (with the process clock offset), converted from the
 //! machine's monotonic instant of the transition. Each line is written with one `write`
@@ -40,6 +41,17 @@ pub fn open(path: &Path, injections: &[Injection], start_mono_ns: u64) -> std::i
         }));
     }
     Ok(())
+}
+
+/// An alarm raised or cleared (`{"event":"alarm","alarm":"sync_link_lost","raised":true,...}`).
+pub fn alarm(c: &crate::failover::alarms::AlarmChange) {
+    line(&serde_json::json!({
+        "event": "alarm",
+        "t_real_ns": real_ns(),
+        "alarm": c.alarm.name(),
+        "raised": c.raised,
+        "detail": c.detail,
+    }));
 }
 
 fn kind_name(k: FaultKind) -> &'static str {

@@ -12,6 +12,7 @@ use super::Server;
 /// for the offer and the acceptance to cross the sync link (and be sent again) before the
 /// datagram is due.
 const HAND_OVER_LEAD_NS: u64 = 200_000_000;
+use crate::failover::alarms::AlarmFacts;
 use crate::failover::machine::{Event, LiveGate, OutputFault};
 use crate::failover::node::Now;
 use crate::failover::policy::{OutputFacts, Policies, SessionEnd};
@@ -555,6 +556,26 @@ impl Server {
                 None => true,
             }
         });
+    }
+
+    /// Raises and clears the alarms (sync link lost, pair unprotected): a warning in the
+    /// log, a line in the event log, and the list in `tandem status`.
+    pub(super) fn update_alarms(&mut self, now: Now) {
+        let m = self.node.machine();
+        let facts = AlarmFacts {
+            state: m.state(),
+            started: m.enabled(),
+            peer_heard_mono_ns: self.node.peer_heard(),
+            since_mono_ns: self.started_mono,
+        };
+        for c in self.alarms.update(now.mono, &facts) {
+            if c.raised {
+                tracing::warn!(alarm = c.alarm.name(), "alarm raised: {}", c.detail);
+            } else {
+                tracing::info!(alarm = c.alarm.name(), "alarm cleared: {}", c.detail);
+            }
+            crate::net::failover::event_log::alarm(&c);
+        }
     }
 
     /// The engine's last send, for the heartbeats.

@@ -35,10 +35,14 @@ use super::session::{Asset, Timeline, DEFAULT_FRAME_NS};
 use super::supervisor::{Deadlines, Notice, Report, Supervisor};
 use super::timer::TimerFd;
 use super::{SwitchMode, SyncInit};
+use crate::failover::alarms::Alarms;
 use crate::failover::detector::LiveWatch;
 use crate::failover::machine::{self, Event};
 use crate::failover::node::{Node, NodeConfig, Now};
 use crate::failover::policy::{Policies, PolicyParams};
+
+/// Alarms are raised once their condition has held this long (see `failover::alarms`).
+const ALARM_HOLD_OFF_NS: u64 = 500_000_000;
 use crate::failover::recovery::{FailureCause, Recovery, RecoveryConfig};
 use crate::failover::state::Role;
 use crate::failover::wire::{Key, ReplayGuard, SenderRole, Stamper, SyncParams};
@@ -261,6 +265,10 @@ pub struct Server {
     foreign_rx: Option<u64>,
     /// Self detection, in-step / lock-lost, parameter push, end of session.
     policies: Policies,
+    /// Sync link lost, pair unprotected.
+    alarms: Alarms,
+    /// When this process started (mono ns).
+    started_mono: u64,
     last_step_mono: u64,
     last_error: Option<String>,
     refused_identity: Option<crate::index::AssetIdentity>,
@@ -424,6 +432,8 @@ impl Server {
             foreign_last: None,
             foreign_rx: None,
             policies: Policies::new(PolicyParams::default(), frame),
+            alarms: Alarms::new(ALARM_HOLD_OFF_NS),
+            started_mono: now.mono,
             last_step_mono: now.mono,
             last_error: None,
             refused_identity: None,
@@ -521,6 +531,7 @@ impl Server {
             self.flush();
         }
         self.answer_gates();
+        self.update_alarms(now);
         let a = &self.supervisor.alive;
         a.heartbeat.store(mono_ns(), Ordering::Relaxed);
         a.epoch

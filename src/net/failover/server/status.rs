@@ -66,6 +66,7 @@ impl Server {
             "rejected_total": self.sync.rejects().total() + self.control.rejects().total(),
             "kernel": components,
             "last_error": self.last_error,
+            "alarms": self.alarms.active(),
             "recovery": self.recovery_status(),
         });
         if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {

@@ -32,14 +32,15 @@ impl Server {
                 let addr = match to {
                     SendTo::Peer => SocketAddr::V4(self.cfg.sync_peer),
                     SendTo::Server(id) => self
+                        .host
                         .peers
                         .get(&id)
                         .copied()
                         .unwrap_or(SocketAddr::V4(self.cfg.sync_peer)),
                 };
                 match &msg.body {
-                    Body::SyncRequest if !self.asked_logged => {
-                        self.asked_logged = true;
+                    Body::SyncRequest if !self.ch.asked_logged => {
+                        self.ch.asked_logged = true;
                         tracing::info!(to = %addr, "asking the primary for the session parameters (sync request)");
                     }
                     Body::SyncParams(p) if self.cfg.sync_init == SyncInit::Primary => {
@@ -56,13 +57,13 @@ impl Server {
                     ),
                     _ => {}
                 }
-                self.sync.send(&msg, 0, addr);
+                self.host.sync.send(&msg, 0, addr);
                 if matches!(
                     msg.body,
                     Body::Heartbeat { .. } | Body::FailedNotice { .. } | Body::Takeover { .. }
                 ) {
                     for m in &self.cfg.monitors {
-                        self.sync.send(&msg, 0, SocketAddr::V4(*m));
+                        self.host.sync.send(&msg, 0, SocketAddr::V4(*m));
                     }
                 }
             }
@@ -71,7 +72,7 @@ impl Server {
                     offset_us = offset_ns / 1_000,
                     "clock offset to the server on air locked (theirs minus ours)"
                 );
-                self.offset_ns = Some(offset_ns);
+                self.ch.offset_ns = Some(offset_ns);
             }
             Output::Degraded { component, why } => {
                 tracing::warn!("kernel: non-critical component {component} failed: {why}")
@@ -83,7 +84,7 @@ impl Server {
     fn action(&mut self, a: Action) {
         match a {
             Action::Transition(t) => {
-                let m = self.node.machine();
+                let m = self.ch.node.machine();
                 crate::net::failover::event_log::transition(&t, m.epoch(), m.peer_last_index());
                 let source = match t.trigger {
                     Trigger::KernelFailure => "kernel".to_string(),
@@ -91,7 +92,7 @@ impl Server {
                 };
                 tracing::info!("state {} -> {}: {source}: {}", t.from, t.to, t.detail);
                 if t.to == State::Failed {
-                    if let Some(r) = &self.engine {
+                    if let Some(r) = &self.ch.engine {
                         r.handle.control().fence_live();
                     }
                 }
@@ -100,22 +101,22 @@ impl Server {
                     self.stop_engine();
                 }
                 if t.to == State::SecondarySynchronizing {
-                    self.policies.synchronising_anew();
-                    self.foreign_last = None;
+                    self.ch.policies.synchronising_anew();
+                    self.ch.foreign_last = None;
                 }
                 // The primary stopped at the end of a finite session we were following:
                 // this server's session is over too.
                 if t.trigger == Trigger::PrimaryStopped && self.session_over() {
                     tracing::info!("the primary ended the session");
-                    self.exit_at = Some((mono_ns() + 50_000_000, 0));
+                    self.ch.exit_at = Some((mono_ns() + 50_000_000, 0));
                 }
             }
             Action::StartLive => {
-                self.policies.went_live(mono_ns());
+                self.ch.policies.went_live(mono_ns());
                 self.start_live()
             }
             Action::SwitchToLive { after_index } => {
-                self.policies.went_live(mono_ns());
+                self.ch.policies.went_live(mono_ns());
                 self.switch_to_live(after_index)
             }
             Action::HoldLive if self.engine_on_time() => {
@@ -126,17 +127,17 @@ impl Server {
                 tracing::debug!("hold: the engine's output is on time, not interrupted");
             }
             Action::HoldLive | Action::StopLive => {
-                if let Some(r) = &self.engine {
+                if let Some(r) = &self.ch.engine {
                     if r.handle.stop_live() {
                         tracing::info!("live output stopped ({a:?})");
                     }
                 }
             }
             Action::ResumeLive => {
-                self.policies.went_live(mono_ns());
+                self.ch.policies.went_live(mono_ns());
                 // Ownership confirmed: go on from the datagram after the last one that reached
                 // the live group, catching up at <= 2x, so the hold loses nothing.
-                if let Some(r) = &self.engine {
+                if let Some(r) = &self.ch.engine {
                     let next = r.handle.next_index();
                     // (Within half a second: a longer hold resumes at the current position.)
                     let from = r.handle.last_live_sent().map(|l| l.index + 1).filter(|&f| {
@@ -156,8 +157,8 @@ impl Server {
                 }
             }
             Action::SwitchToLiveAt { index } => {
-                self.policies.went_live(mono_ns());
-                if let Some(r) = &self.engine {
+                self.ch.policies.went_live(mono_ns());
+                if let Some(r) = &self.ch.engine {
                     match r.handle.switch_at(index, Target::Live) {
                         Ok(()) => tracing::info!(
                             from = index,
@@ -169,7 +170,7 @@ impl Server {
                 }
             }
             Action::ReleaseLiveAt { index } => {
-                if let Some(r) = &self.engine {
+                if let Some(r) = &self.ch.engine {
                     // The datagrams before `index` still go live; the rest to the muted
                     // group (or nowhere when this server has none).
                     let to = if r.handle.switch_at(index, Target::Muted).is_ok() {
@@ -193,13 +194,13 @@ impl Server {
 
     /// The primary goes on air (ownership verified).
     fn start_live(&mut self) {
-        if let Some(r) = &self.engine {
+        if let Some(r) = &self.ch.engine {
             if let Err(e) = r.handle.set_target(Target::Live) {
                 tracing::error!("cannot go on air: {e}");
             }
             return;
         }
-        let Some(asset) = self.asset.clone() else {
+        let Some(asset) = self.ch.asset.clone() else {
             tracing::error!("cannot go on air: no asset");
             return;
         };
@@ -208,12 +209,13 @@ impl Server {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::error!("cannot go on air: {e:#}");
-                self.last_error = Some(format!("{e:#}"));
+                self.ch.last_error = Some(format!("{e:#}"));
                 return;
             }
         };
         let now_real = real_ns();
         let origin = self
+            .ch
             .requested_start
             .take()
             .or(self.cfg.start_at_ms.map(|ms| ms.saturating_mul(1_000_000)))
@@ -229,7 +231,7 @@ impl Server {
         };
         if stream.datagram_count().is_some_and(|c| start >= c) {
             tracing::error!("the session starting at {origin} ns is already over");
-            self.last_error = Some("the session is already over".into());
+            self.ch.last_error = Some("the session is already over".into());
             return;
         }
         if !self.start_engine(stream, tl, start, Target::Live) {
@@ -242,24 +244,26 @@ impl Server {
         );
         if let Some(p) = self.own_params(tl) {
             let now = self.now();
-            self.node.set_params(p, now);
+            self.ch.node.set_params(p, now);
         }
     }
 
     /// The secondary's timeline is locked: start the identical stream into the muted group.
     fn start_muted(&mut self) {
-        let (Some(p), Some(off), Some(asset)) =
-            (self.params_in.clone(), self.offset_ns, self.asset.clone())
-        else {
+        let (Some(p), Some(off), Some(asset)) = (
+            self.ch.params_in.clone(),
+            self.ch.offset_ns,
+            self.ch.asset.clone(),
+        ) else {
             tracing::error!(
                 "cannot start the muted output: parameters, clock offset or asset missing"
             );
             return;
         };
-        if self.muted.is_none() {
+        if self.ch.muted.is_none() {
             if p.muted.port() == 0 || p.muted.ip().is_unspecified() {
                 tracing::error!("no muted group: give --muted");
-                self.last_error = Some("no muted group: give --muted".into());
+                self.ch.last_error = Some("no muted group: give --muted".into());
                 return;
             }
             let opts = crate::net::sockets::SenderOptions {
@@ -267,7 +271,7 @@ impl Server {
                 ..crate::net::sockets::SenderOptions::new(self.cfg.iface)
             };
             match crate::net::sockets::sender(p.muted, &opts) {
-                Ok(s) => self.muted = Some((s, p.muted)),
+                Ok(s) => self.ch.muted = Some((s, p.muted)),
                 Err(e) => {
                     tracing::error!("muted group {}: {e}", p.muted);
                     return;
@@ -291,12 +295,12 @@ impl Server {
         if self.start_engine(stream, tl, start, Target::Muted) {
             tracing::info!(
                 start_index = start,
-                muted = %self.muted.as_ref().map_or(String::new(), |m| m.1.to_string()),
+                muted = %self.ch.muted.as_ref().map_or(String::new(), |m| m.1.to_string()),
                 "muted output started, joining the session in progress"
             );
             if let Some(own) = self.own_params(tl) {
                 let now = self.now();
-                self.node.set_params(own, now);
+                self.ch.node.set_params(own, now);
             }
         }
     }
@@ -305,11 +309,11 @@ impl Server {
     /// PCR / frame boundary after it, even when its time has passed (the engine rewinds and
     /// catches up at <= 2x).
     fn switch_to_live(&mut self, after_index: Option<u64>) {
-        let (Some(r), Some(s)) = (&self.engine, &self.stream) else {
+        let (Some(r), Some(s)) = (&self.ch.engine, &self.ch.stream) else {
             tracing::error!("cannot take the live group: no muted output running");
             return;
         };
-        let known = match (after_index, self.foreign_last) {
+        let known = match (after_index, self.ch.foreign_last) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
@@ -329,7 +333,7 @@ impl Server {
                     mode = ?self.cfg.switch_at,
                     "taking the live group"
                 );
-                self.switches.push(serde_json::json!({
+                self.ch.switches.push(serde_json::json!({
                     "from_index": from,
                     "primary_last_index": known,
                     "engine_index": at,
@@ -349,14 +353,14 @@ impl Server {
         target: Target,
     ) -> bool {
         self.stop_engine();
-        let Some(asset) = &self.asset else {
+        let Some(asset) = &self.ch.asset else {
             return false;
         };
         let file = match std::fs::File::open(&asset.path) {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!("{}: {e}", asset.path.display());
-                self.last_error = Some(format!("{}: {e}", asset.path.display()));
+                self.ch.last_error = Some(format!("{}: {e}", asset.path.display()));
                 return false;
             }
         };
@@ -365,7 +369,7 @@ impl Server {
         let mut ec = EngineConfig::new(stream.clone(), file, origin_mono);
         ec.start_index = start;
         let sock = |s: &std::net::UdpSocket| s.try_clone();
-        match sock(&self.live_tx) {
+        match sock(&self.ch.live_tx) {
             Ok(s) => {
                 ec.live = Some(Sink {
                     socket: s,
@@ -377,7 +381,7 @@ impl Server {
                 return false;
             }
         }
-        if let Some((m, addr)) = &self.muted {
+        if let Some((m, addr)) = &self.ch.muted {
             if let Ok(s) = sock(m) {
                 ec.muted = Some(Sink {
                     socket: s,
@@ -392,27 +396,27 @@ impl Server {
         ec.initial_target = target;
         ec.max_sleep_ns = ENGINE_MAX_SLEEP_NS;
         ec.late_threshold_ns = 1_000_000;
-        let h = hooks(&self.supervisor, self.faults);
+        let h = hooks(&self.host.supervisor, self.host.faults);
         ec.supervision = Some(h.clone());
         let (tx, rx) = sync_channel(1024);
         ec.events = Some(tx);
-        ec.waker = Some(self.waker.clone());
+        ec.waker = Some(self.host.waker.clone());
         ec.gate = Some(self.ownership_gate(h.clone()));
         match Engine::start(ec) {
             Ok(handle) => {
-                self.supervisor.engine_started(h, handle.control());
-                self.engine = Some(Running {
+                self.host.supervisor.engine_started(h, handle.control());
+                self.ch.engine = Some(Running {
                     handle,
                     events: rx,
                     finished: false,
                 });
-                self.stream = Some(stream);
-                self.timeline = Some(tl);
+                self.ch.stream = Some(stream);
+                self.ch.timeline = Some(tl);
                 true
             }
             Err(e) => {
                 tracing::error!("cannot start the engine: {e}");
-                self.last_error = Some(format!("engine: {e}"));
+                self.ch.last_error = Some(format!("engine: {e}"));
                 false
             }
         }
@@ -421,9 +425,9 @@ impl Server {
     /// The engine's ownership gate: a live send later than the stall bound waits until the
     /// loop (sockets drained first) has verified that this server still owns the live group.
     fn ownership_gate(&self, hooks: Arc<crate::net::faults::Supervision>) -> OwnershipGate {
-        let m = self.node.config().machine;
+        let m = self.ch.node.config().machine;
         let tx = Mutex::new(self.gate_sender());
-        let waker = self.waker.clone();
+        let waker = self.host.waker.clone();
         let wait_ns = 2 * m.verify_timeout_ns + 20_000_000;
         OwnershipGate {
             after_ns: m.stall_verify_ns,
@@ -463,7 +467,7 @@ impl Server {
 
     /// Whether the session followed is finite and past its last datagram by now.
     fn session_over(&self) -> bool {
-        let (Some(s), Some(tl)) = (&self.stream, &self.timeline) else {
+        let (Some(s), Some(tl)) = (&self.ch.stream, &self.ch.timeline) else {
             return false;
         };
         let now = real_ns();
@@ -474,8 +478,10 @@ impl Server {
     /// Whether the engine's sender keeps its schedule: its next datagram is not overdue by
     /// the stall bound, or it sent one within that bound (a planned catch-up).
     fn engine_on_time(&self) -> bool {
-        let Some(r) = &self.engine else { return false };
-        let bound = self.node.config().machine.stall_verify_ns as i128;
+        let Some(r) = &self.ch.engine else {
+            return false;
+        };
+        let bound = self.ch.node.config().machine.stall_verify_ns as i128;
         let now = mono_ns() as i128;
         let due = r.handle.due_mono_ns(r.handle.next_index()) as i128;
         let recent = r
@@ -488,14 +494,14 @@ impl Server {
     /// Stops and forgets the engine.
     pub(super) fn stop_engine(&mut self) {
         // A sender waiting in the gate is answered first, or joining it would wait.
-        while let Ok(g) = self.gate_rx.try_recv() {
-            self.pending_gates.push(g);
+        while let Ok(g) = self.ch.gate_rx.try_recv() {
+            self.ch.pending_gates.push(g);
         }
-        for g in self.pending_gates.drain(..) {
+        for g in self.ch.pending_gates.drain(..) {
             g.set(false);
         }
-        if let Some(r) = self.engine.take() {
-            self.supervisor.engine_stopped();
+        if let Some(r) = self.ch.engine.take() {
+            self.host.supervisor.engine_stopped();
             r.handle.stop();
             drop(r);
         }

@@ -49,7 +49,7 @@ impl Server {
     }
 
     pub(super) fn drain_reports(&mut self) {
-        while let Ok(r) = self.reports.try_recv() {
+        while let Ok(r) = self.host.reports.try_recv() {
             let now = self.now();
             match r {
                 Report::Failed {
@@ -62,7 +62,8 @@ impl Server {
                     } else {
                         FailureCause::Panic
                     });
-                    self.node
+                    self.ch
+                        .node
                         .event(Event::KernelFailure { component, why }, now);
                     self.flush();
                 }
@@ -74,7 +75,9 @@ impl Server {
     }
 
     pub(super) fn drain_engine(&mut self) {
-        let Some(run) = &mut self.engine else { return };
+        let Some(run) = &mut self.ch.engine else {
+            return;
+        };
         let events: Vec<EngineEvent> = run.events.try_iter().collect();
         for e in events {
             let now = self.now();
@@ -85,9 +88,9 @@ impl Server {
                     message,
                     ..
                 }) => {
-                    if self.policies.send_error(now.mono, target != Target::Off) {
+                    if self.ch.policies.send_error(now.mono, target != Target::Off) {
                         self.failing(FailureCause::SendError);
-                        self.node.event(
+                        self.ch.node.event(
                             Event::OutputFailure(OutputFault::SendError(format!(
                                 "datagram {index} to the {} group: {message}",
                                 if target == Target::Live {
@@ -104,14 +107,16 @@ impl Server {
                 EngineEvent::Sender(SenderEvent::Late {
                     lateness_ns, index, ..
                 }) => {
-                    let m = self.node.machine();
-                    if let Some(fault) =
-                        self.policies
-                            .pacer_late(now.mono, lateness_ns, m.sending_live(), m.state())
-                    {
+                    let m = self.ch.node.machine();
+                    if let Some(fault) = self.ch.policies.pacer_late(
+                        now.mono,
+                        lateness_ns,
+                        m.sending_live(),
+                        m.state(),
+                    ) {
                         tracing::warn!(index, late_us = lateness_ns / 1_000, "pacer woke late");
                         self.failing(FailureCause::Timing);
-                        self.node.event(Event::OutputFailure(fault), now);
+                        self.ch.node.event(Event::OutputFailure(fault), now);
                         self.flush();
                     }
                 }
@@ -127,7 +132,7 @@ impl Server {
                     );
                     if target != Target::Live {
                         // A hand-over's release (the machine ignores any other).
-                        self.node.event(Event::HandOverReleased { index }, now);
+                        self.ch.node.event(Event::HandOverReleased { index }, now);
                         self.flush();
                     }
                 }
@@ -141,7 +146,7 @@ impl Server {
                     );
                 }
                 EngineEvent::Finished => {
-                    if let Some(r) = &mut self.engine {
+                    if let Some(r) = &mut self.ch.engine {
                         r.finished = true;
                     }
                 }
@@ -152,7 +157,7 @@ impl Server {
     pub(super) fn drain_sync(&mut self) {
         loop {
             let now = self.now();
-            match self.sync.recv(now.mono) {
+            match self.host.sync.recv(now.mono) {
                 Ok(Some(inc)) => self.on_sync(inc, now),
                 Ok(None) => break,
                 Err(e) => {
@@ -168,9 +173,10 @@ impl Server {
             && h.sender_id & !KERNEL_ID_BIT != self.cfg.server_id
         {
             if h.sender_id & KERNEL_ID_BIT == 0 {
-                self.peers.insert(h.sender_id, from);
+                self.host.peers.insert(h.sender_id, from);
             }
-            self.last_peer_rx = Some(self.last_peer_rx.map_or(rx.mono, |t| t.max(rx.mono)));
+            self.host.last_peer_rx =
+                Some(self.host.last_peer_rx.map_or(rx.mono, |t| t.max(rx.mono)));
         }
     }
 
@@ -186,8 +192,8 @@ impl Server {
             } if h.sender_id != self.cfg.server_id => Some((*l, *last_index_send_real_ns)),
             _ => None,
         };
-        match self.node.on_message(inc.msg, rx, now) {
-            Err(e) => self.sync.replayed(now.mono, inc.from, &e),
+        match self.ch.node.on_message(inc.msg, rx, now) {
+            Err(e) => self.host.sync.replayed(now.mono, inc.from, &e),
             Ok(Some(body)) => self.on_body(body, h, inc.from, inc.key, false),
             Ok(None) => {}
         }
@@ -200,7 +206,7 @@ impl Server {
     pub(super) fn drain_control(&mut self) {
         loop {
             let now = self.now();
-            match self.control.recv(now.mono) {
+            match self.host.control.recv(now.mono) {
                 Ok(Some(inc)) => self.on_control(inc, now),
                 Ok(None) => break,
                 Err(e) => {
@@ -218,16 +224,16 @@ impl Server {
         // A synchronisation component or client asking for the parameters gets them here,
         // not through the machine (which would send them to the peer).
         if !server && matches!(inc.msg.body, Body::SyncRequest) {
-            if let Err(e) = self.control_guard.check(&h) {
-                self.control.replayed(now.mono, inc.from, &e);
+            if let Err(e) = self.host.control_guard.check(&h) {
+                self.host.control.replayed(now.mono, inc.from, &e);
                 return;
             }
-            match self.node.params().cloned() {
-                Some(p) if self.node.machine().is_owner() => {
+            match self.ch.node.params().cloned() {
+                Some(p) if self.ch.node.machine().is_owner() => {
                     self.reply(Body::SyncParams(p), inc.from, inc.key);
                 }
                 _ => {
-                    self.control.refused(
+                    self.host.control.refused(
                         now.mono,
                         inc.from,
                         "sync request: this server is not on air with a session",
@@ -243,7 +249,7 @@ impl Server {
             | (Body::SwitchoverRequest, _)
             | (Body::StatusRequest, _) => {}
             _ => {
-                self.control.refused(
+                self.host.control.refused(
                     now.mono,
                     inc.from,
                     &format!(
@@ -255,8 +261,8 @@ impl Server {
                 return;
             }
         }
-        match self.node.on_message(inc.msg, rx, now) {
-            Err(e) => self.control.replayed(now.mono, inc.from, &e),
+        match self.ch.node.on_message(inc.msg, rx, now) {
+            Err(e) => self.host.control.replayed(now.mono, inc.from, &e),
             Ok(Some(body)) => self.on_body(body, h, inc.from, inc.key, true),
             Ok(None) => {}
         }
@@ -265,12 +271,12 @@ impl Server {
 
     /// Sends a reply on the control port with the key that verified the request.
     pub(super) fn reply(&mut self, body: Body, to: SocketAddr, key: usize) {
-        let header = self.control_stamper.header(
-            self.node.machine().epoch(),
-            self.node.machine().is_owner(),
+        let header = self.host.control_stamper.header(
+            self.ch.node.machine().epoch(),
+            self.ch.node.machine().is_owner(),
             self.now().real,
         );
-        self.control.send(&Msg { header, body }, key, to);
+        self.host.control.send(&Msg { header, body }, key, to);
     }
 
     fn on_body(&mut self, body: Body, h: Header, from: SocketAddr, key: usize, control: bool) {
@@ -296,16 +302,16 @@ impl Server {
     /// against this server's asset and destination, then accepted.
     fn on_params(&mut self, p: SyncParams, h: Header) {
         let now = self.now();
-        if self.node.machine().is_owner() {
+        if self.ch.node.machine().is_owner() {
             tracing::debug!("parameters ignored: this server is on air");
             return;
         }
-        if !self.node.machine().enabled() {
+        if !self.ch.node.machine().enabled() {
             tracing::debug!("parameters ignored: waiting for an asset request");
             return;
         }
-        let st = self.node.machine().state();
-        if self.params_in.as_ref() == Some(&p)
+        let st = self.ch.node.machine().state();
+        if self.ch.params_in.as_ref() == Some(&p)
             && matches!(
                 st,
                 State::SecondarySynchronizing | State::SecondarySynchronized
@@ -314,23 +320,23 @@ impl Server {
             return; // the same session: already locking or locked on it
         }
         if let Err(why) = self.check_params(&p) {
-            if self.refused_identity != Some(p.asset) {
+            if self.ch.refused_identity != Some(p.asset) {
                 tracing::error!("refusing to synchronise with server {}: {why}", h.sender_id);
             }
-            self.refused_identity = Some(p.asset);
-            self.last_error = Some(why);
+            self.ch.refused_identity = Some(p.asset);
+            self.ch.last_error = Some(why);
             return;
         }
-        self.refused_identity = None;
+        self.ch.refused_identity = None;
         tracing::info!(
             from = h.sender_id,
             asset = %p.asset_name,
             origin_index = p.origin_index.0,
             "session parameters accepted"
         );
-        self.params_in = Some(p.clone());
-        self.asked_logged = false;
-        self.node.accept_params(p, now);
+        self.ch.params_in = Some(p.clone());
+        self.ch.asked_logged = false;
+        self.ch.node.accept_params(p, now);
         self.flush();
     }
 
@@ -344,7 +350,7 @@ impl Server {
                 self.cfg.live
             ));
         }
-        if self.asset.is_none() {
+        if self.ch.asset.is_none() {
             let path = Path::new(&p.asset_name);
             match Asset::load(path) {
                 Ok(a) => self.set_asset(a),
@@ -356,13 +362,14 @@ impl Server {
                 }
             }
         }
-        let ours = self.asset.as_ref().map(|a| a.identity());
+        let ours = self.ch.asset.as_ref().map(|a| a.identity());
         if ours != Some(p.asset) {
             return Err(format!(
                 "asset mismatch: the primary plays {} ({}), this server has {} ({})",
                 p.asset_name,
                 p.asset,
-                self.asset
+                self.ch
+                    .asset
                     .as_ref()
                     .map_or("nothing".into(), |a| a.path.display().to_string()),
                 ours.map_or("-".into(), |i| i.to_string())
@@ -372,19 +379,19 @@ impl Server {
     }
 
     fn on_play_request(&mut self, path: &str, start: Option<u64>, from: SocketAddr) {
-        let st = self.node.machine().state();
+        let st = self.ch.node.machine().state();
         if !matches!(st, State::PrimaryOffline | State::SecondaryOffline) {
             tracing::warn!(from = %from, "asset request for {path} refused: the server is {st}");
-            self.last_error = Some(format!("asset request for {path} refused: server is {st}"));
+            self.ch.last_error = Some(format!("asset request for {path} refused: server is {st}"));
             return;
         }
         match Asset::load(Path::new(path)) {
             Ok(a) => {
                 tracing::info!(from = %from, asset = path, start_real_ns = ?start, "asset request");
                 self.set_asset(a);
-                self.requested_start = start;
+                self.ch.requested_start = start;
                 let now = self.now();
-                self.node.event(
+                self.ch.node.event(
                     Event::AssetRequest {
                         asset: path.to_string(),
                     },
@@ -394,7 +401,7 @@ impl Server {
             }
             Err(e) => {
                 tracing::error!(from = %from, "asset request for {path}: {e:#}");
-                self.last_error = Some(format!("asset request for {path}: {e:#}"));
+                self.ch.last_error = Some(format!("asset request for {path}: {e:#}"));
             }
         }
     }
@@ -402,12 +409,12 @@ impl Server {
     /// An operator's switchover request: the live group is offered to the synchronised
     /// peer from a datagram [`HAND_OVER_LEAD_NS`] ahead (or the reason it cannot be).
     fn on_switchover_request(&mut self, from: SocketAddr) -> serde_json::Value {
-        let refusal = self.node.machine().hand_over_refusal();
-        let at = match (&self.stream, self.timeline, &self.engine, refusal) {
+        let refusal = self.ch.node.machine().hand_over_refusal();
+        let at = match (&self.ch.stream, self.ch.timeline, &self.ch.engine, refusal) {
             (_, _, _, Some(why)) => Err(why),
             (Some(s), Some(tl), Some(r), None) => {
                 let lead =
-                    HAND_OVER_LEAD_NS.max(8 * self.node.config().machine.heartbeat_period_ns);
+                    HAND_OVER_LEAD_NS.max(8 * self.ch.node.config().machine.heartbeat_period_ns);
                 let at = tl
                     .index_at(s, crate::net::clock::real_ns() + lead)
                     .max(r.handle.next_index() + 1);
@@ -424,7 +431,9 @@ impl Server {
             Ok(at_index) => {
                 tracing::info!(from = %from, at_index, "switchover requested: offering the live group to the peer");
                 let now = self.now();
-                self.node.event(Event::HandOverRequested { at_index }, now);
+                self.ch
+                    .node
+                    .event(Event::HandOverRequested { at_index }, now);
                 self.flush();
                 serde_json::json!({"accepted": true, "at_index": at_index})
             }
@@ -438,23 +447,27 @@ impl Server {
     /// Takes an asset; rebuilds the (offline) node when its frame rate changes the
     /// heartbeat settings.
     pub(super) fn set_asset(&mut self, a: Asset) {
-        let want = super::node_config(&self.cfg, Some(&a), self.boot_id, self.session);
-        self.policies.set_frame_ns(a.frame_ns);
-        self.asset = Some(a);
-        if want != *self.node.config() {
+        let want = super::node_config(&self.cfg, Some(&a), self.host.boot_id, self.host.session);
+        self.ch.policies.set_frame_ns(a.frame_ns);
+        self.ch.asset = Some(a);
+        if want != *self.ch.node.config() {
             let offline = matches!(
-                self.node.machine().state(),
+                self.ch.node.machine().state(),
                 State::PrimaryOffline | State::SecondaryOffline
             );
             if offline {
                 // A fresh node is a fresh boot: peers accept its new sequence numbers.
-                self.boot_id = crate::net::clock::real_ns().max(self.boot_id + 1);
-                let cfg =
-                    super::node_config(&self.cfg, self.asset.as_ref(), self.boot_id, self.session);
-                let enabled = self.node.machine().enabled();
-                self.node = crate::failover::node::Node::new(cfg, self.cfg.role, self.now());
+                self.host.boot_id = crate::net::clock::real_ns().max(self.host.boot_id + 1);
+                let cfg = super::node_config(
+                    &self.cfg,
+                    self.ch.asset.as_ref(),
+                    self.host.boot_id,
+                    self.host.session,
+                );
+                let enabled = self.ch.node.machine().enabled();
+                self.ch.node = crate::failover::node::Node::new(cfg, self.cfg.role, self.now());
                 if enabled {
-                    self.node.event(Event::Started, self.now());
+                    self.ch.node.event(Event::Started, self.now());
                 }
                 tracing::info!(
                     heartbeat_us = cfg.machine.heartbeat_period_ns / 1_000,
@@ -466,7 +479,7 @@ impl Server {
 
     pub(super) fn drain_live(&mut self) {
         loop {
-            let r = match recv_timestamped(self.live_rx.as_raw_fd(), &mut self.live_buf) {
+            let r = match recv_timestamped(self.ch.live_rx.as_raw_fd(), &mut self.ch.live_buf) {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => {
@@ -474,19 +487,19 @@ impl Server {
                     break;
                 }
             };
-            if r.src == self.live_src {
+            if r.src == self.ch.live_src {
                 continue; // our own, looped back
             }
             let now = self.now();
             let rx = self.rx_now(r.kernel_ns, now);
-            let len = r.len.min(self.live_buf.len());
+            let len = r.len.min(self.ch.live_buf.len());
             let idx = self.live_index(len, rx.mono);
             if let Some(i) = idx {
-                self.foreign_last = Some(self.foreign_last.map_or(i, |l| l.max(i)));
+                self.ch.foreign_last = Some(self.ch.foreign_last.map_or(i, |l| l.max(i)));
             }
-            self.live_heard += 1;
-            self.foreign_rx = Some(rx.mono);
-            self.node.on_live(rx.mono, idx, false, now);
+            self.ch.live_heard += 1;
+            self.ch.foreign_rx = Some(rx.mono);
+            self.ch.node.on_live(rx.mono, idx, false, now);
             self.flush();
         }
     }
@@ -496,14 +509,15 @@ impl Server {
     /// engine's ring that the bytes and the time leave no doubt about
     /// ([`crate::failover::live_id`]).
     fn live_index(&self, len: usize, rx_mono: u64) -> Option<u64> {
-        let stream = self.stream.as_ref()?;
-        let bytes = &self.live_buf[..len];
+        let stream = self.ch.stream.as_ref()?;
+        let bytes = &self.ch.live_buf[..len];
         match stream.rtp_session() {
             Some(rtp) => {
                 let hint = self
+                    .ch
                     .foreign_last
                     .map(|l| l + 1)
-                    .or_else(|| self.engine.as_ref().map(|r| r.handle.next_index()))?;
+                    .or_else(|| self.ch.engine.as_ref().map(|r| r.handle.next_index()))?;
                 let (h, _) = RtpHeader::parse(bytes).ok()?;
                 if h.ssrc != rtp.ssrc {
                     return None;
@@ -512,36 +526,38 @@ impl Server {
                 let d = h.sequence.wrapping_sub(expect) as i16 as i64;
                 u64::try_from(hint as i64 + d).ok()
             }
-            None => self
-                .engine
-                .as_ref()?
-                .handle
-                .name_recent(bytes, self.foreign_last, rx_mono),
+            None => {
+                self.ch
+                    .engine
+                    .as_ref()?
+                    .handle
+                    .name_recent(bytes, self.ch.foreign_last, rx_mono)
+            }
         }
     }
 
     /// New gate requests from the engine: the node learns of the stall, then the request
     /// waits for the machine's verdict on ownership.
     pub(super) fn drain_gates(&mut self) {
-        while let Ok(g) = self.gate_rx.try_recv() {
+        while let Ok(g) = self.ch.gate_rx.try_recv() {
             let now = self.now();
-            self.node.event(
+            self.ch.node.event(
                 Event::ResumedAfterStall {
                     stalled_for: g.late_ns,
                 },
                 now,
             );
             self.flush();
-            self.pending_gates.push(g);
+            self.ch.pending_gates.push(g);
         }
     }
 
     /// Answers the gate requests whose outcome is known: live gate open (ownership
     /// confirmed) or off (stepped down).
     pub(super) fn answer_gates(&mut self) {
-        let gate = self.node.machine().live_gate();
-        let engine = self.engine.is_some();
-        self.pending_gates.retain(|g| {
+        let gate = self.ch.node.machine().live_gate();
+        let engine = self.ch.engine.is_some();
+        self.ch.pending_gates.retain(|g| {
             let ans = match gate {
                 _ if !engine => Some(false),
                 LiveGate::Open => Some(true),
@@ -561,14 +577,14 @@ impl Server {
     /// Raises and clears the alarms (sync link lost, pair unprotected): a warning in the
     /// log, a line in the event log, and the list in `tandem status`.
     pub(super) fn update_alarms(&mut self, now: Now) {
-        let m = self.node.machine();
+        let m = self.ch.node.machine();
         let facts = AlarmFacts {
             state: m.state(),
             started: m.enabled(),
-            peer_heard_mono_ns: self.node.peer_heard(),
-            since_mono_ns: self.started_mono,
+            peer_heard_mono_ns: self.ch.node.peer_heard(),
+            since_mono_ns: self.host.started_mono,
         };
-        for c in self.alarms.update(now.mono, &facts) {
+        for c in self.ch.alarms.update(now.mono, &facts) {
             if c.raised {
                 tracing::warn!(alarm = c.alarm.name(), "alarm raised: {}", c.detail);
             } else {
@@ -580,11 +596,11 @@ impl Server {
 
     /// The engine's last send, for the heartbeats.
     pub(super) fn report_progress(&mut self, now: Now) {
-        let (Some(r), Some(s)) = (&self.engine, &self.stream) else {
+        let (Some(r), Some(s)) = (&self.ch.engine, &self.ch.stream) else {
             return;
         };
         // On air: what really reached the live group; otherwise the muted position.
-        let last = if self.node.machine().is_owner() {
+        let last = if self.ch.node.machine().is_owner() {
             r.handle.last_live_sent()
         } else {
             r.handle.last_sent().filter(|l| l.target != Target::Off)
@@ -592,15 +608,15 @@ impl Server {
         if let Some(l) = last {
             let real = now.real.saturating_sub(now.mono.saturating_sub(l.mono_ns));
             let pos = ns_to_ticks(s.departure_ns(l.index));
-            self.node.on_progress(l.index, real, pos);
+            self.ch.node.on_progress(l.index, real, pos);
         }
     }
 
     /// Self detection (claim 13), primary-initiated synchronisation (claim 5), the end of
     /// the session.
     pub(super) fn policies(&mut self, now: Now) {
-        let m = self.node.machine();
-        if let (Some(r), Some(_)) = (&self.engine, &self.stream) {
+        let m = self.ch.node.machine();
+        if let (Some(r), Some(_)) = (&self.ch.engine, &self.ch.stream) {
             let next = r.handle.next_index();
             let facts = OutputFacts {
                 sending_live: m.sending_live(),
@@ -610,57 +626,59 @@ impl Server {
                 next_due_mono_ns: r.handle.due_mono_ns(next),
                 last_sent_mono_ns: r.handle.last_sent().map(|l| l.mono_ns),
             };
-            if let Some(fault) = self.policies.output_stall(now.mono, &facts) {
+            if let Some(fault) = self.ch.policies.output_stall(now.mono, &facts) {
                 self.failing(FailureCause::Timing);
-                self.node.event(Event::OutputFailure(fault), now);
+                self.ch.node.event(Event::OutputFailure(fault), now);
                 self.flush();
             }
         }
         // Claim 5: the primary pushes its parameters to a secondary that appears, or that
         // synchronises anew (a recovered or stepped-down server never asks in this mode;
         // one that has them already ignores the same parameters).
-        let m = self.node.machine();
+        let m = self.ch.node.machine();
         let wanted = Policies::push_wanted(
             self.cfg.sync_init == SyncInit::Primary,
             m.is_owner(),
             m.peer_state(),
         );
         if self
+            .ch
             .policies
-            .push_now(now.mono, wanted, self.node.params().is_some())
+            .push_now(now.mono, wanted, self.ch.node.params().is_some())
         {
             tracing::info!(
                 "pushing the session parameters to the peer (primary-initiated synchronisation)"
             );
-            self.node.event(Event::SyncRequested, now);
+            self.ch.node.event(Event::SyncRequested, now);
             self.flush();
         }
         // The end of a finite session.
-        if self.exit_at.is_none() {
-            if let (Some(r), Some(s)) = (&self.engine, &self.stream) {
+        if self.ch.exit_at.is_none() {
+            if let (Some(r), Some(s)) = (&self.ch.engine, &self.ch.stream) {
                 let complete = s
                     .datagram_count()
                     .is_some_and(|c| r.handle.next_index() >= c);
                 match Policies::session_end(r.finished, complete, r.handle.is_finished()) {
                     Some(SessionEnd::Complete) => {
                         tracing::info!("end of the session");
-                        self.node.event(
+                        self.ch.node.event(
                             Event::Stop {
                                 by: "the end of the session".into(),
                             },
                             now,
                         );
                         self.flush();
-                        self.exit_at = Some((now.mono + 50_000_000, 0));
+                        self.ch.exit_at = Some((now.mono + 50_000_000, 0));
                     }
                     Some(SessionEnd::EngineStopped) => {
                         let err = "the engine stopped before the end of the session".to_string();
-                        if self.last_error.as_deref() != Some(err.as_str()) {
+                        if self.ch.last_error.as_deref() != Some(err.as_str()) {
                             tracing::error!("{err}");
-                            self.last_error = Some(err.clone());
-                            if self.node.machine().state().on_air() {
+                            self.ch.last_error = Some(err.clone());
+                            if self.ch.node.machine().state().on_air() {
                                 self.failing(FailureCause::SendError);
-                                self.node
+                                self.ch
+                                    .node
                                     .event(Event::OutputFailure(OutputFault::SendError(err)), now);
                                 self.flush();
                             }
@@ -674,7 +692,7 @@ impl Server {
 
     /// A heartbeat of the server on air: is our muted output in step with it?
     fn in_step_sample(&mut self, index: u64, sent_real_theirs: u64) {
-        let m = self.node.machine();
+        let m = self.ch.node.machine();
         let (state, locked) = (m.state(), m.locked());
         if !matches!(
             state,
@@ -682,16 +700,19 @@ impl Server {
         ) {
             return;
         }
-        let (Some(off), Some(s), Some(tl), Some(r)) =
-            (self.offset_ns, &self.stream, self.timeline, &self.engine)
-        else {
+        let (Some(off), Some(s), Some(tl), Some(r)) = (
+            self.ch.offset_ns,
+            &self.ch.stream,
+            self.ch.timeline,
+            &self.ch.engine,
+        ) else {
             return;
         };
         if r.handle.last_sent().is_none() {
             return;
         }
         let err = (sent_real_theirs as i128 - off as i128) - tl.due_real(s, index);
-        let Some(e) = self.policies.in_step_sample(state, locked, index, err) else {
+        let Some(e) = self.ch.policies.in_step_sample(state, locked, index, err) else {
             if state == State::SecondarySynchronizing && locked {
                 tracing::debug!(index, error_us = (err / 1_000) as i64, "not in step yet");
             }
@@ -705,18 +726,19 @@ impl Server {
             );
         }
         let now = self.now();
-        self.node.event(e, now);
+        self.ch.node.event(e, now);
         self.flush();
     }
 
     /// Our parameters (on our clock) for secondaries that synchronise behind us.
     pub(super) fn own_params(&self, tl: Timeline) -> Option<SyncParams> {
-        let a = self.asset.as_ref()?;
+        let a = self.ch.asset.as_ref()?;
         let muted = self
+            .ch
             .muted
             .as_ref()
             .map(|m| m.1)
-            .or(self.params_in.as_ref().map(|p| p.muted))
+            .or(self.ch.params_in.as_ref().map(|p| p.muted))
             .unwrap_or(std::net::SocketAddrV4::new(
                 std::net::Ipv4Addr::UNSPECIFIED,
                 0,
@@ -735,6 +757,6 @@ impl Server {
 
     /// A live gate request's channel end, for the engine's gate closure.
     pub(super) fn gate_sender(&self) -> std::sync::mpsc::Sender<Arc<super::GateReply>> {
-        self.gate_tx.clone()
+        self.ch.gate_tx.clone()
     }
 }

@@ -228,9 +228,18 @@ impl StopHandle {
     }
 }
 
-/// One server.
+/// One server: what belongs to the host (the loop, the sync and control links, the
+/// supervisor) and what belongs to its channel (the failover node, the live and muted
+/// outputs, the engine, the policies). A host running many channels holds one [`HostIo`]
+/// and one [`ChannelIo`] per channel.
 pub struct Server {
     cfg: ServerConfig,
+    host: HostIo,
+    ch: ChannelIo,
+}
+
+/// The host's part of a server.
+struct HostIo {
     session: u64,
     boot_id: u64,
     poll: Poll,
@@ -238,6 +247,21 @@ pub struct Server {
     timer: TimerFd,
     sync: Link,
     control: Link,
+    supervisor: Supervisor,
+    reports: Receiver<Report>,
+    faults: Faults,
+    stop: Arc<AtomicBool>,
+    control_stamper: Stamper,
+    control_guard: ReplayGuard,
+    peers: HashMap<u32, SocketAddr>,
+    last_peer_rx: Option<u64>,
+    /// When this process started (mono ns).
+    started_mono: u64,
+    last_step_mono: u64,
+}
+
+/// The channel's part of a server.
+struct ChannelIo {
     live_rx: mio::net::UdpSocket,
     live_tx: UdpSocket,
     live_src: SocketAddr,
@@ -250,26 +274,15 @@ pub struct Server {
     params_in: Option<SyncParams>,
     requested_start: Option<u64>,
     offset_ns: Option<i64>,
-    supervisor: Supervisor,
-    reports: Receiver<Report>,
     gate_tx: Sender<Arc<GateReply>>,
     gate_rx: Receiver<Arc<GateReply>>,
     pending_gates: Vec<Arc<GateReply>>,
-    faults: Faults,
-    stop: Arc<AtomicBool>,
-    control_stamper: Stamper,
-    control_guard: ReplayGuard,
-    peers: HashMap<u32, SocketAddr>,
-    last_peer_rx: Option<u64>,
     foreign_last: Option<u64>,
     foreign_rx: Option<u64>,
     /// Self detection, in-step / lock-lost, parameter push, end of session.
     policies: Policies,
     /// Sync link lost, pair unprotected.
     alarms: Alarms,
-    /// When this process started (mono ns).
-    started_mono: u64,
-    last_step_mono: u64,
     last_error: Option<String>,
     refused_identity: Option<crate::index::AssetIdentity>,
     live_buf: Vec<u8>,
@@ -399,53 +412,62 @@ impl Server {
             "server ready"
         );
         Ok(Server {
-            faults: Faults::arm(&cfg.injections, cfg.start_mono_ns),
-            control_stamper: Stamper::new(role, cfg.server_id | CONTROL_ID_BIT, boot_id, session),
-            session,
-            boot_id,
-            poll,
-            waker,
-            timer,
-            sync,
-            control,
-            live_rx,
-            live_tx,
-            live_src,
-            muted,
-            node,
-            asset,
-            stream: None,
-            timeline: None,
-            engine: None,
-            params_in: None,
-            requested_start: None,
-            offset_ns: None,
-            supervisor,
-            reports,
-            gate_tx,
-            gate_rx,
-            pending_gates: Vec::new(),
-            stop: Arc::new(AtomicBool::new(false)),
-            control_guard: ReplayGuard::new(),
-            peers: HashMap::new(),
-            last_peer_rx: None,
-            foreign_last: None,
-            foreign_rx: None,
-            policies: Policies::new(PolicyParams::default(), frame),
-            alarms: Alarms::new(ALARM_HOLD_OFF_NS),
-            started_mono: now.mono,
-            last_step_mono: now.mono,
-            last_error: None,
-            refused_identity: None,
-            live_buf: vec![0u8; 65_536],
-            live_heard: 0,
-            exit_at: None,
-            switches: Vec::new(),
-            asked_logged: false,
-            recovery: Recovery::new(RecoveryConfig::default()),
-            pending_cause: None,
-            retired: None,
-            recovery_note: None,
+            host: HostIo {
+                faults: Faults::arm(&cfg.injections, cfg.start_mono_ns),
+                control_stamper: Stamper::new(
+                    role,
+                    cfg.server_id | CONTROL_ID_BIT,
+                    boot_id,
+                    session,
+                ),
+                session,
+                boot_id,
+                poll,
+                waker,
+                timer,
+                sync,
+                control,
+                supervisor,
+                reports,
+                stop: Arc::new(AtomicBool::new(false)),
+                control_guard: ReplayGuard::new(),
+                peers: HashMap::new(),
+                last_peer_rx: None,
+                started_mono: now.mono,
+                last_step_mono: now.mono,
+            },
+            ch: ChannelIo {
+                live_rx,
+                live_tx,
+                live_src,
+                muted,
+                node,
+                asset,
+                stream: None,
+                timeline: None,
+                engine: None,
+                params_in: None,
+                requested_start: None,
+                offset_ns: None,
+                gate_tx,
+                gate_rx,
+                pending_gates: Vec::new(),
+                foreign_last: None,
+                foreign_rx: None,
+                policies: Policies::new(PolicyParams::default(), frame),
+                alarms: Alarms::new(ALARM_HOLD_OFF_NS),
+                last_error: None,
+                refused_identity: None,
+                live_buf: vec![0u8; 65_536],
+                live_heard: 0,
+                exit_at: None,
+                switches: Vec::new(),
+                asked_logged: false,
+                recovery: Recovery::new(RecoveryConfig::default()),
+                pending_cause: None,
+                retired: None,
+                recovery_note: None,
+            },
             cfg,
         })
     }
@@ -453,8 +475,8 @@ impl Server {
     /// A handle that stops the loop from another thread.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle {
-            flag: self.stop.clone(),
-            waker: self.waker.clone(),
+            flag: self.host.stop.clone(),
+            waker: self.host.waker.clone(),
         }
     }
 
@@ -468,32 +490,32 @@ impl Server {
     /// Runs until an operator stop (0), the end of the session (0), or a fatal error.
     pub fn run(mut self) -> anyhow::Result<i32> {
         let now = self.now();
-        if self.asset.is_some() {
-            self.node.event(Event::Started, now);
+        if self.ch.asset.is_some() {
+            self.ch.node.event(Event::Started, now);
             self.flush();
         }
         let mut events = Events::with_capacity(64);
         loop {
             self.arm_timer();
-            if let Err(e) = self.poll.poll(&mut events, None) {
+            if let Err(e) = self.host.poll.poll(&mut events, None) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e).context("waiting for events");
             }
-            self.timer.clear();
-            if mono_ns() >= self.faults.heartbeat_hang_at {
+            self.host.timer.clear();
+            if mono_ns() >= self.host.faults.heartbeat_hang_at {
                 tracing::warn!("injected fault: the event loop (heartbeats, sync link) hangs");
-                while !self.stop.load(Ordering::Acquire) {
+                while !self.host.stop.load(Ordering::Acquire) {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 return Ok(1);
             }
-            if self.stop.load(Ordering::Acquire) {
+            if self.host.stop.load(Ordering::Acquire) {
                 return Ok(self.shutdown("signal"));
             }
             self.step();
-            if let Some((at, code)) = self.exit_at {
+            if let Some((at, code)) = self.ch.exit_at {
                 if mono_ns() >= at {
                     self.stop_engine();
                     return Ok(code);
@@ -504,18 +526,19 @@ impl Server {
 
     fn step(&mut self) {
         let now = self.now();
-        let gap = now.mono.saturating_sub(self.last_step_mono);
+        let gap = now.mono.saturating_sub(self.host.last_step_mono);
         // The loop wakes at least every heartbeat period: a longer gap is a stall of this
         // process (or machine), remembered so it is not taken for an output failure.
-        let expected = 2 * self.node.config().machine.heartbeat_period_ns;
-        self.policies.loop_woke(now.mono, gap, expected);
-        self.last_step_mono = now.mono;
+        let expected = 2 * self.ch.node.config().machine.heartbeat_period_ns;
+        self.ch.policies.loop_woke(now.mono, gap, expected);
+        self.host.last_step_mono = now.mono;
         // Fresh progress first: a Failed notice sent below carries the last datagram sent.
         self.report_progress(now);
         self.drain_reports();
         self.drain_engine();
         self.drain_sync();
-        self.supervisor
+        self.host
+            .supervisor
             .alive
             .sync
             .store(mono_ns(), Ordering::Relaxed);
@@ -526,52 +549,52 @@ impl Server {
         self.report_progress(now);
         self.policies(now);
         self.recovery_tick();
-        if self.node.poll_timeout().is_some_and(|t| t <= now.mono) {
-            self.node.handle_timeout(now);
+        if self.ch.node.poll_timeout().is_some_and(|t| t <= now.mono) {
+            self.ch.node.handle_timeout(now);
             self.flush();
         }
         self.answer_gates();
         self.update_alarms(now);
-        let a = &self.supervisor.alive;
+        let a = &self.host.supervisor.alive;
         a.heartbeat.store(mono_ns(), Ordering::Relaxed);
         a.epoch
-            .store(self.node.machine().epoch(), Ordering::Relaxed);
+            .store(self.ch.node.machine().epoch(), Ordering::Relaxed);
         a.secondary.store(
-            self.node.machine().role() == Role::Secondary,
+            self.ch.node.machine().role() == Role::Secondary,
             Ordering::Relaxed,
         );
         a.standby.store(
-            self.node.machine().state() == crate::failover::state::State::Primary,
+            self.ch.node.machine().state() == crate::failover::state::State::Primary,
             Ordering::Relaxed,
         );
         // A cause noted for an event the machine did not act on is not kept for a later one.
-        self.pending_cause = None;
+        self.ch.pending_cause = None;
     }
 
     fn arm_timer(&mut self) {
         let now = mono_ns();
         let mut next = now + 100_000_000;
-        if let Some(t) = self.node.poll_timeout() {
+        if let Some(t) = self.ch.node.poll_timeout() {
             next = next.min(t);
         }
-        let m = self.node.machine();
+        let m = self.ch.node.machine();
         let push = Policies::push_wanted(
             self.cfg.sync_init == SyncInit::Primary,
             m.is_owner(),
             m.peer_state(),
         );
-        next = next.min(self.policies.next_deadline(now, push, m.sending_live()));
-        if !self.pending_gates.is_empty() {
+        next = next.min(self.ch.policies.next_deadline(now, push, m.sending_live()));
+        if !self.ch.pending_gates.is_empty() {
             next = next.min(now + 1_000_000);
         }
-        if let Some((at, _)) = self.exit_at {
+        if let Some((at, _)) = self.ch.exit_at {
             next = next.min(at);
         }
-        if self.node.machine().state() == crate::failover::state::State::Failed {
+        if self.ch.node.machine().state() == crate::failover::state::State::Failed {
             next = next.min(now + 20_000_000); // the recovery rule
         }
-        next = next.min(self.faults.heartbeat_hang_at);
-        if let Err(e) = self.timer.arm_at(next) {
+        next = next.min(self.host.faults.heartbeat_hang_at);
+        if let Err(e) = self.host.timer.arm_at(next) {
             tracing::error!(error = %e, "arming the timerfd");
         }
     }
@@ -579,7 +602,7 @@ impl Server {
     /// Operator stop: off air first, a last heartbeat, the engine stopped.
     fn shutdown(&mut self, by: &str) -> i32 {
         let now = self.now();
-        self.node.event(Event::Stop { by: by.to_string() }, now);
+        self.ch.node.event(Event::Stop { by: by.to_string() }, now);
         self.flush();
         self.stop_engine();
         tracing::info!("stopped by {by}");
@@ -588,7 +611,7 @@ impl Server {
 
     /// Performs the node's outputs.
     fn flush(&mut self) {
-        while let Some(o) = self.node.poll_output() {
+        while let Some(o) = self.ch.node.poll_output() {
             self.perform(o);
         }
     }
@@ -601,13 +624,13 @@ pub struct BadInput(pub anyhow::Error);
 
 impl Drop for Server {
     fn drop(&mut self) {
-        for g in self.pending_gates.drain(..) {
+        for g in self.ch.pending_gates.drain(..) {
             g.set(false);
         }
-        if let Some(r) = self.engine.take() {
+        if let Some(r) = self.ch.engine.take() {
             r.handle.stop();
         }
-        if let Some(r) = self.retired.take() {
+        if let Some(r) = self.ch.retired.take() {
             r.handle.stop();
             if !r.handle.is_finished() {
                 // A thread that never ends (a real hang) must not keep the process alive.

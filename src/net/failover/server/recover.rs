@@ -17,8 +17,8 @@ impl Server {
     /// fence has settled, so the Failed notice carries the exact last datagram sent on the
     /// live group and the secondary repeats none.
     pub(super) fn failing(&mut self, cause: FailureCause) {
-        self.pending_cause = Some(cause);
-        if let Some(r) = &self.engine {
+        self.ch.pending_cause = Some(cause);
+        if let Some(r) = &self.ch.engine {
             let c = r.handle.control();
             c.fence_live();
             let _ = c.settled_last_live(FENCE_SETTLE);
@@ -31,79 +31,85 @@ impl Server {
     /// `Failed` otherwise (restart, stop) ends it.
     pub(super) fn recovery_transition(&mut self, t: &Transition) {
         if t.to == State::Failed {
-            let noted = self.pending_cause.take();
+            let noted = self.ch.pending_cause.take();
             let cause = match t.trigger {
                 Trigger::MonitorFailed => FailureCause::Command,
                 Trigger::KernelFailure => noted.unwrap_or(FailureCause::Timing),
                 _ => noted.unwrap_or(FailureCause::SendError),
             };
-            self.recovery.failed(cause, &t.detail, mono_ns());
-            self.recovery_note = None;
+            self.ch.recovery.failed(cause, &t.detail, mono_ns());
+            self.ch.recovery_note = None;
             if cause.recoverable() {
                 self.retire_engine();
             }
         } else if t.from == State::Failed && t.trigger != Trigger::Recover {
-            self.recovery.clear();
+            self.ch.recovery.clear();
         }
     }
 
     /// Stops the (fenced) failed engine without waiting for its threads; they are joined
     /// once they have ended.
     fn retire_engine(&mut self) {
-        while let Ok(g) = self.gate_rx.try_recv() {
-            self.pending_gates.push(g);
+        while let Ok(g) = self.ch.gate_rx.try_recv() {
+            self.ch.pending_gates.push(g);
         }
-        for g in self.pending_gates.drain(..) {
+        for g in self.ch.pending_gates.drain(..) {
             g.set(false);
         }
-        if let Some(r) = self.engine.take() {
-            self.supervisor.engine_stopped();
+        if let Some(r) = self.ch.engine.take() {
+            self.host.supervisor.engine_stopped();
             r.handle.control().fence_live();
             r.handle.stop();
-            self.retired = Some(r);
+            self.ch.retired = Some(r);
         }
     }
 
     /// Applies the recovery rule (every loop turn while `Failed`).
     pub(super) fn recovery_tick(&mut self) {
-        if self.node.machine().state() != State::Failed {
+        if self.ch.node.machine().state() != State::Failed {
             return;
         }
         if self
+            .ch
             .retired
             .as_ref()
             .is_some_and(|r| r.handle.is_finished())
         {
             // Its sender has ended; the reader follows the stopped ring at once.
-            self.retired = None;
+            self.ch.retired = None;
         }
         let now = self.now();
         let seen = Seen {
-            engine_ended: self.retired.is_none(),
-            peer_on_air: self.node.machine().peer_state().is_some_and(|s| s.on_air()),
-            peer_heard_ns: self.last_peer_rx,
+            engine_ended: self.ch.retired.is_none(),
+            peer_on_air: self
+                .ch
+                .node
+                .machine()
+                .peer_state()
+                .is_some_and(|s| s.on_air()),
+            peer_heard_ns: self.host.last_peer_rx,
         };
-        match self.recovery.poll(now.mono, seen) {
+        match self.ch.recovery.poll(now.mono, seen) {
             Decision::Idle => {}
             Decision::Wait(w) => {
                 let text = w.to_string();
                 let quiet = matches!(w, Waiting::HoldOff(_));
-                if !quiet && self.recovery_note.as_deref() != Some(text.as_str()) {
+                if !quiet && self.ch.recovery_note.as_deref() != Some(text.as_str()) {
                     tracing::info!("Failed: {text}");
-                    self.recovery_note = Some(text);
+                    self.ch.recovery_note = Some(text);
                 }
             }
             Decision::Recover(why) => {
                 tracing::info!("recovering: {why}");
-                self.recovery_note = None;
+                self.ch.recovery_note = None;
                 // A fresh kernel, injected faults that struck disarmed, no stale session:
                 // the parameters of the server on air are accepted anew.
-                self.supervisor.rearm();
-                self.faults.disarm_struck(now.mono);
-                self.params_in = None;
-                self.offset_ns = None;
-                self.asked_logged = false;
-                self.node.event(Event::Recover, now);
+                self.host.supervisor.rearm();
+                self.host.faults.disarm_struck(now.mono);
+                self.ch.params_in = None;
+                self.ch.offset_ns = None;
+                self.ch.asked_logged = false;
+                self.ch.node.event(Event::Recover, now);
                 self.flush();
             }
         }
@@ -111,8 +117,9 @@ impl Server {
 
     /// Why a failed server waits (for `tandem status`).
     pub(super) fn recovery_status(&self) -> Option<String> {
-        (self.node.machine().state() == State::Failed).then(|| {
-            self.recovery_note
+        (self.ch.node.machine().state() == State::Failed).then(|| {
+            self.ch
+                .recovery_note
                 .clone()
                 .unwrap_or_else(|| "hold-off running".to_string())
         })

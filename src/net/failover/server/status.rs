@@ -8,12 +8,14 @@ impl Server {
     /// The status object (JSON schema `tandem.status/1`).
     pub(super) fn status_json(&self) -> serde_json::Value {
         let now = self.now();
-        let mut v = self.node.status_json();
-        let period = self.node.config().machine.heartbeat_period_ns.max(1);
+        let mut v = self.ch.node.status_json();
+        let period = self.ch.node.config().machine.heartbeat_period_ns.max(1);
         let missed = self
+            .host
             .last_peer_rx
             .map(|t| now.mono.saturating_sub(t) / period);
         let position = self
+            .ch
             .engine
             .as_ref()
             .and_then(|r| r.handle.last_sent())
@@ -24,8 +26,9 @@ impl Server {
                     "age_us": now.mono.saturating_sub(l.mono_ns) / 1_000,
                 })
             });
-        let stats = self.engine.as_ref().map(|r| r.handle.stats());
+        let stats = self.ch.engine.as_ref().map(|r| r.handle.stats());
         let components = self
+            .host
             .supervisor
             .snapshot
             .lock()
@@ -36,37 +39,37 @@ impl Server {
             "server_id": self.cfg.server_id,
             "pid": std::process::id(),
             "command": self.cfg.role,
-            "boot_id": self.boot_id,
-            "session": format!("{:016x}", self.session),
+            "boot_id": self.host.boot_id,
+            "session": format!("{:016x}", self.host.session),
             "live_group": self.cfg.live.to_string(),
-            "muted": self.muted.as_ref().map(|m| m.1.to_string()),
-            "asset": self.asset.as_ref().map(|a| a.path.display().to_string()),
+            "muted": self.ch.muted.as_ref().map(|m| m.1.to_string()),
+            "asset": self.ch.asset.as_ref().map(|a| a.path.display().to_string()),
             "peer": {
                 "sync_addr": self.cfg.sync_peer.to_string(),
-                "state": self.node.machine().peer_state(),
-                "last_index": self.node.machine().peer_last_index(),
+                "state": self.ch.node.machine().peer_state(),
+                "last_index": self.ch.node.machine().peer_last_index(),
                 "heartbeats_missed": missed,
-                "last_heard_us_ago": self.last_peer_rx.map(|t| now.mono.saturating_sub(t) / 1_000),
+                "last_heard_us_ago": self.host.last_peer_rx.map(|t| now.mono.saturating_sub(t) / 1_000),
             },
             "heartbeat_us": period / 1_000,
-            "miss": self.node.config().detector.miss,
-            "detection_window_us": self.node.config().detector.heartbeat_window() / 1_000,
+            "miss": self.ch.node.config().detector.miss,
+            "detection_window_us": self.ch.node.config().detector.heartbeat_window() / 1_000,
             "position": position,
             "engine": stats,
-            "clock_offset_ns": self.offset_ns,
-            "live_datagrams_heard": self.live_heard,
-            "other_sender_last_index": self.foreign_last,
+            "clock_offset_ns": self.ch.offset_ns,
+            "live_datagrams_heard": self.ch.live_heard,
+            "other_sender_last_index": self.ch.foreign_last,
             "switch_at": self.cfg.switch_at,
             "sync_init": self.cfg.sync_init,
-            "switches": self.switches,
+            "switches": self.ch.switches,
             "rejected": rejects_json(&[
-                ("sync", self.sync.rejects()),
-                ("control", self.control.rejects()),
+                ("sync", self.host.sync.rejects()),
+                ("control", self.host.control.rejects()),
             ]),
-            "rejected_total": self.sync.rejects().total() + self.control.rejects().total(),
+            "rejected_total": self.host.sync.rejects().total() + self.host.control.rejects().total(),
             "kernel": components,
-            "last_error": self.last_error,
-            "alarms": self.alarms.active(),
+            "last_error": self.ch.last_error,
+            "alarms": self.ch.alarms.active(),
             "recovery": self.recovery_status(),
         });
         if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {

@@ -101,6 +101,20 @@ fn human(s: &serde_json::Value) -> String {
     let mut out = String::new();
     let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("{k:<22} {v}\n"));
     line(&mut out, "state", field(s, &["state"]));
+    let alarms: Vec<&str> = s
+        .get("alarms")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    line(
+        &mut out,
+        "alarms",
+        if alarms.is_empty() {
+            "none".to_string()
+        } else {
+            alarms.join(", ")
+        },
+    );
     line(
         &mut out,
         "role / server id",

@@ -25,22 +25,26 @@ fn lab_script() -> PathBuf {
     root().join("tools/netns-lab.sh")
 }
 
-/// The lab, torn down when dropped.
-struct Lab;
+/// The lab (its id), torn down when dropped.
+struct Lab(&'static str);
 
 impl Lab {
     fn up() -> Lab {
+        Lab::up_id(LAB)
+    }
+
+    fn up_id(id: &'static str) -> Lab {
         // Remove leftovers of an interrupted earlier run first.
         let _ = Command::new("bash")
             .arg(lab_script())
-            .args(["down", LAB])
+            .args(["down", id])
             .output();
         let out = Command::new("bash")
             .arg(lab_script())
-            .args(["up", LAB])
+            .args(["up", id])
             .output()
             .expect("running tools/netns-lab.sh");
-        let lab = Lab;
+        let lab = Lab(id);
         assert!(
             out.status.success(),
             "cannot build the namespace lab (root and iproute2 needed; CI runs as root): {}",
@@ -52,14 +56,14 @@ impl Lab {
     fn addr(&self, host: &str, net: &str) -> String {
         let out = Command::new("bash")
             .arg(lab_script())
-            .args(["addr", LAB, host, net])
+            .args(["addr", self.0, host, net])
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
     fn ns(&self, host: &str) -> String {
-        format!("tl{LAB}-{host}")
+        format!("tl{}-{host}", self.0)
     }
 }
 
@@ -67,7 +71,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new("bash")
             .arg(lab_script())
-            .args(["down", LAB])
+            .args(["down", self.0])
             .output();
     }
 }
@@ -323,7 +327,7 @@ fn alarms_of(v: &Option<serde_json::Value>) -> Vec<String> {
 fn a_cut_sync_link_raises_alarms_on_both_servers_and_they_clear_when_it_returns() {
     let dir = std::env::temp_dir().join(format!("tandem-netns-alarm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let lab = Lab::up();
+    let lab = Lab::up_id("nfa");
     let (pri_live, sec_live) = (lab.addr("pri", "live"), lab.addr("sec", "live"));
     let (pri_sync, sec_sync) = (lab.addr("pri", "sync"), lab.addr("sec", "sync"));
     let session = "netns-alarm";
@@ -394,7 +398,7 @@ fn a_cut_sync_link_raises_alarms_on_both_servers_and_they_clear_when_it_returns(
         let a = alarms_of(&status_json(&lab, h, ctl, session));
         assert!(a.is_empty(), "{h}: alarms before the cut: {a:?}");
     }
-    let port = format!("tl{LAB}pri-sb");
+    let port = format!("tl{}pri-sb", lab.0);
     let cut_real = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -13,6 +13,7 @@ pub mod play;
 pub mod probe;
 pub mod recv;
 pub mod request;
+pub mod serve;
 pub mod server;
 pub(crate) mod signals;
 pub mod status;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Synchronisation component: fetch the primary's parameters, deliver them to the
     /// secondary, wait until it is synchronised.
     Sync(sync::SyncArgs),
+    /// Serve many channels on this host from one TOML file (`--check`: validate it and
+    /// print the plan; see docs/serve.md).
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -85,6 +89,7 @@ pub fn run() -> i32 {
         Command::Status(a) => status::run(&a),
         Command::Monitor(a) => monitor::run(&a),
         Command::Sync(a) => sync::run(&a),
+        Command::Serve(a) => serve::run(&a),
     };
     match result {
         Ok(code) => code,

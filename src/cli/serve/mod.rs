@@ -1,0 +1,99 @@
+//! `tandem serve CONFIG`: one process per host serving many channels from one TOML file
+//! (`docs/serve.md`). This session ships the configuration: `tandem serve CONFIG --check`
+//! parses and validates the file and prints the plan (each channel's role on this host, its
+//! groups and its session); running the channels is the next step of the channels work.
+
+pub mod config;
+
+use std::path::PathBuf;
+
+use super::{EXIT_BAD_INPUT, EXIT_RUNTIME};
+
+/// `tandem serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML: one [host] table, one [[channel]] table per channel;
+    /// every key in docs/serve.md).
+    pub config: PathBuf,
+    /// Validate the file and print what this host would serve, then exit (0: valid,
+    /// 2: the error, with file, line, channel and key).
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Runs `tandem serve`.
+pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
+    let text = match std::fs::read_to_string(&a.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tandem serve: {}: {e}", a.config.display());
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let cfg = match config::parse(&text, &a.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tandem serve: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    print!("{}", plan(&cfg));
+    if a.check {
+        return Ok(0);
+    }
+    eprintln!(
+        "tandem serve: running channels from a configuration is not built yet; the file is valid \
+         (--check). Until then run each channel as `tandem primary` / `tandem secondary`."
+    );
+    Ok(EXIT_RUNTIME)
+}
+
+/// What this host serves, one line per channel.
+fn plan(c: &config::ServeConfig) -> String {
+    let h = &c.host;
+    let mut out = format!(
+        "host {}: sync {} <-> {}, control {}, interface {}{}\n",
+        h.name,
+        h.sync_listen,
+        h.sync_peer,
+        h.control_listen,
+        h.iface,
+        h.key_file
+            .as_ref()
+            .map(|k| format!(", key file {}", k.display()))
+            .unwrap_or_else(|| ", no key file (session-derived keys)".into())
+    );
+    let primaries = c
+        .channels
+        .iter()
+        .filter(|ch| ch.primary_on(&h.name))
+        .count();
+    out.push_str(&format!(
+        "{} channel(s): primary for {}, secondary for {}\n",
+        c.channels.len(),
+        primaries,
+        c.channels.len() - primaries
+    ));
+    for ch in &c.channels {
+        let role = if ch.primary_on(&h.name) {
+            "primary"
+        } else {
+            "secondary"
+        };
+        let source = ch.asset.as_ref().map_or_else(
+            || "waits for an asset request".to_string(),
+            |p| p.display().to_string(),
+        );
+        out.push_str(&format!(
+            "  {:<16} {:<9} live {} muted {} ({}; preferred primary {}; session '{}')\n",
+            ch.name,
+            role,
+            ch.live,
+            ch.muted,
+            source,
+            ch.primary,
+            ch.session_text()
+        ));
+    }
+    out
+}

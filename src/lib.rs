@@ -6,6 +6,8 @@
 pub mod bench;
 pub mod cli;
 pub mod failover;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod net;
 pub mod pacing;

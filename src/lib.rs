@@ -8,6 +8,8 @@
 pub mod bench;
 pub mod cli;
 pub mod failover;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod io;
 pub mod net;

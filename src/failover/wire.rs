@@ -507,7 +507,8 @@ pub fn encode(msg: &Msg, key: &Key) -> Result<Vec<u8>, WireError> {
 /// session is refused ([`WireError::OtherSession`]); session 0 (no session yet) is always
 /// accepted, for clients' requests.
 ///
-/// Checks in order: magic, version, length, session, MAC, kind, body; never panics.
+/// Checks in order: magic, version, length (a body over [`MAX_BODY`] is
+/// [`WireError::TooLarge`]), session, MAC, kind, body; never panics.
 pub fn decode(bytes: &[u8], key: &Key, session: Option<u64>) -> Result<Msg, WireError> {
     if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
         if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) && !bytes.is_empty() {
@@ -538,6 +539,11 @@ pub fn decode(bytes: &[u8], key: &Key, session: Option<u64>) -> Result<Msg, Wire
         });
     }
     let body_len = u16::from_be_bytes([bytes[off::BODY_LEN], bytes[off::BODY_LEN + 1]]) as usize;
+    // What `encode` refuses to produce is refused here too, so an accepted message always
+    // re-encodes (found writing the round-trip check of the `wire_message_mac` fuzz target).
+    if body_len > MAX_BODY {
+        return Err(WireError::TooLarge(body_len));
+    }
     let total = HEADER_LEN + body_len + MAC_LEN;
     if bytes.len() < total {
         return Err(WireError::Truncated {

@@ -348,6 +348,32 @@ fn too_large_body_is_refused() {
     assert!(matches!(encode(&msg, &key()), Err(WireError::TooLarge(_))));
 }
 
+/// A correctly signed message whose body is over `MAX_BODY` (it still fits a UDP datagram)
+/// is refused like one `encode` would not make: before, it was accepted and could not be
+/// re-encoded (fuzzing/regressions: `wire_message_mac/body-over-max`).
+#[test]
+fn signed_body_over_max_is_refused() {
+    let ok = Msg {
+        header: header(1),
+        body: Body::StatusReply {
+            json: "x".repeat(MAX_BODY - 2),
+        },
+    };
+    let bytes = encode(&ok, &key()).unwrap();
+    assert_eq!(decode(&bytes, &key(), None), Ok(ok));
+    let mut big = bytes[..HEADER_LEN].to_vec();
+    let json = "x".repeat(MAX_BODY - 1);
+    big[52..54].copy_from_slice(&((json.len() + 2) as u16).to_be_bytes());
+    big.extend_from_slice(&(json.len() as u16).to_be_bytes());
+    big.extend_from_slice(json.as_bytes());
+    let tag = key().tag(&big);
+    big.extend_from_slice(&tag);
+    assert_eq!(
+        decode(&big, &key(), None),
+        Err(WireError::TooLarge(MAX_BODY + 1))
+    );
+}
+
 #[test]
 fn replay_guard() {
     let mut g = ReplayGuard::new();

@@ -92,7 +92,6 @@ pub fn ts_packet(data: &[u8]) {
     let opts = BuildOptions {
         hash: true,
         program: None,
-        progress: false,
     };
     let Ok(built) = build_bytes(data, &opts) else {
         return;

@@ -151,8 +151,8 @@ fn all_messages() -> Vec<Msg> {
         Body::Heartbeat {
             state: State::Primary,
             last_index: Some(1234),
-            last_index_send_real_ns: 1_700_000_000_100_000_000,
-            position: 27_000_000,
+            last_index_send_real_ns: tandem::units::RealNs(1_700_000_000_100_000_000),
+            position: tandem::units::Ticks27M(27_000_000),
         },
         Body::SyncRequest,
         Body::SyncParams(SyncParams {
@@ -163,8 +163,8 @@ fn all_messages() -> Vec<Msg> {
             asset_name: "fixtures/cbr-25fps.ts".into(),
             framing: Framing::Rtp,
             loop_count: 0,
-            origin_real_ns: 1_700_000_001_000_000_000,
-            origin_index: 0,
+            origin_real_ns: tandem::units::RealNs(1_700_000_001_000_000_000),
+            origin_index: tandem::units::DatagramIndex(0),
             muted: SocketAddrV4::new(Ipv4Addr::new(239, 255, 42, 2), 5004),
             live: SocketAddrV4::new(Ipv4Addr::new(239, 255, 42, 1), 5004),
         }),
@@ -173,11 +173,13 @@ fn all_messages() -> Vec<Msg> {
             locked: true,
             last_index: None,
         },
-        Body::TimeRequest { t1: 11 },
+        Body::TimeRequest {
+            t1: tandem::units::RealNs(11),
+        },
         Body::TimeReply {
-            t1: 11,
-            t2: 22,
-            t3: 33,
+            t1: tandem::units::RealNs(11),
+            t2: tandem::units::RealNs(22),
+            t3: tandem::units::RealNs(33),
         },
         Body::FailedNotice {
             component: "sender".into(),

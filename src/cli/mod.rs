@@ -15,6 +15,7 @@ pub mod recv;
 pub mod request;
 pub mod server;
 pub(crate) mod signals;
+pub mod startup;
 pub mod status;
 pub mod sync;
 

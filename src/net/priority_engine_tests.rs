@@ -44,8 +44,9 @@ fn tids(h: &EngineHandle) -> (i32, i32) {
 #[test]
 fn the_first_fill_runs_at_idle_priority_then_the_reader_comes_back() {
     let (s, file) = setup();
-    // Nothing due for a minute: the (200 ms) ring fills long before the first datagram.
-    let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 + 60_000_000_000);
+    // First datagram due in 400 ms; a 200 ms ring fills long before on a machine that
+    // is not overloaded (else the first fetch ends the fill: either way it ends).
+    let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 + 400_000_000);
     cfg.ahead_ns = 200_000_000;
     cfg.quiet_fill = true;
     cfg.rt_priority = None;
@@ -55,7 +56,10 @@ fn the_first_fill_runs_at_idle_priority_then_the_reader_comes_back() {
     let (reader, sender) = tids(&h);
     let q = h.quiet_fill().expect("a quiet fill").clone();
     let end = wait_for(|| Some(q.end()).filter(|e| *e != FillEnd::Running));
-    assert_eq!(end, FillEnd::RingFull);
+    assert!(
+        matches!(end, FillEnd::RingFull | FillEnd::FirstFetch),
+        "{end:?}"
+    );
     let (cpu, io) = q.seen_while_quiet().expect("the reader lowered itself");
     assert_eq!(io.class(), IOPRIO_CLASS_IDLE, "first fill not at idle I/O");
     if can_leave_idle() {
@@ -106,10 +110,20 @@ fn the_first_send_ends_a_quiet_fill_and_the_pacer_is_never_idle() {
 }
 
 #[test]
-fn no_quiet_fill_when_off_or_joining_in_progress() {
+fn no_quiet_fill_when_off_joining_in_progress_or_starting_late() {
     let (s, file) = setup();
-    let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 2_000_000_000);
+    let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 200_000_000);
     cfg.quiet_fill = false;
+    cfg.log = false;
+    let h = Engine::start(cfg).unwrap();
+    assert!(h.quiet_fill().is_none());
+    h.stop();
+    h.join().unwrap();
+    // Due in a minute: the fill would be exposed to starvation for longer than the
+    // supervisor's reader deadline.
+    let (_, file) = setup();
+    let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 60_000_000_000);
+    cfg.quiet_fill = true;
     cfg.log = false;
     let h = Engine::start(cfg).unwrap();
     assert!(h.quiet_fill().is_none());
@@ -136,7 +150,7 @@ fn rt_priority_is_applied_to_the_pacer_where_permitted() {
         .join()
         .unwrap();
     let (s, file) = setup();
-    let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 + 2_000_000_000);
+    let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 + 200_000_000);
     cfg.rt_priority = Some(1);
     cfg.quiet_fill = false;
     cfg.log = false;

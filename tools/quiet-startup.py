@@ -27,7 +27,7 @@ how long the restarted servers took to start (spawn to their "playing" line: wha
 start-up costs them).
 
   cargo build --release
-  tools/quiet-startup.py --rounds 6 --phase-seconds 20 [--live-args '--rt-priority 10'] [--json out.json]
+  tools/quiet-startup.py --rounds 6 --phase-seconds 20 [--pin 1] [--live-args '--rt-priority 10'] [--json out.json]
 
 The big asset defaults to target/bench/quiet-big.ts: assets/demo-25fps.ts concatenated
 --big-copies times (130: ~490 MB), made once. Loopback only (TTL 1, --iface 127.0.0.1).
@@ -49,6 +49,13 @@ OTHER_GROUP = "udp://239.255.77.2:5078"
 ALL_MODES = ["none", "quiet", "loud", "nosend-quiet", "nosend-loud", "small-quiet", "small-loud",
              "index-quiet", "index-loud"]
 MODES = []
+
+
+def pin(a):
+    """`taskset -c CPU` when --pin is given: the live output and the restarted servers share
+    one CPU (the worst case of two servers on one host: start-up work right on the pacer's
+    CPU)."""
+    return ["taskset", "-c", str(a.pin)] if a.pin is not None else []
 
 
 def make_big(path, copies, tandem):
@@ -78,12 +85,12 @@ class Disturber:
         a, m = self.a, self.mode
         flags = ["--no-quiet-startup"] if m.endswith("loud") else []
         if m.startswith("index"):
-            return [a.tandem, "index", "--force", a.big] + flags
+            return pin(a) + [a.tandem, "index", "--force", a.big] + flags
         asset = a.small if m.startswith("small") else a.big
         if m.startswith("nosend"):
             # Start-up work only: the session starts in a minute, nothing is sent.
             flags += ["--start-at", str(int(time.time() * 1000) + 60_000)]
-        return [a.tandem, "play", asset, "--dest", OTHER_GROUP, "--loop"] + flags
+        return pin(a) + [a.tandem, "play", asset, "--dest", OTHER_GROUP, "--loop"] + flags
 
     def one(self):
         a = self.a
@@ -173,6 +180,7 @@ def main():
     ap.add_argument("--big", default=os.path.join(ROOT, "target/bench/quiet-big.ts"))
     ap.add_argument("--big-copies", type=int, default=130)
     ap.add_argument("--tandem", default=os.path.join(ROOT, "target/release/tandem"))
+    ap.add_argument("--pin", type=int, help="run the live play and the restarted servers on this CPU")
     ap.add_argument("--json", help="write every phase's figures here")
     a = ap.parse_args()
     MODES[:] = a.modes.split(",")
@@ -181,7 +189,7 @@ def main():
             ap.error(f"unknown mode {m}")
     make_big(a.big, a.big_copies, a.tandem)
     live = subprocess.Popen(
-        [a.tandem, "play", a.live, "--dest", LIVE_GROUP, "--loop"] + a.live_args.split(),
+        pin(a) + [a.tandem, "play", a.live, "--dest", LIVE_GROUP, "--loop"] + a.live_args.split(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -206,7 +214,7 @@ def main():
     finally:
         live.send_signal(signal.SIGTERM)
         live.wait(timeout=10)
-    print(f"live {os.path.basename(a.live)} {a.live_args}; every {a.every} s, "
+    print(f"live {os.path.basename(a.live)} {a.live_args}; pin {a.pin}; every {a.every} s, "
           f"{a.rounds} rounds of {a.phase_seconds} s phases")
     print("mode   phases  gaps>=5ms/min median [min..max]  total>=5ms/min  >=10ms/min  >=20ms/min  max gap ms  start-up s (median)")
     summary = {}

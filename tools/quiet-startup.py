@@ -13,6 +13,7 @@ phases of a round alternate in the same run, in an order that rotates from round
                 starts on another group (offset map, hash, the 1 s read-ahead ring), plays
                 for --hold seconds and is stopped (SIGTERM)
   loud          the same with `--no-quiet-startup` (start-up work at normal priority)
+  quiet-nice    the same with `--quiet-cpu nice` (SCHED_BATCH nice 19 instead of SCHED_IDLE)
   nosend-quiet  the same with the session 60 s ahead: start-up work only, nothing sent
   nosend-loud
   small-quiet   restarts of a small asset (fixtures/cbr-25fps.ts): process start and a
@@ -46,7 +47,7 @@ import time
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 LIVE_GROUP = "udp://239.255.77.1:5077"
 OTHER_GROUP = "udp://239.255.77.2:5078"
-ALL_MODES = ["none", "quiet", "loud", "nosend-quiet", "nosend-loud", "small-quiet", "small-loud",
+ALL_MODES = ["none", "quiet", "loud", "quiet-nice", "nosend-quiet", "nosend-loud", "small-quiet", "small-loud",
              "index-quiet", "index-loud"]
 MODES = []
 
@@ -84,6 +85,8 @@ class Disturber:
     def cmd(self):
         a, m = self.a, self.mode
         flags = ["--no-quiet-startup"] if m.endswith("loud") else []
+        if m.endswith("nice"):
+            flags = ["--quiet-cpu", "nice"]
         if m.startswith("index"):
             return pin(a) + [a.tandem, "index", "--force", a.big] + flags
         asset = a.small if m.startswith("small") else a.big

@@ -24,7 +24,7 @@ pub struct IndexArgs {
 
 /// Runs the command; bad input prints one line and returns exit code 2.
 pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
-    crate::net::priority::configure(args.quiet.quiet(), None);
+    args.quiet.apply(None);
     let started = Instant::now();
     let opts = LoadOptions {
         progress: true,

@@ -17,12 +17,22 @@ pub struct QuietArgs {
     /// process's output there).
     #[arg(long, overrides_with = "quiet_startup")]
     pub no_quiet_startup: bool,
+    /// How quiet start-up lowers CPU priority: idle = SCHED_IDLE, nice = SCHED_BATCH at
+    /// nice 19 (docs/startup.md says which this host prefers and why).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = priority::QuietCpu::Idle)]
+    pub quiet_cpu: priority::QuietCpu,
 }
 
 impl QuietArgs {
     /// Whether start-up work runs quietly.
     pub fn quiet(&self) -> bool {
         !self.no_quiet_startup
+    }
+
+    /// Makes these the process's settings (`net::priority`).
+    pub fn apply(&self, rt_priority: Option<u8>) {
+        priority::set_quiet_cpu(self.quiet_cpu);
+        priority::configure(self.quiet(), rt_priority);
     }
 }
 
@@ -41,7 +51,7 @@ pub struct StartupArgs {
 impl StartupArgs {
     /// Makes these the process's settings (`net::priority::configure`).
     pub fn apply(&self) {
-        priority::configure(self.quiet.quiet(), self.rt_priority);
+        self.quiet.apply(self.rt_priority);
     }
 
     /// The same flags for a child process's command line.
@@ -49,6 +59,9 @@ impl StartupArgs {
         let mut v = Vec::new();
         if !self.quiet.quiet() {
             v.push("--no-quiet-startup".to_string());
+        }
+        if self.quiet.quiet_cpu != priority::QuietCpu::Idle {
+            v.push("--quiet-cpu=nice".to_string());
         }
         if let Some(p) = self.rt_priority {
             v.push(format!("--rt-priority={p}"));

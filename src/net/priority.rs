@@ -177,9 +177,88 @@ pub fn set_io_priority(tid: i32, p: IoPriority) -> io::Result<()> {
     Ok(())
 }
 
+/// The nice value of thread `tid` (0: the calling thread), getpriority(2).
+pub fn nice(tid: i32) -> io::Result<i32> {
+    // SAFETY: setting errno through the pointer glibc hands out for this thread, and
+    // getpriority takes two integers; -1 is a valid result, so errno tells the error.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let n = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        if n == -1 && *libc::__errno_location() != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n)
+    }
+}
+
+/// Sets the nice value of thread `tid` (0: the calling thread), setpriority(2) (per thread
+/// on Linux). Raising it needs no privilege; lowering it needs `CAP_SYS_NICE` or
+/// `RLIMIT_NICE`.
+pub fn set_nice(tid: i32, n: i32) -> io::Result<()> {
+    // SAFETY: setpriority takes three integers and no pointers.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, n) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// How quiet start-up lowers a thread's CPU priority (`--quiet-cpu`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuietCpu {
+    /// `SCHED_IDLE`: preempted at once by any waking normal thread, but the scheduler
+    /// counts a CPU that runs only idle-policy threads as idle and places other waking
+    /// threads there (`sched_idle_cpu` in `select_idle_sibling`), so on a small busy host
+    /// it draws other tenants' work onto the CPU of the pacer beside it.
+    #[default]
+    Idle,
+    /// `SCHED_BATCH` at nice 19 (weight 15 against 1024): a CPU running it is busy for the
+    /// scheduler, and the thread gets about 1.5 % of a CPU against one normal thread.
+    Nice,
+}
+
+impl QuietCpu {
+    /// The policy a lowered thread reads back.
+    pub fn policy(self) -> CpuPolicy {
+        match self {
+            QuietCpu::Idle => CpuPolicy::Idle,
+            QuietCpu::Nice => CpuPolicy::Batch,
+        }
+    }
+}
+
+/// Lowers thread `tid`'s CPU priority the quiet way in force.
+fn lower_cpu(tid: i32) -> io::Result<()> {
+    lower_cpu_as(quiet_cpu(), tid)
+}
+
+fn lower_cpu_as(how: QuietCpu, tid: i32) -> io::Result<()> {
+    match how {
+        QuietCpu::Idle => set_cpu_policy(tid, CpuPolicy::Idle, false),
+        QuietCpu::Nice => {
+            set_cpu_policy(tid, CpuPolicy::Batch, false)?;
+            set_nice(tid, 19)
+        }
+    }
+}
+
 // ------------------------------------------------------------------ process settings
 
 static QUIET_OFF: AtomicBool = AtomicBool::new(false);
+static QUIET_NICE: AtomicBool = AtomicBool::new(false);
+
+/// Sets how quiet start-up lowers CPU priority (default [`QuietCpu::Idle`]).
+pub fn set_quiet_cpu(q: QuietCpu) {
+    QUIET_NICE.store(q == QuietCpu::Nice, Ordering::Relaxed);
+}
+
+/// How quiet start-up lowers CPU priority.
+pub fn quiet_cpu() -> QuietCpu {
+    if QUIET_NICE.load(Ordering::Relaxed) {
+        QuietCpu::Nice
+    } else {
+        QuietCpu::Idle
+    }
+}
 /// 0: no real-time pacer; 1-99: SCHED_FIFO priority.
 static RT_PRIORITY: AtomicU8 = AtomicU8::new(0);
 
@@ -216,8 +295,10 @@ pub fn can_leave_idle() -> bool {
             .name("tandem-prio-probe".into())
             .spawn(|| {
                 let before = cpu_policy(0).unwrap_or(CpuPolicy::Other);
-                set_cpu_policy(0, CpuPolicy::Idle, false).is_ok()
+                let nice_before = nice(0).unwrap_or(0);
+                lower_cpu(0).is_ok()
                     && set_cpu_policy(0, before, false).is_ok()
+                    && set_nice(0, nice_before).is_ok()
             })
             .ok()
             .and_then(|h| h.join().ok())
@@ -228,8 +309,8 @@ pub fn can_leave_idle() -> bool {
 /// Lowers the calling thread to idle CPU and I/O priority; says what did not work.
 fn lower_this_thread() -> Vec<String> {
     let mut refused = Vec::new();
-    if let Err(e) = set_cpu_policy(0, CpuPolicy::Idle, false) {
-        refused.push(format!("SCHED_IDLE: {e}"));
+    if let Err(e) = lower_cpu(0) {
+        refused.push(format!("{:?}: {e}", quiet_cpu()));
     }
     if let Err(e) = set_io_priority(0, IoPriority::IDLE) {
         refused.push(format!("IOPRIO_CLASS_IDLE: {e}"));
@@ -313,6 +394,7 @@ pub struct QuietFill {
     saved_policy: AtomicI32,
     saved_prio: AtomicI32,
     saved_io: AtomicU16,
+    saved_nice: AtomicI32,
     /// Whether the CPU policy was lowered (false: I/O only, see [`can_leave_idle`]).
     cpu: AtomicBool,
     /// What the reader read back right after lowering (raw policy, I/O priority).
@@ -336,6 +418,7 @@ impl QuietFill {
             saved_policy: AtomicI32::new(libc::SCHED_OTHER),
             saved_prio: AtomicI32::new(0),
             saved_io: AtomicU16::new(0),
+            saved_nice: AtomicI32::new(0),
             cpu: AtomicBool::new(false),
             seen_policy: AtomicI32::new(-1),
             seen_io: AtomicU16::new(0),
@@ -349,12 +432,14 @@ impl QuietFill {
         let me = tid();
         let Ok(policy) = cpu_policy(0) else { return };
         let Ok(io) = io_priority(0) else { return };
+        let Ok(nice_before) = nice(0) else { return };
         let cpu = can_leave_idle() && matches!(policy, CpuPolicy::Other | CpuPolicy::Batch);
         let (raw, prio) = policy.to_raw();
         self.tid.store(me, Ordering::Relaxed);
         self.saved_policy.store(raw, Ordering::Relaxed);
         self.saved_prio.store(prio, Ordering::Relaxed);
         self.saved_io.store(io.0, Ordering::Relaxed);
+        self.saved_nice.store(nice_before, Ordering::Relaxed);
         self.cpu.store(cpu, Ordering::Relaxed);
         if self
             .state
@@ -367,8 +452,8 @@ impl QuietFill {
         }
         let mut refused = Vec::new();
         if cpu {
-            if let Err(e) = set_cpu_policy(0, CpuPolicy::Idle, false) {
-                refused.push(format!("SCHED_IDLE: {e}"));
+            if let Err(e) = lower_cpu(0) {
+                refused.push(format!("{:?}: {e}", quiet_cpu()));
             }
         }
         if let Err(e) = set_io_priority(0, IoPriority::IDLE) {
@@ -465,7 +550,10 @@ impl QuietFill {
                 self.saved_prio.load(Ordering::Relaxed),
             );
             if let Err(e) = set_cpu_policy(who, p, false) {
-                tracing::warn!("reader: cannot leave SCHED_IDLE: {e}");
+                tracing::warn!("reader: cannot restore its CPU policy: {e}");
+            }
+            if let Err(e) = set_nice(who, self.saved_nice.load(Ordering::Relaxed)) {
+                tracing::warn!("reader: cannot restore its nice value: {e}");
             }
         }
         let io = IoPriority(self.saved_io.load(Ordering::Relaxed));
@@ -593,6 +681,19 @@ mod tests {
         });
         assert_eq!(q.end(), FillEnd::NotLowered);
         assert!(q.seen_while_quiet().is_none());
+    }
+
+    #[test]
+    fn both_quiet_cpu_ways_read_back() {
+        std::thread::spawn(|| {
+            lower_cpu_as(QuietCpu::Nice, 0).unwrap();
+            assert_eq!(cpu_policy(0).unwrap(), QuietCpu::Nice.policy());
+            assert_eq!(nice(0).unwrap(), 19);
+            lower_cpu_as(QuietCpu::Idle, 0).unwrap();
+            assert_eq!(cpu_policy(0).unwrap(), QuietCpu::Idle.policy());
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -14,6 +14,8 @@ phases of a round alternate in the same run, in an order that rotates from round
                 for --hold seconds and is stopped (SIGTERM)
   loud          the same with `--no-quiet-startup` (start-up work at normal priority)
   quiet-nice    the same with `--quiet-cpu nice` (SCHED_BATCH nice 19 instead of SCHED_IDLE)
+  notouch-quiet the same without touching the asset: its saved index is trusted (size and
+  notouch-loud  mtime match), no re-hash, no re-stamp
   nosend-quiet  the same with the session 60 s ahead: start-up work only, nothing sent
   nosend-loud
   small-quiet   restarts of a small asset (fixtures/cbr-25fps.ts): process start and a
@@ -47,7 +49,7 @@ import time
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 LIVE_GROUP = "udp://239.255.77.1:5077"
 OTHER_GROUP = "udp://239.255.77.2:5078"
-ALL_MODES = ["none", "quiet", "loud", "quiet-nice", "nosend-quiet", "nosend-loud", "small-quiet", "small-loud",
+ALL_MODES = ["none", "quiet", "loud", "quiet-nice", "notouch-quiet", "notouch-loud", "nosend-quiet", "nosend-loud", "small-quiet", "small-loud",
              "index-quiet", "index-loud"]
 MODES = []
 
@@ -97,7 +99,8 @@ class Disturber:
 
     def one(self):
         a = self.a
-        os.utime(a.big)  # a new mtime: the server re-hashes the asset to trust its index
+        if not self.mode.startswith("notouch"):
+            os.utime(a.big)  # a new mtime: the server re-hashes the asset to trust its index
         t0 = time.monotonic()
         p = subprocess.Popen(self.cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if self.mode.startswith("index"):

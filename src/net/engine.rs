@@ -279,23 +279,14 @@ pub struct EngineConfig {
     pub interruptible: bool,
     /// Check-ins, panic reports and injected faults for a supervisor (failover kernel).
     pub supervision: Option<Arc<Supervision>>,
-    /// The reader's first fill of the ring at idle priority (`net::priority::QuietFill`)
-    /// when the first datagram is due between [`QUIET_FILL_MIN_LEAD_NS`] and
-    /// [`QUIET_FILL_MAX_LEAD_NS`] after the start (default: the process's `--quiet-startup`
+    /// The reader's first fill of the ring at idle priority when the first datagram is
+    /// due soon, see [`priority::quiet_fill_for`] (default: the process's `--quiet-startup`
     /// setting).
     pub quiet_fill: bool,
     /// `SCHED_FIFO` priority of the pacer thread where permitted (default: the process's
     /// `--rt-priority`, none).
     pub rt_priority: Option<u8>,
 }
-
-/// A quiet first fill only when the first datagram is due at least this far ahead (a
-/// session joined in progress needs its reader at once) ...
-pub const QUIET_FILL_MIN_LEAD_NS: u64 = 20_000_000;
-/// ... and at most this far: the pacer's first fetch ends the fill, so a reader the host
-/// starves at idle priority is back within this bound, well inside the supervisor's 1 s
-/// reader deadline (a session starting later fills its ring at normal priority).
-pub const QUIET_FILL_MAX_LEAD_NS: u64 = 500_000_000;
 
 impl EngineConfig {
     /// Defaults: start at datagram 0, no sinks, target off, 500 us late threshold, 1 s of
@@ -419,10 +410,7 @@ impl Engine {
         let ahead = ((per_sec * cfg.ahead_ns as f64 / 1e9).ceil() as u64).clamp(16, 1 << 15);
         let history = ((per_sec * cfg.history_ns as f64 / 1e9).ceil() as u64).clamp(16, 1 << 16);
         let first_due = cfg.origin_mono_ns as i128 + stream.departure_ns(cfg.start_index) as i128;
-        let lead = first_due - mono_ns() as i128;
-        let quiet = (cfg.quiet_fill
-            && (QUIET_FILL_MIN_LEAD_NS as i128..=QUIET_FILL_MAX_LEAD_NS as i128).contains(&lead))
-        .then(|| Arc::new(QuietFill::new()));
+        let quiet = priority::quiet_fill_for(cfg.quiet_fill, first_due - mono_ns() as i128);
         let ring = Arc::new(
             Ring::new(
                 ahead + history,

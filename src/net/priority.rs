@@ -10,8 +10,11 @@
 //!   spawns the engine keeps its own priority: threads inherit policy and I/O priority).
 //!   The file is read in 1 MiB slices (`index::build::CHUNK`), so no single read keeps a
 //!   CPU in the kernel for long, and a waking normal thread preempts a `SCHED_IDLE` one at
-//!   once (`check_preempt_wakeup_fair`) and counts a CPU running only idle-policy threads
-//!   as idle when it picks where to wake (`sched_idle_cpu`).
+//!   once (`check_preempt_wakeup_fair`). The scheduler also counts a CPU running only
+//!   idle-policy threads as idle when it places a waking thread (`sched_idle_cpu`): good
+//!   for a pacer woken there, but it draws other tenants' work there too; `--quiet-cpu
+//!   nice` ([`QuietCpu::Nice`]: `SCHED_BATCH` at nice 19) keeps the CPU busy for the
+//!   scheduler instead (docs/startup.md has the figures).
 //! - [`QuietFill`]: the engine's reader thread fills its ring (up to 3 s ahead, page-faulting
 //!   its buffers) at idle priority while nothing is on air yet, and returns to the priority
 //!   it had when the ring is full for the first time or when the pacer asks for its first
@@ -38,7 +41,8 @@
 //! (`/proc/sys/kernel/sched_rt_runtime_us`) is a further bound.
 //!
 //! This is the only module that changes scheduling attributes; every `unsafe` block is a
-//! plain system call with no pointers or with a pointer to a live local.
+//! plain system call with no pointers or with a pointer to a live local (and `nice` reads
+//! and clears this thread's `errno`).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU16, AtomicU8, Ordering};
@@ -366,6 +370,21 @@ pub fn quietly<T: Send>(what: &str, f: impl FnOnce() -> T + Send) -> T {
 const NEW: u8 = 0;
 const QUIET: u8 = 1;
 const DONE: u8 = 2;
+
+/// A quiet first fill only when the first datagram is due at least this far ahead of the
+/// engine's start (a session joined in progress needs its reader at once) ...
+pub const QUIET_FILL_MIN_LEAD_NS: u64 = 20_000_000;
+/// ... and at most this far: the pacer's first fetch ends the fill, so a reader the host
+/// starves at idle priority is back within this bound, well inside the supervisor's 1 s
+/// reader deadline (a session starting later fills its ring at normal priority).
+pub const QUIET_FILL_MAX_LEAD_NS: u64 = 500_000_000;
+
+/// The quiet first fill of an engine whose first datagram is due `lead_ns` after its start,
+/// when `enabled` and the lead is within [`QUIET_FILL_MIN_LEAD_NS`]..=[`QUIET_FILL_MAX_LEAD_NS`].
+pub fn quiet_fill_for(enabled: bool, lead_ns: i128) -> Option<std::sync::Arc<QuietFill>> {
+    let range = QUIET_FILL_MIN_LEAD_NS as i128..=QUIET_FILL_MAX_LEAD_NS as i128;
+    (enabled && range.contains(&lead_ns)).then(|| std::sync::Arc::new(QuietFill::new()))
+}
 
 /// Who ended a quiet fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,25 +18,27 @@ pub struct IndexArgs {
     /// Program number to follow (default: the first program of the PAT).
     #[arg(long)]
     pub program: Option<u16>,
+    #[command(flatten)]
+    pub quiet: super::startup::QuietArgs,
 }
 
 /// Runs the command; bad input prints one line and returns exit code 2.
 pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
+    args.quiet.apply(None);
     let started = Instant::now();
-    let loaded = match load_or_build_with(
-        &args.asset,
-        &LoadOptions {
-            progress: true,
-            force: args.force,
-            program: args.program,
-        },
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("tandem: {e}");
-            return Ok(super::EXIT_BAD_INPUT);
-        }
+    let opts = LoadOptions {
+        progress: true,
+        force: args.force,
+        program: args.program,
     };
+    let loaded =
+        match crate::net::priority::quietly("index", || load_or_build_with(&args.asset, &opts)) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("tandem: {e}");
+                return Ok(super::EXIT_BAD_INPUT);
+            }
+        };
     let elapsed = started.elapsed();
     let m = &loaded.map;
     let secs = m.loop_period as f64 / HZ as f64;

@@ -16,6 +16,7 @@ pub mod request;
 pub mod serve;
 pub mod server;
 pub(crate) mod signals;
+pub mod startup;
 pub mod status;
 pub mod sync;
 

@@ -63,6 +63,9 @@ pub struct PairArgs {
     /// Shared secret file for the sync and control messages (default: session-derived key).
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// `--no-quiet-startup` and `--rt-priority N` are given to both servers.
+    #[command(flatten)]
+    pub startup: super::startup::StartupArgs,
 }
 
 fn value<T: clap::ValueEnum>(v: &T) -> String {
@@ -94,6 +97,7 @@ pub fn command_lines(a: &PairArgs) -> (Vec<String>, Vec<String>) {
     if let Some(k) = &a.key_file {
         common.push(format!("--key-file={}", k.display()));
     }
+    common.extend(a.startup.forward());
     let mut p = vec!["primary".to_string()];
     p.extend(common.iter().cloned());
     p.extend([

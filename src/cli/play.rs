@@ -60,6 +60,8 @@ pub struct PlayArgs {
     /// Skew added to every realtime clock reading (lab use).
     #[arg(long, value_name = "MS", hide = true, allow_hyphen_values = true)]
     pub clock_offset_ms: Option<i64>,
+    #[command(flatten)]
+    pub startup: super::startup::StartupArgs,
 }
 
 /// A bad-input failure: printed on one line, exit code 2.
@@ -88,6 +90,7 @@ pub fn run(args: &PlayArgs) -> anyhow::Result<i32> {
     if let Some(ms) = args.clock_offset_ms {
         set_clock_offset_ms(ms);
     }
+    args.startup.apply();
     let plan = match prepare(args) {
         Ok(p) => p,
         Err(BadInput(e)) => {
@@ -101,10 +104,8 @@ pub fn run(args: &PlayArgs) -> anyhow::Result<i32> {
 fn prepare(args: &PlayArgs) -> Result<Plan, BadInput> {
     let dest: Dest = args.dest.parse()?;
     let iface = resolve_iface(&args.iface)?;
-    let map = load_or_build(
-        &args.asset,
-        std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    )?;
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let map = crate::net::priority::quietly("offset map", || load_or_build(&args.asset, progress))?;
     let asset = std::fs::File::open(&args.asset)
         .with_context(|| format!("{}: cannot open", args.asset.display()))?;
     let session_id = args

@@ -121,6 +121,8 @@ pub struct ServerArgs {
     /// its realtime instant (default: none).
     #[arg(long, value_name = "FILE")]
     pub event_log: Option<PathBuf>,
+    #[command(flatten)]
+    pub startup: super::startup::StartupArgs,
 }
 
 /// `tandem primary`.
@@ -246,6 +248,7 @@ fn run(a: &ServerArgs, role: Role, no_detect: bool) -> anyhow::Result<i32> {
     if let Some(ms) = a.clock_offset_ms {
         set_clock_offset_ms(ms);
     }
+    a.startup.apply();
     let cfg = match config(a, role, no_detect) {
         Ok(c) => c,
         Err(e) => {

@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::net::{SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use super::clock::{mono_ns, set_thread_timer_slack_1ns, sleep_until_mono};
 use super::doorbell::Doorbell;
 use super::faults::{panic_message, Supervision};
+use super::priority::{self, QuietFill};
 use super::ring::{FetchError, Ring, Work};
 use super::sockets::{connect_multicast, send, send_to};
 use crate::pacing::{PacerStats, Schedule};
@@ -255,6 +256,13 @@ pub struct EngineConfig {
     pub interruptible: bool,
     /// Check-ins, panic reports and injected faults for a supervisor (failover kernel).
     pub supervision: Option<Arc<Supervision>>,
+    /// The reader's first fill of the ring at idle priority when the first datagram is
+    /// due soon, see [`priority::quiet_fill_for`] (default: the process's `--quiet-startup`
+    /// setting).
+    pub quiet_fill: bool,
+    /// `SCHED_FIFO` priority of the pacer thread where permitted (default: the process's
+    /// `--rt-priority`, none).
+    pub rt_priority: Option<u8>,
 }
 
 impl EngineConfig {
@@ -279,6 +287,8 @@ impl EngineConfig {
             log: true,
             interruptible: true,
             supervision: None,
+            quiet_fill: priority::quiet_startup(),
+            rt_priority: priority::rt_priority(),
         }
     }
 }
@@ -309,6 +319,8 @@ struct Shared {
     /// `i + 1` while live datagram `i` is past the fence check and being sent; 0 otherwise
     /// ([`EngineControl::settled_last_live`]).
     in_flight: AtomicU64,
+    /// Thread ids of the reader and the sender (0 until they run).
+    tids: [AtomicI32; 2],
 }
 
 /// What the sender publishes for the handle.
@@ -412,6 +424,7 @@ impl Engine {
             fenced: AtomicBool::new(false),
             bell: Doorbell::new(),
             in_flight: AtomicU64::new(0),
+            tids: [AtomicI32::new(0), AtomicI32::new(0)],
         });
         shared.check_sink(cfg.initial_target)?;
         shared
@@ -422,17 +435,23 @@ impl Engine {
         let per_sec = stream.bitrate() / (crate::ts::packet::DATAGRAM_PAYLOAD as f64 * 8.0);
         let ahead = ((per_sec * cfg.ahead_ns as f64 / 1e9).ceil() as u64).clamp(16, 1 << 15);
         let history = ((per_sec * cfg.history_ns as f64 / 1e9).ceil() as u64).clamp(16, 1 << 16);
-        let ring = Arc::new(Ring::new(
-            ahead + history,
-            ahead,
-            cfg.start_index,
-            stream.datagram_count(),
-        ));
+        let first_due = cfg.origin_mono_ns as i128 + stream.departure_ns(cfg.start_index) as i128;
+        let quiet = priority::quiet_fill_for(cfg.quiet_fill, first_due - mono_ns() as i128);
+        let ring = Arc::new(
+            Ring::new(
+                ahead + history,
+                ahead,
+                cfg.start_index,
+                stream.datagram_count(),
+            )
+            .with_quiet(quiet),
+        );
 
         let reader = {
             let ring = ring.clone();
             let src = DatagramSource::with_default_plan(stream.clone(), cfg.asset);
             let sup = cfg.supervision.clone();
+            let shared = shared.clone();
             // Every buffer the ring will hold, allocated here at once: grown one by one in
             // the reader thread, glibc extends that thread's arena a page at a time (an
             // mprotect call per three datagrams at start-up).
@@ -443,6 +462,10 @@ impl Engine {
             std::thread::Builder::new()
                 .name("tandem-reader".into())
                 .spawn(move || {
+                    shared.tids[0].store(priority::tid(), Ordering::Relaxed);
+                    if let Some(q) = ring.quiet() {
+                        q.enter();
+                    }
                     let run = std::panic::AssertUnwindSafe(|| {
                         reader_loop(src, spare, &ring, sup.as_deref())
                     });
@@ -459,6 +482,7 @@ impl Engine {
         let sender = {
             let shared = shared.clone();
             let sup = cfg.supervision.as_deref();
+            let shared2 = shared.clone();
             let ctx = SenderCtx {
                 sender: Sender::new(
                     StreamSchedule(stream.clone(), Default::default()),
@@ -487,9 +511,12 @@ impl Engine {
             };
             let ring2 = ring.clone();
             let sup = cfg.supervision.clone();
+            let rt = cfg.rt_priority;
             std::thread::Builder::new()
                 .name("tandem-sender".into())
                 .spawn(move || {
+                    shared2.tids[1].store(priority::tid(), Ordering::Relaxed);
+                    priority::pacer_thread(rt);
                     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_sender(ctx)))
                     {
                         Ok(r) => r,
@@ -545,6 +572,20 @@ impl EngineHandle {
     pub fn due_mono_ns(&self, i: u64) -> i64 {
         (self.origin_mono_ns as i128 + self.stream.departure_ns(i) as i128)
             .clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    }
+
+    /// Thread ids of the reader and the sender (0 until the thread has started), e.g. to
+    /// read their scheduling policy back.
+    pub fn thread_ids(&self) -> (i32, i32) {
+        (
+            self.shared.tids[0].load(Ordering::Relaxed),
+            self.shared.tids[1].load(Ordering::Relaxed),
+        )
+    }
+
+    /// The reader's quiet first fill, when the engine started with one.
+    pub fn quiet_fill(&self) -> Option<&Arc<QuietFill>> {
+        self.ring.quiet()
     }
 
     /// The target in force now.
@@ -833,6 +874,9 @@ fn render_loop(
         }
         ring.store(w, &mut batch);
         spare.append(&mut batch);
+        if let Some(q) = ring.quiet().filter(|q| q.active() && ring.filled()) {
+            q.ring_full();
+        }
     }
 }
 
@@ -1210,9 +1254,7 @@ mod tests {
     use super::*;
     use crate::net::sockets::{receiver, sender, SenderOptions};
     use crate::net::url::Framing;
-    use crate::stream::testutil::{asset, gather, Spec};
-    use crate::stream::SessionParams;
-    use std::io::Write;
+    use crate::stream::testutil::gather;
     use std::net::Ipv4Addr;
     use std::time::Duration;
 
@@ -1225,32 +1267,7 @@ mod tests {
     }
 
     fn setup(loops: Option<u64>) -> (Vec<u8>, Arc<OutputStream>, File) {
-        // A fast synthetic stream: 9000 packets/s (13.5 Mb/s), ~1300 datagrams/s.
-        let spec = Spec {
-            packets: 700,
-            ticks_per_packet: 3_000,
-            ..Spec::default()
-        };
-        let (bytes, map) = asset(&spec);
-        static N: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "tandem-engine-{}-{}.ts",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        File::create(&path).unwrap().write_all(&bytes).unwrap();
-        let file = File::open(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        let s = OutputStream::new(
-            Arc::new(map),
-            SessionParams {
-                session_id: "engine".into(),
-                framing: Framing::Rtp,
-                loops,
-            },
-        )
-        .unwrap();
-        (bytes, Arc::new(s), file)
+        crate::stream::testutil::engine_session("engine", Framing::Rtp, loops)
     }
 
     #[test]

@@ -6,6 +6,9 @@ pub mod doorbell;
 pub mod engine;
 pub mod failover;
 pub mod faults;
+pub mod priority;
+#[cfg(test)]
+mod priority_engine_tests;
 pub mod recv_socket;
 mod ring;
 pub mod sockets;

@@ -14,6 +14,8 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::priority::QuietFill;
+
 const EMPTY: u64 = u64::MAX;
 
 /// Why a fetch returned no datagram.
@@ -64,6 +66,9 @@ pub struct Ring {
     reader_cv: Condvar,
     sender_cv: Condvar,
     batch: u64,
+    /// The reader's quiet first fill: ended (the reader restored) by the first fetch,
+    /// before the lock is taken, so the sender never waits on a reader at idle priority.
+    quiet: Option<Arc<QuietFill>>,
 }
 
 /// A datagram handed out by [`Ring::fetch`].
@@ -110,7 +115,27 @@ impl Ring {
             reader_cv: Condvar::new(),
             sender_cv: Condvar::new(),
             batch: (ahead / 2).clamp(1, 256),
+            quiet: None,
         }
+    }
+
+    /// The same ring with the reader's quiet first fill attached (see [`Ring::fetch`]).
+    pub fn with_quiet(mut self, quiet: Option<Arc<QuietFill>>) -> Ring {
+        self.quiet = quiet;
+        self
+    }
+
+    /// The reader's quiet first fill, if any.
+    pub fn quiet(&self) -> Option<&Arc<QuietFill>> {
+        self.quiet.as_ref()
+    }
+
+    /// Whether the reader has nothing to render until the sender moves on (the ring is
+    /// full, or the session's end is rendered).
+    pub fn filled(&self) -> bool {
+        let st = self.lock();
+        let limit = st.want.saturating_add(st.ahead).min(st.end);
+        st.next_render >= limit || limit - st.next_render < self.batch
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -123,6 +148,9 @@ impl Ring {
     /// needed (counted as an underrun). Repositions the reader when `i` is neither held nor
     /// next in line.
     pub fn fetch(&self, i: u64) -> Result<Fetched, FetchError> {
+        if let Some(q) = &self.quiet {
+            q.first_fetch();
+        }
         let mut st = self.lock();
         let mut waited = false;
         loop {

@@ -193,6 +193,46 @@ pub fn asset(spec: &Spec) -> (Vec<u8>, OffsetMap) {
     (bytes, map)
 }
 
+/// A fast synthetic session for engine tests: 700 packets at 9000 packets/s (13.5 Mb/s,
+/// ~1300 datagrams/s), written to a file that is unlinked at once (the open handle keeps
+/// it), with the given framing and loop count. Returns the file's bytes too.
+pub fn engine_session(
+    tag: &str,
+    framing: crate::net::url::Framing,
+    loops: Option<u64>,
+) -> (Vec<u8>, std::sync::Arc<OutputStream>, std::fs::File) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let spec = Spec {
+        packets: 700,
+        ticks_per_packet: 3_000,
+        ..Spec::default()
+    };
+    let (bytes, map) = asset(&spec);
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "tandem-{tag}-{}-{}.ts",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let s = OutputStream::new(
+        std::sync::Arc::new(map),
+        super::SessionParams {
+            session_id: tag.into(),
+            framing,
+            loops,
+        },
+    )
+    .unwrap();
+    (bytes, std::sync::Arc::new(s), file)
+}
+
 /// The asset packets of datagram `i`, gathered straight from the asset bytes.
 pub fn gather(bytes: &[u8], s: &OutputStream, i: u64) -> Vec<u8> {
     let mut v = Vec::new();

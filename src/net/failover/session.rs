@@ -32,7 +32,12 @@ pub struct Asset {
 
 impl Asset {
     /// Loads (or builds and saves) the offset map of `path`.
+    /// Start-up work: at idle priority with quiet start-up (`net::priority::quietly`).
     pub fn load(path: &Path) -> anyhow::Result<Asset> {
+        crate::net::priority::quietly("asset", || Asset::load_now(path))
+    }
+
+    fn load_now(path: &Path) -> anyhow::Result<Asset> {
         let map = load_or_build(path, false).with_context(|| format!("{}", path.display()))?;
         let frame_ns = map
             .frame_ticks()

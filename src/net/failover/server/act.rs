@@ -103,6 +103,13 @@ impl Server {
                     self.policies.synchronising_anew();
                     self.foreign_last = None;
                 }
+                // On air, this server is the source of the session, not a follower: the
+                // parameters it followed are stale. Kept, they make the new owner's after a
+                // step-down (the same timeline re-stamped, often identical) look like "the
+                // same session" to `on_params`, and the server never synchronises again.
+                if t.to.on_air() {
+                    self.params_in = None;
+                }
                 // The primary stopped at the end of a finite session we were following:
                 // this server's session is over too.
                 if t.trigger == Trigger::PrimaryStopped && self.session_over() {

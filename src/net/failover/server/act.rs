@@ -103,11 +103,12 @@ impl Server {
                     self.policies.synchronising_anew();
                     self.foreign_last = None;
                 }
-                // On air, this server is the source of the session, not a follower: the
-                // parameters it followed are stale. Kept, they make the new owner's after a
-                // step-down (the same timeline re-stamped, often identical) look like "the
-                // same session" to `on_params`, and the server never synchronises again.
-                if t.to.on_air() {
+                // A server that steps down synchronises anew: parameters it held (followed
+                // before it went on air, or received while it verified its start) are
+                // stale. Kept, they make the new owner's (the same timeline re-stamped,
+                // often identical) look like "the same session" to `on_params`, and the
+                // server never synchronises again.
+                if matches!(t.trigger, Trigger::HigherEpoch | Trigger::PeerOnAir) {
                     self.params_in = None;
                 }
                 // The primary stopped at the end of a finite session we were following:

@@ -239,6 +239,9 @@ pub struct SimNode {
     pub hung: bool,
     inbox: Vec<(u64, Input)>,
     pub frozen_until: u64,
+    /// Cleared by a freeze, set once its sender has run again (and checked its own
+    /// lateness): until then it sends nothing.
+    ran_since_wake: bool,
     pub transitions: Vec<Transition>,
     pub actions: Vec<(u64, Action)>,
     boots: u64,
@@ -254,8 +257,12 @@ pub struct SimNode {
     last_step: u64,
     /// Messages this node has taken in (for replays), newest last.
     seen_bytes: Vec<Vec<u8>>,
-    /// Stalled long enough to verify: no live send before ownership was confirmed.
-    pub must_verify: bool,
+    /// A stall began here while the target was live: the first live send after it must
+    /// come within the gate's bound of the last one, or after ownership was confirmed.
+    pub stalled_at: Option<u64>,
+    /// Ownership was confirmed (gate answered open, or a start, takeover or resume)
+    /// since `stalled_at`.
+    pub verified: bool,
     /// Entered `Failed` and never left it by `Recover`/`Restart`/a restart since.
     pub failed_since: Option<u64>,
     pub refused_forged: u64,
@@ -283,6 +290,7 @@ fn blank(i: usize, cfg: &SimConfig, now: u64) -> SimNode {
         hung: false,
         inbox: Vec::new(),
         frozen_until: 0,
+        ran_since_wake: true,
         transitions: Vec::new(),
         actions: Vec::new(),
         boots: 0,
@@ -296,7 +304,8 @@ fn blank(i: usize, cfg: &SimConfig, now: u64) -> SimNode {
         foreign_last: None,
         last_step: now,
         seen_bytes: Vec::new(),
-        must_verify: false,
+        stalled_at: None,
+        verified: false,
         failed_since: None,
         refused_forged: 0,
         refused_replays: 0,
@@ -339,6 +348,10 @@ pub struct Sim {
     pub accepted_bad: Vec<Finding>,
     /// Sync link cut until this instant.
     pub partition_until: u64,
+    /// Messages *to* node `i` are lost until this instant (a one-way broken link).
+    pub cut_to: [u64; 2],
+    /// Steps with nobody on the live group once the session has started.
+    pub dark_steps: u64,
     /// Node `i`'s port on the live network is down: what it sends there reaches neither
     /// viewers nor the other node, and it hears nothing there; the sync link is unaffected.
     pub live_cut: [bool; 2],
@@ -386,6 +399,8 @@ impl Sim {
             failed_on_air: Vec::new(),
             accepted_bad: Vec::new(),
             partition_until: 0,
+            cut_to: [0; 2],
+            dark_steps: 0,
             live_cut: [false; 2],
             clock_step: [0; 2],
             monitor_seq: 0,
@@ -436,21 +451,20 @@ impl Sim {
         n.engine = None;
         n.inbox.clear();
         n.failed_since = None;
-        n.must_verify = false;
+        n.stalled_at = None;
     }
 
     pub fn freeze(&mut self, i: usize, for_ns: u64) {
         let n = &mut self.nodes[i];
         n.frozen_until = n.frozen_until.max(self.now + for_ns);
-        let stall = n.frozen_until - self.now;
-        if let Some(node) = &n.node {
-            if stall >= node.config().machine.stall_verify_ns
-                && n.engine
-                    .as_ref()
-                    .is_some_and(|e| e.target() == Target::Live)
-            {
-                n.must_verify = true;
-            }
+        n.ran_since_wake = false;
+        let live = n
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.target() == Target::Live);
+        if n.stalled_at.is_none() && live {
+            n.stalled_at = Some(self.now);
+            n.verified = false;
         }
     }
 
@@ -589,6 +603,7 @@ impl Sim {
     pub fn sending(&self, i: usize) -> bool {
         let n = &self.nodes[i];
         n.active(self.now)
+            && n.ran_since_wake
             && !n.hung
             && n.engine
                 .as_ref()
@@ -644,12 +659,16 @@ impl Sim {
         } else {
             self.overlap_run = 0;
         }
+        if senders == 0 && self.group_last.is_some() {
+            self.dark_steps += 1;
+        }
     }
 
     // ---- the engine shell (`src/net/engine.rs`, `sender_loop`) ----
 
     /// Node `i`'s sender thread runs until it sleeps, waits in the gate, or is done.
     fn run_sender(&mut self, i: usize) {
+        self.nodes[i].ran_since_wake = true;
         if self.nodes[i].hung || self.nodes[i].engine.is_none() {
             return;
         }
@@ -670,7 +689,7 @@ impl Sim {
                 e.gate = None;
                 e.sender.gate_answer(ok);
                 if ok {
-                    self.nodes[i].must_verify = false;
+                    self.nodes[i].verified = true;
                 }
                 let e = self.nodes[i].engine.as_mut().unwrap();
                 for c in std::mem::take(&mut e.mailbox) {
@@ -716,12 +735,28 @@ impl Sim {
     /// Node `i` hands datagram `k` to its live socket.
     fn live_send(&mut self, i: usize, k: u64) {
         let now = self.now;
-        if self.nodes[i].must_verify {
-            self.unverified_sends.push(Finding {
-                at: now,
-                node: i,
-                what: format!("live datagram {k} after a stall, ownership not confirmed"),
-            });
+        let n = &mut self.nodes[i];
+        if let Some(at) = n.stalled_at.take() {
+            let bound = n.node.as_ref().unwrap().config().machine.stall_verify_ns
+                + self.cfg.datagram_ns
+                + self.cfg.step_ns;
+            let last = n
+                .engine
+                .as_ref()
+                .and_then(|e| e.sender.last_live())
+                .map_or(at, |l| l.at_ns);
+            if now.saturating_sub(last) > bound && !n.verified {
+                self.unverified_sends.push(Finding {
+                    at: now,
+                    node: i,
+                    what: format!(
+                        "live datagram {k} {} us after its last one (stalled at {} us), \
+                         ownership not confirmed",
+                        (now - last) / US,
+                        at / US
+                    ),
+                });
+            }
         }
         if self.nodes[i].failed_since.is_some() {
             self.failed_on_air.push(Finding {
@@ -1042,6 +1077,8 @@ impl Sim {
         };
         let Some(r) = n.recovery.as_mut() else { return };
         if let Decision::Recover(_) = r.poll(now, seen) {
+            // Injected faults that struck are disarmed (`recovery_tick`).
+            n.hung = false;
             n.params_in = None;
             n.offset_ns = None;
             self.event(i, Event::Recover);
@@ -1199,7 +1236,10 @@ impl Sim {
                 _ => return,
             },
         };
-        if self.now < self.partition_until || self.rng.unit() < self.cfg.sync_loss {
+        if self.now < self.partition_until
+            || self.now < self.cut_to[target]
+            || self.rng.unit() < self.cfg.sync_loss
+        {
             return;
         }
         if self.nodes[target].node.is_none() {
@@ -1251,8 +1291,8 @@ impl Sim {
                     self.nodes[i].policies.synchronising_anew();
                     self.nodes[i].foreign_last = None;
                 }
-                // The driver forgets the parameters it followed once on air (see `act.rs`).
-                if t.to.on_air() {
+                // A server that steps down forgets the parameters it held (see `act.rs`).
+                if matches!(t.trigger, Trigger::HigherEpoch | Trigger::PeerOnAir) {
                     self.nodes[i].params_in = None;
                 }
                 self.nodes[i].transitions.push(t);
@@ -1262,7 +1302,7 @@ impl Sim {
                     self.resume_conflicts.push((self.now, i));
                 }
                 self.nodes[i].policies.went_live(self.now);
-                self.nodes[i].must_verify = false;
+                self.nodes[i].verified = true;
                 self.start_live(i);
             }
             Action::SwitchToLive { after_index } => {
@@ -1270,7 +1310,7 @@ impl Sim {
                     self.takeover_conflicts.push((self.now, i));
                 }
                 self.nodes[i].policies.went_live(self.now);
-                self.nodes[i].must_verify = false;
+                self.nodes[i].verified = true;
                 self.switch_to_live(i, after_index);
             }
             Action::HoldLive if self.engine_on_time(i) => {}
@@ -1284,7 +1324,7 @@ impl Sim {
                     self.resume_conflicts.push((self.now, i));
                 }
                 self.nodes[i].policies.went_live(self.now);
-                self.nodes[i].must_verify = false;
+                self.nodes[i].verified = true;
                 self.resume_live(i);
             }
             Action::StartMuted => self.start_muted(i),

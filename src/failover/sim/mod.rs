@@ -49,6 +49,9 @@ const RESUME_REWIND_NS: u64 = 500 * MS;
 /// The kernel component the sender checks in as.
 const PACER: &str = "pacer";
 const PACER_CHECK_IN_NS: u64 = 5 * MS;
+/// The supervisor's deadline for the loop (`server::kernel_deadlines`: the larger of 8
+/// heartbeat periods and this).
+const SUPERVISOR_LOOP_NS: u64 = 100 * MS;
 
 /// splitmix64: a small deterministic generator for the seeded tests.
 #[derive(Debug, Clone)]
@@ -267,6 +270,12 @@ pub struct SimNode {
     pub failed_since: Option<u64>,
     pub refused_forged: u64,
     pub refused_replays: u64,
+    /// The event loop hangs (no heartbeats, no machine) from `.0` until `.1`; the sender
+    /// runs on. The supervisor thread fails the server when the loop misses its deadline.
+    pub loop_hung: Option<(u64, u64)>,
+    /// The supervisor's verdict, waiting for the loop (`Report::Failed`).
+    supervisor_failed: bool,
+    supervisor_seq: u64,
 }
 
 impl SimNode {
@@ -309,6 +318,9 @@ fn blank(i: usize, cfg: &SimConfig, now: u64) -> SimNode {
         failed_since: None,
         refused_forged: 0,
         refused_replays: 0,
+        loop_hung: None,
+        supervisor_failed: false,
+        supervisor_seq: 0,
     }
 }
 
@@ -445,6 +457,11 @@ impl Sim {
         self.outputs(i);
     }
 
+    /// An operator starts a new session: the live group's order starts again.
+    pub fn new_session(&mut self) {
+        self.group_last = None;
+    }
+
     pub fn crash(&mut self, i: usize) {
         let n = &mut self.nodes[i];
         n.node = None;
@@ -466,6 +483,47 @@ impl Sim {
             n.stalled_at = Some(self.now);
             n.verified = false;
         }
+    }
+
+    /// Node `i`'s event loop hangs for `for_ns` (its sender goes on).
+    pub fn hang_loop(&mut self, i: usize, for_ns: u64) {
+        self.nodes[i].loop_hung = Some((self.now, self.now + for_ns));
+    }
+
+    /// The supervisor thread's verdict on a hung loop: it fences the engine's live output,
+    /// reads the last live datagram and sends the Failed notice itself, with its own sender
+    /// identity (`supervisor.rs`); the loop is told and acts when it runs again.
+    fn supervisor_fail(&mut self, i: usize) {
+        let real = self.real(i, self.now);
+        let n = &mut self.nodes[i];
+        n.supervisor_failed = true;
+        let Some(node) = n.node.as_ref() else { return };
+        let last = n.engine.as_mut().and_then(|e| {
+            e.fenced = true;
+            e.post(Command::FenceLive);
+            e.sender.last_live().map(|l| l.index)
+        });
+        n.supervisor_seq += 1;
+        let m = node.machine();
+        let header = Header {
+            role: match m.role() {
+                Role::Primary => SenderRole::Primary,
+                Role::Secondary => SenderRole::Secondary,
+            },
+            owner: false,
+            sender_id: n.server_id | crate::net::failover::supervisor::KERNEL_ID_BIT,
+            boot_id: node.config().boot_id,
+            session_id: SESSION,
+            epoch: m.owner_epoch().unwrap_or(m.epoch()),
+            seq: n.supervisor_seq,
+            real_ns: real,
+        };
+        let body = Body::FailedNotice {
+            last_index: last,
+            component: "heartbeat".into(),
+            reason: "missed its check-in deadline".into(),
+        };
+        self.deliver(i, SendTo::Peer, Msg { header, body });
     }
 
     /// The engine's sender of node `i` hangs (or stops hanging).
@@ -642,6 +700,30 @@ impl Sim {
             }
             let sender_first =
                 self.cfg.sender_first > 0.0 && self.rng.unit() < self.cfg.sender_first;
+            if let Some((from, until)) = self.nodes[i].loop_hung {
+                if self.now < until {
+                    let deadline = self.node(i).config().machine.heartbeat_period_ns * 8;
+                    if self.now >= from + deadline.max(SUPERVISOR_LOOP_NS)
+                        && !self.nodes[i].supervisor_failed
+                    {
+                        self.supervisor_fail(i);
+                    }
+                    self.run_sender(i);
+                    continue;
+                }
+                self.nodes[i].loop_hung = None;
+                if std::mem::take(&mut self.nodes[i].supervisor_failed) {
+                    // The loop reads the supervisor's report at last.
+                    self.nodes[i].pending_cause = Some(FailureCause::Timing);
+                    self.event(
+                        i,
+                        Event::KernelFailure {
+                            component: "heartbeat".into(),
+                            why: "missed its check-in deadline".into(),
+                        },
+                    );
+                }
+            }
             if sender_first {
                 self.run_sender(i);
                 self.loop_turn(i);

@@ -144,6 +144,8 @@ pub enum Fault {
     Replay { node: usize, count: u64 },
     /// A monitor commands a takeover to the node (no `Fail` to the other first).
     MonitorTakeover { node: usize },
+    /// The event loop hangs (the sender goes on): the supervisor fails the server.
+    LoopHang { node: usize, us: u64 },
 }
 
 /// What a schedule did and what happened.
@@ -249,13 +251,26 @@ fn draw(rng: &mut Rng, profile: Profile, sim: &Sim) -> Option<Fault> {
             jitter_us: rng.below(400),
             us: 10_000 + rng.below(100_000),
         },
-        (_, 13) if sim.cfg.live_watch && sim.cfg.live_loss == 0.0 => Fault::Partition {
-            us: 5_000 + rng.below(60_000),
-        },
-        (_, 14) => Fault::LiveCut {
-            node: pair?,
-            us: 5_000 + rng.below(40_000),
-        },
+        // The sync link and the live watch never both lost: no cut of the sync link while
+        // a live port is down, no live-port cut while the sync link is cut or the node's
+        // loop (its heartbeats) hangs.
+        (_, 13)
+            if sim.cfg.live_watch && sim.cfg.live_loss == 0.0 && !sim.live_cut.contains(&true) =>
+        {
+            Fault::Partition {
+                us: 5_000 + rng.below(60_000),
+            }
+        }
+        (_, 14) if sim.now >= sim.partition_until => {
+            let node = pair?;
+            if sim.nodes[node].loop_hung.is_some() {
+                return None;
+            }
+            Fault::LiveCut {
+                node,
+                us: 5_000 + rng.below(40_000),
+            }
+        }
         // Only in their own profile: a server whose clock stepped after it stamped its
         // parameters publishes a stale timeline once on air (the finding above).
         (Profile::ClockStep, 13..=16) => Fault::ClockStep {
@@ -270,6 +285,16 @@ fn draw(rng: &mut Rng, profile: Profile, sim: &Sim) -> Option<Fault> {
             node: any,
             count: 1 + rng.below(20),
         },
+        (_, 18) => {
+            let node = pair?;
+            if sim.live_cut[node] {
+                return None;
+            }
+            Fault::LoopHang {
+                node,
+                us: 120_000 + rng.below(200_000),
+            }
+        }
         _ => return None,
     };
     Some(f)
@@ -334,6 +359,7 @@ fn apply(sim: &mut Sim, f: Fault, t: &mut Timers, rng: &mut Rng, base: SimConfig
             }
         }
         Fault::MonitorTakeover { node } => sim.monitor(node, MonitorCmd::Takeover),
+        Fault::LoopHang { node, us } => sim.hang_loop(node, us * US),
     }
 }
 
@@ -511,6 +537,7 @@ pub fn run(seed: u64, profile: Profile) -> (Sim, Outcome) {
             // Nobody can start a session but an operator: a fresh primary.
             if (0..2).all(|i| sim.nodes[i].state() != Some(State::PrimaryNoSecondary)) {
                 sim.crash(0);
+                sim.new_session();
                 sim.boot(0, Role::Primary);
             }
         }
@@ -679,6 +706,7 @@ impl Totals {
                 Fault::Forge { .. } => "forged",
                 Fault::Replay { .. } => "replayed",
                 Fault::MonitorTakeover { .. } => "monitor takeover",
+                Fault::LoopHang { .. } => "loop hang",
             };
             *self.faults.entry(name).or_default() += 1;
         }
@@ -732,6 +760,7 @@ fn explore_inside_the_assumptions() {
         "live-path cut",
         "forged",
         "replayed",
+        "loop hang",
     ] {
         assert!(totals.faults.contains_key(kind), "no {kind}: {totals:?}");
     }

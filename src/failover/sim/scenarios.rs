@@ -615,3 +615,29 @@ fn a_clock_step_of_the_secondary_loses_the_lock_and_resynchronises() {
     assert_eq!(sim.live_of(1).count(), 0);
     ok_no_overlap(&sim);
 }
+
+#[test]
+fn a_hung_loop_is_failed_by_the_supervisor_and_its_engine_fenced() {
+    // The event loop hangs (no heartbeats, no machine) while the sender goes on: the live
+    // group is not silent, so no detector declares; the supervisor's loop deadline fails
+    // the server, fences its engine and sends the Failed notice itself. Only the fence
+    // keeps the engine off the live group once the secondary has taken over.
+    let mut sim = Sim::new(SimConfig::default());
+    sim.settle_pair();
+    sim.run_until(sim.now + 20 * MS);
+    let t0 = sim.now;
+    sim.hang_loop(0, 300 * MS);
+    assert!(
+        sim.run_until_pred(t0 + 200 * MS, took_over),
+        "{}",
+        sim.dump()
+    );
+    let t = sim.nodes[1].transitions.last().unwrap().clone();
+    assert_eq!(t.trigger, crate::failover::machine::Trigger::FailedNotice);
+    assert!(t.at >= t0 + 100 * MS, "{t}");
+    sim.run_until(t0 + 600 * MS);
+    assert_eq!(sim.nodes[0].state(), Some(State::SecondarySynchronized));
+    assert_eq!(sim.nodes[1].state(), Some(State::Primary));
+    assert!(sim.repeats.is_empty(), "{:?}", &sim.repeats[..1]);
+    ok_no_overlap(&sim);
+}

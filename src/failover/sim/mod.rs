@@ -358,6 +358,8 @@ pub struct Sim {
     pub failed_on_air: Vec<Finding>,
     /// Forged or replayed messages a node acted on.
     pub accepted_bad: Vec<Finding>,
+    /// Steps at which a machine's gate and state disagreed (checked at every step).
+    pub machine_breaches: Vec<Finding>,
     /// Sync link cut until this instant.
     pub partition_until: u64,
     /// Messages *to* node `i` are lost until this instant (a one-way broken link).
@@ -410,6 +412,7 @@ impl Sim {
             unverified_sends: Vec::new(),
             failed_on_air: Vec::new(),
             accepted_bad: Vec::new(),
+            machine_breaches: Vec::new(),
             partition_until: 0,
             cut_to: [0; 2],
             dark_steps: 0,
@@ -743,6 +746,31 @@ impl Sim {
         }
         if senders == 0 && self.group_last.is_some() {
             self.dark_steps += 1;
+        }
+        // The machines' invariants (those of `machine::tests::check_invariants` that cost
+        // nothing), at every step.
+        for i in 0..2 {
+            let Some(m) = self.nodes[i].node.as_ref().map(|n| n.machine()) else {
+                continue;
+            };
+            let s = m.state();
+            let gate = m.live_gate();
+            let owner_ok = !m.is_owner()
+                || matches!(
+                    gate,
+                    LiveGate::Open
+                        | LiveGate::Held {
+                            purpose: crate::failover::machine::HoldPurpose::Resume,
+                            ..
+                        }
+                );
+            if (gate != LiveGate::Off) != s.on_air() || !owner_ok {
+                self.machine_breaches.push(Finding {
+                    at: self.now,
+                    node: i,
+                    what: format!("machine: gate {gate:?} in {s}"),
+                });
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! The seeded random explorer: fault schedules over the simulated pair, with the invariants
-//! checked after every fault interval (the sim records every breach with its step), inside
+//! checked at every step (the sim records every breach with its instant; the explorer reads
+//! them after every fault interval and stops there), inside
 //! the documented assumptions (a key; one-way sync delay well below a heartbeat period; the
 //! sync link and the live watch not both lost; single faults: the server on air fails only
 //! while the other stands by synchronised) and outside them, where each documented limit
@@ -402,6 +403,7 @@ fn unconditional(sim: &Sim, out: &mut Outcome) {
         .iter()
         .chain(&sim.failed_on_air)
         .chain(&sim.accepted_bad)
+        .chain(&sim.machine_breaches)
     {
         out.breaches
             .push(format!("{} us node {}: {}", f.at / US, f.node, f.what));

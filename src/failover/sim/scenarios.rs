@@ -59,7 +59,7 @@ fn normal_start_reaches_primary_and_synchronized() {
     );
     // RFC 5905 offset over a symmetric link: exact (primary's clock minus secondary's).
     assert_eq!(sim.node(1).clock().locked_offset(), Some(-2_345_678));
-    assert!(sim.nodes[1].engine.muted);
+    assert_eq!(sim.nodes[1].target(), Some(crate::sender::Target::Muted));
     assert_eq!(sim.node(0).machine().owner_epoch(), Some(1));
     assert_eq!(sim.node(1).machine().epoch(), 1);
     sim.run_until(sim.now + 100 * MS);
@@ -298,7 +298,7 @@ fn engine_hang_is_caught_by_the_kernel() {
     sim.settle_pair();
     sim.run_until(sim.now + 30 * MS);
     let t0 = sim.now;
-    sim.nodes[0].engine.hung = true; // heartbeats go on, the output stops
+    sim.hang_engine(0, true); // heartbeats go on, the output stops
     assert!(sim.run_until_pred(t0 + 50 * MS, took_over));
     let t = sim.nodes[1].transitions.last().unwrap().clone();
     assert_eq!(t.trigger, crate::failover::machine::Trigger::FailedNotice);
@@ -567,5 +567,77 @@ fn new_owner_failing_while_the_old_one_resynchronises_is_covered() {
     sim.run_until(t0 + 400 * MS);
     assert_eq!(sim.nodes[1].state(), Some(State::SecondarySynchronized));
     assert_eq!(sim.nodes[0].state(), Some(State::Primary));
+    ok_no_overlap(&sim);
+}
+
+#[test]
+fn forged_and_replayed_messages_are_never_acted_on() {
+    let mut sim = Sim::new(SimConfig::default());
+    sim.settle_pair();
+    sim.run_until(sim.now + 20 * MS);
+    for k in 0..30 {
+        for i in 0..2 {
+            sim.forge(i, k);
+            sim.replay(i, k * 7);
+        }
+        sim.run_until(sim.now + MS);
+    }
+    sim.run_until(sim.now + 50 * MS);
+    assert!(sim.accepted_bad.is_empty(), "{:?}", sim.accepted_bad);
+    for n in &sim.nodes {
+        assert_eq!(n.refused_forged, 30);
+        assert!(n.refused_replays >= 30, "{}", n.refused_replays);
+    }
+    assert_eq!(sim.nodes[0].state(), Some(State::Primary));
+    assert_eq!(sim.nodes[1].state(), Some(State::SecondarySynchronized));
+    assert_eq!(sim.live_of(1).count(), 0);
+    assert!(sim.repeats.is_empty());
+    ok_no_overlap(&sim);
+}
+
+#[test]
+fn a_clock_step_of_the_secondary_loses_the_lock_and_resynchronises() {
+    // An NTP step of the secondary's realtime clock: the clock filter (or the in-step
+    // policy) sees the jump, the lock is lost, the secondary resynchronises; no failover.
+    let mut sim = Sim::new(SimConfig::default());
+    sim.settle_pair();
+    sim.run_until(sim.now + 20 * MS);
+    sim.step_clock(1, 5 * MS as i64);
+    sim.run_until(sim.now + 400 * MS);
+    let lost = sim.nodes[1]
+        .transitions
+        .iter()
+        .find(|t| t.trigger == crate::failover::machine::Trigger::LockLost)
+        .expect("lock lost");
+    assert_eq!(lost.from, State::SecondarySynchronized, "{}", sim.dump());
+    assert_eq!(sim.nodes[1].state(), Some(State::SecondarySynchronized));
+    assert_eq!(sim.nodes[0].state(), Some(State::Primary));
+    assert_eq!(sim.live_of(1).count(), 0);
+    ok_no_overlap(&sim);
+}
+
+#[test]
+fn a_hung_loop_is_failed_by_the_supervisor_and_its_engine_fenced() {
+    // The event loop hangs (no heartbeats, no machine) while the sender goes on: the live
+    // group is not silent, so no detector declares; the supervisor's loop deadline fails
+    // the server, fences its engine and sends the Failed notice itself. Only the fence
+    // keeps the engine off the live group once the secondary has taken over.
+    let mut sim = Sim::new(SimConfig::default());
+    sim.settle_pair();
+    sim.run_until(sim.now + 20 * MS);
+    let t0 = sim.now;
+    sim.hang_loop(0, 300 * MS);
+    assert!(
+        sim.run_until_pred(t0 + 200 * MS, took_over),
+        "{}",
+        sim.dump()
+    );
+    let t = sim.nodes[1].transitions.last().unwrap().clone();
+    assert_eq!(t.trigger, crate::failover::machine::Trigger::FailedNotice);
+    assert!(t.at >= t0 + 100 * MS, "{t}");
+    sim.run_until(t0 + 600 * MS);
+    assert_eq!(sim.nodes[0].state(), Some(State::SecondarySynchronized));
+    assert_eq!(sim.nodes[1].state(), Some(State::Primary));
+    assert!(sim.repeats.is_empty(), "{:?}", &sim.repeats[..1]);
     ok_no_overlap(&sim);
 }

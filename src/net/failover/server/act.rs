@@ -104,6 +104,17 @@ impl Server {
                     self.ch.policies.synchronising_anew();
                     self.ch.foreign_last = None;
                 }
+                // A server that steps down synchronises anew: parameters it held (followed
+                // before it went on air, or received while it verified its start) are
+                // stale. Kept, they make the new owner's (the same timeline re-stamped,
+                // often identical) look like "the same session" to `on_params`, and the
+                // server never synchronises again.
+                if matches!(
+                    t.trigger,
+                    Trigger::HigherEpoch | Trigger::PeerOnAir | Trigger::HandOverReleased
+                ) {
+                    self.ch.params_in = None;
+                }
                 // The primary stopped at the end of a finite session we were following:
                 // this server's session is over too.
                 if t.trigger == Trigger::PrimaryStopped && self.session_over() {

@@ -1185,9 +1185,10 @@ fn sender_loop(mut ctx: SenderCtx, clock: impl PacerClock) -> Result<EngineStats
         // A request posted while the datagram was fetched is seen by this send.
         ctx.sync_if_pending();
         // The fetch takes well under a microsecond unless it waited for the reader: only
-        // then is the clock read again; a live send reads it afresh (the gate measures the
-        // lateness right before the send).
-        let mut t_send = if dgram.waited || ctx.sender.target() == Target::Live {
+        // then is the clock read again; a gated live send reads it afresh (the gate measures
+        // the lateness right before the send, so a stall after the decision is caught too).
+        let gated_live = ctx.gate.is_some() && ctx.sender.target() == Target::Live;
+        let mut t_send = if dgram.waited || gated_live {
             clock.now()
         } else {
             now

@@ -1086,6 +1086,20 @@ fn finite_session_ends_both_servers() {
 /// with the reason.
 #[test]
 fn planned_switchover_there_and_back_is_seamless_rtp() {
+    // A stall of this VM can make the pair fail over by itself during the run (a takeover
+    // by the rules, not the hand-over): such a run says nothing about the hand-over and is
+    // run again (at most three times). Whatever else happens is asserted strictly.
+    for attempt in 1..=3 {
+        if switchover_attempt() {
+            return;
+        }
+        eprintln!("attempt {attempt}: a stall made the pair fail over by itself; again");
+    }
+    panic!("the pair failed over by itself in three attempts");
+}
+
+/// One run; false when a takeover by the rules (a stall) spoiled it.
+fn switchover_attempt() -> bool {
     let dir = scratch("switchover");
     let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
     let net = Net::new();
@@ -1117,6 +1131,19 @@ fn planned_switchover_there_and_back_is_seamless_rtp() {
     }
     let r = rx.stop();
     let ch = &r["sender_changes"];
+    let by_rules = [
+        "FailureDeclared",
+        "FailedNotice",
+        "HigherEpoch",
+        "PeerOnAir",
+    ];
+    if ch["count"] != 2
+        && by_rules
+            .iter()
+            .any(|t| (p.log_text() + &s.log_text()).contains(&format!(": {t}")))
+    {
+        return false;
+    }
     assert_eq!(ch["count"], 2, "{r}\n{}\n{}", p.log_text(), s.log_text());
     for c in ch["list"].as_array().unwrap() {
         assert_eq!(c["cc_errors"], 0, "{c}");
@@ -1133,4 +1160,5 @@ fn planned_switchover_there_and_back_is_seamless_rtp() {
         (Some(0), Some(0), Some(0)),
         "{r}"
     );
+    true
 }

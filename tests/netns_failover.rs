@@ -352,6 +352,10 @@ fn a_cut_sync_link_raises_alarms_on_both_servers_and_they_clear_when_it_returns(
             "127.0.0.1:7311",
             "--event-log",
             log,
+            // Detection speed is not under test here: a calm window (100 ms) keeps a stall
+            // of this VM from making the secondary take over before or after the cut.
+            "--heartbeat-us=10000",
+            "--miss=10",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -1176,7 +1176,7 @@ fn switchover_attempt() -> bool {
     }
     assert_eq!(ch["count"], 2, "{r}\n{}\n{}", p.log_text(), s.log_text());
     for c in ch["list"].as_array().unwrap() {
-        assert_eq!(c["cc_errors"], 0, "{c}");
+        assert_eq!(c["cc_errors"], 0, "{c}\n{}\n{}", p.log_text(), s.log_text());
         assert_eq!(c["ts_packets_missing_est"], 0, "{c}");
     }
     assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{r}");

@@ -615,6 +615,18 @@ impl EngineHandle {
         Ok(())
     }
 
+    /// Where live output drops to: muted when this engine has a muted sink, else off.
+    pub fn fallback(&self) -> Target {
+        self.shared.fallback()
+    }
+
+    /// A planned hand-over's release: the datagrams before `index` may still go live, none
+    /// from `index` on, whatever is asked later (see [`Command::ReleaseLiveAt`]); the
+    /// sender reports [`SenderEvent::Released`] when it gets there.
+    pub fn release_live_at(&self, index: u64) {
+        self.shared.post(Command::ReleaseLiveAt { index }, |_| true);
+    }
+
     /// Stops live output now: the very next send sees it. The target drops to muted (when
     /// a muted sink exists) or off, and a pending switch to live is cancelled. Returns
     /// whether the target was live.
@@ -1056,7 +1068,7 @@ impl SenderCtx {
                 behind_us = behind_ns / 1000,
                 "ownership gate refused a late live send; live output stopped"
             ),
-            SenderEvent::Switched { .. } => {}
+            SenderEvent::Switched { .. } | SenderEvent::Released { .. } => {}
         }
     }
 

@@ -93,6 +93,14 @@ pub enum Command {
     StopLive,
     /// [`Command::StopLive`], and every later request for live output is refused.
     FenceLive,
+    /// A planned hand-over's release: datagrams before `index` may still go live, none from
+    /// `index` on, whatever later commands ask (a resume after a hold included: the peer
+    /// owns the live group from there). The first datagram handled at or past `index`
+    /// drops live output to the fallback and reports [`SenderEvent::Released`].
+    ReleaseLiveAt {
+        /// First datagram that never goes live.
+        index: u64,
+    },
 }
 
 /// Fixed settings of a sender.
@@ -239,6 +247,12 @@ pub enum SenderEvent {
         /// Datagrams rewound (already handled, sent again to the new target).
         rewound: u64,
     },
+    /// The sender reached the release index of [`Command::ReleaseLiveAt`]: nothing from
+    /// `index` on goes live (reported once).
+    Released {
+        /// The release index.
+        index: u64,
+    },
     /// The ownership gate refused a late live send; the target dropped to `fallback`.
     GateClosed {
         /// The datagram not sent live.
@@ -266,6 +280,8 @@ pub struct Sender<S> {
     /// A switch to apply once the sender reaches its index (or at once: a rewind).
     switch: Option<(u64, Target)>,
     fenced: bool,
+    /// [`Command::ReleaseLiveAt`]: (first datagram never sent live, released already).
+    release: Option<(u64, bool)>,
     /// The gate was asked for this datagram (asked at most once per datagram).
     asked: Option<Asked>,
     /// The send decision of the datagram in hand: (index, allowed ns, due ns).
@@ -299,6 +315,7 @@ impl<S: Schedule> Sender<S> {
             target,
             switch: None,
             fenced: false,
+            release: None,
             asked: None,
             decided: None,
             last: None,
@@ -382,6 +399,24 @@ impl<S: Schedule> Sender<S> {
                 self.fenced = true;
                 self.stop_live();
             }
+            Command::ReleaseLiveAt { index } => self.release = Some((index, false)),
+        }
+    }
+
+    /// Enforces a hand-over's release on datagram `i` (see [`Command::ReleaseLiveAt`]).
+    fn apply_release(&mut self, i: u64) {
+        let Some((index, done)) = self.release else {
+            return;
+        };
+        if i < index {
+            return;
+        }
+        if self.target == Target::Live {
+            self.target = self.fallback();
+        }
+        if !done {
+            self.release = Some((index, true));
+            self.events.push_back(SenderEvent::Released { index });
         }
     }
 
@@ -448,6 +483,7 @@ impl<S: Schedule> Sender<S> {
     /// send with a gate reads `now` afresh (the lateness is measured again right before
     /// the send, so a stall after the decision is caught too).
     pub fn prepare(&mut self, i: u64, now: u64) -> Prepared {
+        self.apply_release(i);
         if self.target == Target::Live {
             if let (Some(after), Some((di, allowed, due)), None) =
                 (self.cfg.gate_after_ns, self.decided, self.asked)

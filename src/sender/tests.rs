@@ -417,6 +417,7 @@ fn command() -> impl Strategy<Value = Command> {
         (0u64..80, target).prop_map(|(index, target)| Command::SwitchAt { index, target }),
         Just(Command::StopLive),
         Just(Command::FenceLive),
+        (0u64..80).prop_map(|index| Command::ReleaseLiveAt { index }),
     ]
 }
 
@@ -424,7 +425,8 @@ proptest! {
     /// Under any commands, stalls and gate answers: nothing goes live after the fence;
     /// every datagram is sent at or after its due time; consecutive sends on one output
     /// are at least half a spacing apart (the 2x rule); on each output the indices only
-    /// go back where a switch rewound; and the counters add up.
+    /// go back where a switch rewound; nothing at or past a release index goes live once
+    /// the release was given; and the counters add up.
     #[test]
     fn invariants_hold_under_random_commands(
         cmds in proptest::collection::vec((0u64..60_000_000, command()), 0..12),
@@ -434,6 +436,11 @@ proptest! {
         let cfg = SenderConfig { gate_after_ns: Some(3_000_000), ..both() };
         let mut s = Sender::new(Fixed(Some(100)), ORIGIN, 0, Target::Muted, cfg);
         let fence_at = cmds.iter().filter(|c| c.1 == Command::FenceLive).map(|c| ORIGIN + c.0).min();
+        // The last release given (a later one replaces it) and when.
+        let release = cmds.iter().filter_map(|c| match c.1 {
+            Command::ReleaseLiveAt { index } => Some((ORIGIN + c.0, index)),
+            _ => None,
+        }).max_by_key(|r| r.0);
         let cmds: Vec<(u64, Command)> = cmds.into_iter().map(|(t, c)| (ORIGIN + t, c)).collect();
         let sim = run(&mut s, ORIGIN + 200_000_000, cmds, |i| stalls[(i % 64) as usize], |_| gate_ok);
         let rewinds = sim.events.iter().filter(|e| matches!(e, SenderEvent::Switched { rewound, .. } if *rewound > 0)).count();
@@ -447,6 +454,9 @@ proptest! {
         prop_assert!(back_steps <= rewinds, "indices went back without a rewind");
         for x in &sim.sent {
             prop_assert!(x.at >= ORIGIN + x.index * 1_000_000, "sent before due: {x:?}");
+            if let Some((given, index)) = release {
+                prop_assert!(!(x.target == Target::Live && x.at > given && x.index >= index), "live past the release: {x:?}");
+            }
             if let Some(f) = fence_at {
                 prop_assert!(!(x.target == Target::Live && x.at > f), "live after the fence: {x:?}");
             }
@@ -465,4 +475,40 @@ proptest! {
             prop_assert_eq!(st.gated as usize, sim.asked.len());
         }
     }
+}
+
+/// A hand-over's release bounds live output for good: a hold (stop) and a resume that
+/// rewinds to the datagram after the last live one still end live output at the release
+/// index, and the release is reported once. (Datagrams 1 ms apart; the resume comes at
+/// 12.5 ms, rewinding to 5, with the release at 10.)
+#[test]
+fn a_release_bounds_live_output_whatever_is_asked_later() {
+    let mut s = Sender::new(Fixed(Some(20)), ORIGIN, 0, Target::Live, both());
+    let sim = run(
+        &mut s,
+        u64::MAX,
+        vec![
+            (ORIGIN + 2_500_000, Command::ReleaseLiveAt { index: 10 }),
+            (ORIGIN + 4_500_000, Command::StopLive),
+            (
+                ORIGIN + 12_500_000,
+                Command::SwitchAt {
+                    index: 5,
+                    target: Target::Live,
+                },
+            ),
+            (ORIGIN + 15_500_000, Command::SetTarget(Target::Live)),
+        ],
+        |_| 0,
+        |_| true,
+    );
+    let live = on(&sim, Target::Live);
+    assert_eq!(live, (0..10).collect::<Vec<_>>(), "{:?}", sim.sent);
+    let released: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|e| matches!(e, SenderEvent::Released { .. }))
+        .collect();
+    assert_eq!(released, [&SenderEvent::Released { index: 10 }]);
+    assert_eq!(s.target(), Target::Muted);
 }

@@ -1102,6 +1102,28 @@ impl Machine {
         if !on_air {
             return vec![(Trigger::OwnershipConfirmed, ctx(detail))];
         }
+        // Held during a hand-over this server offered, the peer's claim of the offered
+        // epoch is its acceptance: it owns the live group only from the hand-over index,
+        // and the datagrams before it are still this server's to send (the release bounds
+        // the resume, so nothing from the index on goes out twice).
+        if let Some(h) = &mut self.hand_over {
+            if epoch == h.epoch && server != self.config.server_id {
+                let mut out = Vec::new();
+                if !h.accepted {
+                    h.accepted = true;
+                    out.push((
+                        Trigger::HandOverAccepted,
+                        ctx(format!("{detail}: hand-over accepted")),
+                    ));
+                }
+                let at = h.at_index;
+                out.push((
+                    Trigger::OwnershipConfirmed,
+                    ctx(format!("{detail}: the peer owns it from datagram {at}")),
+                ));
+                return out;
+            }
+        }
         if purpose == HoldPurpose::Start || self.beats_own(epoch, server) {
             return vec![(Trigger::PeerOnAir, ctx(detail))];
         }

@@ -313,7 +313,8 @@ pub static TRANSITIONS: &[Rule] = &[
     // The planned hand-over: offer, the peer's acceptance (its epoch claim), the release at
     // the offered index, then a step down behind the new owner.
     rw(S::Primary, T::HandOverRequested, G::LiveSending, S::Primary, &[A::OfferHandOver]),
-    rw(S::Primary, T::HandOverAccepted, G::LiveSending, S::Primary, &[A::ReleaseLiveAt]),
+    // Accepted while the output is held (a stall) too: the release bounds the resume.
+    r(S::Primary, T::HandOverAccepted, S::Primary, &[A::ReleaseLiveAt]),
     r(S::Primary, T::HandOverReleased, S::SecondarySynchronizing, STEP_DOWN),
     // Failed
     r(S::Failed, T::Restart, S::SecondaryOffline, &[]),

@@ -1223,3 +1223,68 @@ fn a_hand_over_is_refused_without_a_synchronised_peer_and_an_unanswered_offer_ex
     );
     assert_eq!(s.state(), State::SecondarySynchronized);
 }
+
+/// A stall of the primary during its own hand-over: it holds the live output and asks who
+/// owns the group; the peer answers that it does, under the offered epoch. That answer is
+/// the acceptance, not a rival: the primary resumes (the datagrams before the hand-over
+/// index are still its own) with the release armed, and steps down only at the index.
+/// Whether the answer or the takeover message comes first, nothing is lost.
+#[test]
+fn a_stall_during_a_hand_over_resumes_up_to_the_offered_index() {
+    for accepted_first in [false, true] {
+        let now = 10 * MS + 1_000;
+        let mut p = reach(State::Primary, Guard::LiveSending);
+        let e0 = p.epoch();
+        p.handle(Event::HandOverRequested { at_index: 7_000 }, now);
+        p.drain_actions();
+        let claim = Event::EpochSeen {
+            epoch: e0 + 1,
+            server: PEER,
+            on_air: true,
+            via: Via::SyncLink,
+        };
+        if accepted_first {
+            p.handle(claim.clone(), now);
+        }
+        p.handle(
+            Event::ResumedAfterStall {
+                stalled_for: 30 * MS,
+            },
+            now + MS,
+        );
+        assert!(!p.sending_live(), "held after the stall");
+        let a = p.drain_actions();
+        assert!(a.contains(&Action::HoldLive), "{a:?}");
+        p.handle(
+            Event::OwnershipReply {
+                nonce: held_nonce(&p),
+                state: State::SecondaryNoPrimary,
+                on_air: true,
+                epoch: e0 + 1,
+                server: PEER,
+            },
+            now + 2 * MS,
+        );
+        assert_eq!(
+            p.state(),
+            State::Primary,
+            "accepted first: {accepted_first}"
+        );
+        assert!(p.sending_live());
+        let a = p.drain_actions();
+        assert!(!a.contains(&Action::StopLive), "{a:?}");
+        assert!(a.contains(&Action::ResumeLive), "{a:?}");
+        // The release is armed once, whichever message brought the acceptance.
+        let releases = a
+            .iter()
+            .filter(|x| **x == Action::ReleaseLiveAt { index: 7_000 })
+            .count();
+        assert_eq!(releases, usize::from(!accepted_first), "{a:?}");
+        if !accepted_first {
+            p.handle(claim, now + 3 * MS);
+            assert!(p.drain_actions().is_empty());
+        }
+        p.handle(Event::HandOverReleased { index: 7_000 }, now + 4 * MS);
+        assert_eq!(p.state(), State::SecondarySynchronizing);
+    }
+}

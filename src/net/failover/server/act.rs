@@ -182,14 +182,11 @@ impl Server {
             }
             Action::ReleaseLiveAt { index } => {
                 if let Some(r) = &self.ch.engine {
-                    // The datagrams before `index` still go live; the rest to the muted
-                    // group (or nowhere when this server has none).
-                    let to = if r.handle.switch_at(index, Target::Muted).is_ok() {
-                        Target::Muted
-                    } else {
-                        let _ = r.handle.switch_at(index, Target::Off);
-                        Target::Off
-                    };
+                    // The datagrams before `index` still go live (a resume after a hold
+                    // included); none from `index` on: they go to the muted group, or
+                    // nowhere when this server has none.
+                    r.handle.release_live_at(index);
+                    let to = r.handle.fallback();
                     tracing::info!(
                         at = index,
                         engine_at = r.handle.next_index(),

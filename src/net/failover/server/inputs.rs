@@ -130,11 +130,11 @@ impl Server {
                         rewound,
                         "engine: output moved to the {target:?} target from datagram {index}"
                     );
-                    if target != Target::Live {
-                        // A hand-over's release (the machine ignores any other).
-                        self.ch.node.event(Event::HandOverReleased { index }, now);
-                        self.flush();
-                    }
+                }
+                EngineEvent::Sender(SenderEvent::Released { index }) => {
+                    tracing::info!(index, "engine: live output released at datagram {index}");
+                    self.ch.node.event(Event::HandOverReleased { index }, now);
+                    self.flush();
                 }
                 EngineEvent::Sender(SenderEvent::GateClosed {
                     index, fallback, ..

@@ -42,7 +42,7 @@ use std::fmt;
 
 use crate::failover::detector::{Cause, Declaration};
 use crate::failover::state::{Role, State};
-pub use table::{Guard, Rule, Step, Trigger, TRANSITIONS};
+pub use table::{EveryStateRule, Guard, Rule, Step, Trigger, IN_EVERY_STATE, TRANSITIONS};
 pub use timers::{Timer, TimerTable};
 
 /// Settings of the machine.
@@ -437,6 +437,8 @@ struct Ctx {
     take_index: Option<u64>,
     /// A hand-over: (first datagram, epoch).
     hand_over: Option<(u64, u64)>,
+    /// An ownership query to answer: (nonce, asking server).
+    query: Option<(u64, u32)>,
 }
 
 /// A hand-over this server (on air) has offered.
@@ -725,18 +727,11 @@ impl Machine {
             self.peer_heard_at = Some(now);
         }
         match event {
-            Event::Started => {
-                self.enabled = true;
-                vec![(T::Started, ctx("started"))]
-            }
+            Event::Started => vec![(T::Started, ctx("started"))],
             Event::AssetRequest { asset } => {
-                self.enabled = true;
                 vec![(T::AssetRequest, ctx(format!("asset request: {asset}")))]
             }
-            Event::Stop { by } => {
-                self.enabled = false;
-                vec![(T::Stop, ctx(format!("stopped by {by}")))]
-            }
+            Event::Stop { by } => vec![(T::Stop, ctx(format!("stopped by {by}")))],
             Event::PeerStatus {
                 state,
                 epoch,
@@ -778,6 +773,7 @@ impl Machine {
                         failure: None,
                         take_index,
                         hand_over: None,
+                        query: None,
                     },
                 )]
             }
@@ -794,6 +790,7 @@ impl Machine {
                         failure: None,
                         take_index: self.peer_last_index,
                         hand_over: None,
+                        query: None,
                     },
                 )]
             }
@@ -804,6 +801,7 @@ impl Machine {
                     failure: None,
                     take_index: self.peer_last_index,
                     hand_over: None,
+                    query: None,
                 },
             )],
             Event::MonitorFailed { reason } => vec![(
@@ -813,6 +811,7 @@ impl Machine {
                     failure: Some(("monitor".into(), reason)),
                     take_index: None,
                     hand_over: None,
+                    query: None,
                 },
             )],
             Event::KernelFailure { component, why } => vec![(
@@ -822,6 +821,7 @@ impl Machine {
                     failure: Some((component, why)),
                     take_index: None,
                     hand_over: None,
+                    query: None,
                 },
             )],
             Event::OutputFailure(fault) => vec![(
@@ -831,6 +831,7 @@ impl Machine {
                     failure: Some(("output".into(), fault.to_string())),
                     take_index: None,
                     hand_over: None,
+                    query: None,
                 },
             )],
             Event::EpochSeen {
@@ -849,16 +850,14 @@ impl Machine {
                     Vec::new()
                 }
             }
-            Event::OwnershipQuery { nonce, from } => {
-                self.actions.push_back(Action::SendOwnershipReply {
-                    nonce,
-                    to: from,
-                    state: self.state,
-                    on_air: self.is_owner(),
-                    epoch: self.owner_epoch.unwrap_or(self.epoch),
-                });
-                Vec::new()
-            }
+            Event::OwnershipQuery { nonce, from } => vec![(
+                T::OwnershipQueried,
+                Ctx {
+                    detail: format!("server {from} asks who owns the live group"),
+                    query: Some((nonce, from)),
+                    ..Ctx::default()
+                },
+            )],
             Event::OwnershipReply {
                 nonce,
                 state,
@@ -1065,6 +1064,7 @@ impl Machine {
                     failure: None,
                     take_index: self.peer_last_index,
                     hand_over: None,
+                    query: None,
                 },
             )],
             None => Vec::new(),
@@ -1165,6 +1165,11 @@ impl Machine {
 
     /// Looks the rule up and runs it. Returns whether a rule applied.
     fn fire(&mut self, trigger: Trigger, c: Ctx, now: u64) -> bool {
+        if let Some(every) = table::every_state_rule(trigger) {
+            for step in every.steps {
+                self.run(*step, &c, now);
+            }
+        }
         let Some(rule) = table::rule(self.state, trigger) else {
             return false;
         };
@@ -1369,6 +1374,19 @@ impl Machine {
                 if let Some(h) = self.hand_over {
                     self.actions
                         .push_back(Action::ReleaseLiveAt { index: h.at_index });
+                }
+            }
+            Step::Enable => self.enabled = true,
+            Step::Disable => self.enabled = false,
+            Step::AnswerOwnership => {
+                if let Some((nonce, from)) = c.query {
+                    self.actions.push_back(Action::SendOwnershipReply {
+                        nonce,
+                        to: from,
+                        state: self.state,
+                        on_air: self.is_owner(),
+                        epoch: self.owner_epoch.unwrap_or(self.epoch),
+                    });
                 }
             }
             Step::FailedNotice => {

@@ -73,6 +73,8 @@ pub enum Trigger {
     HandOverAccepted,
     /// The engine moved to the muted group at the hand-over index: the peer is on air.
     HandOverReleased,
+    /// The peer asked whether this server owns the live group.
+    OwnershipQueried,
 }
 
 impl Trigger {
@@ -107,6 +109,7 @@ impl Trigger {
             Trigger::HandOverOffered => "HandOverOffered",
             Trigger::HandOverAccepted => "HandOverAccepted",
             Trigger::HandOverReleased => "HandOverReleased",
+            Trigger::OwnershipQueried => "OwnershipQueried",
         }
     }
 }
@@ -156,6 +159,13 @@ pub enum Step {
     /// Leave the live group at the hand-over index: `ReleaseLiveAt` (the datagrams before
     /// it still go live, the rest muted).
     ReleaseLiveAt,
+    /// The server may act on the peer's messages (it was started or given an asset).
+    Enable,
+    /// The server was stopped: it no longer acts on what it hears until started again.
+    Disable,
+    /// Answer the peer's ownership query with this server's state, whether it owns the
+    /// live group, and its claim: `SendOwnershipReply`.
+    AnswerOwnership,
 }
 
 impl Step {
@@ -176,6 +186,9 @@ impl Step {
             Step::OfferHandOver => "OfferHandOver",
             Step::TakeLiveAt => "TakeLiveAt",
             Step::ReleaseLiveAt => "ReleaseLiveAt",
+            Step::Enable => "Enable",
+            Step::Disable => "Disable",
+            Step::AnswerOwnership => "AnswerOwnership",
         }
     }
 }
@@ -370,6 +383,41 @@ pub static TRANSITIONS: &[Rule] = &[
     r(S::SecondaryNoPrimary, T::Stop, S::SecondaryOffline, &[A::StopLive]),
 ];
 
+/// A reaction the same in every state, taken before the state's own rule (if any) and
+/// whether or not that rule's guard holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EveryStateRule {
+    /// What happened.
+    pub trigger: Trigger,
+    /// Steps, in order.
+    pub steps: &'static [Step],
+}
+
+/// The reactions of every state. `docs/failover.md` lists exactly these rows.
+pub static IN_EVERY_STATE: &[EveryStateRule] = &[
+    EveryStateRule {
+        trigger: T::Started,
+        steps: &[A::Enable],
+    },
+    EveryStateRule {
+        trigger: T::AssetRequest,
+        steps: &[A::Enable],
+    },
+    EveryStateRule {
+        trigger: T::Stop,
+        steps: &[A::Disable],
+    },
+    EveryStateRule {
+        trigger: T::OwnershipQueried,
+        steps: &[A::AnswerOwnership],
+    },
+];
+
+/// The every-state reaction to `trigger`, if any.
+pub fn every_state_rule(trigger: Trigger) -> Option<&'static EveryStateRule> {
+    IN_EVERY_STATE.iter().find(|r| r.trigger == trigger)
+}
+
 /// The rule for `(from, trigger)`, if any.
 pub fn rule(from: State, trigger: Trigger) -> Option<&'static Rule> {
     TRANSITIONS
@@ -394,6 +442,17 @@ pub fn markdown() -> String {
             r.trigger.name(),
             r.when.name(),
             to,
+            steps.join(", ")
+        ));
+    }
+    s.push_str(
+        "\nIn every state, before the state's own rule:\n\n| event | actions |\n|---|---|\n",
+    );
+    for r in IN_EVERY_STATE {
+        let steps: Vec<&str> = r.steps.iter().map(|s| s.name()).collect();
+        s.push_str(&format!(
+            "| {} | {} |\n",
+            r.trigger.name(),
             steps.join(", ")
         ));
     }

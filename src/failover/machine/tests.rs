@@ -282,6 +282,10 @@ fn event_for(trigger: Trigger, m: &Machine, now: u64) -> Event {
             via: Via::SyncLink,
         },
         Trigger::HandOverReleased => Event::HandOverReleased { index: HANDOVER },
+        Trigger::OwnershipQueried => Event::OwnershipQuery {
+            nonce: 77,
+            from: PEER,
+        },
     }
 }
 
@@ -1286,5 +1290,44 @@ fn a_stall_during_a_hand_over_resumes_up_to_the_offered_index() {
         }
         p.handle(Event::HandOverReleased { index: 7_000 }, now + 4 * MS);
         assert_eq!(p.state(), State::SecondarySynchronizing);
+    }
+}
+
+/// The every-state rows act in every state, whether or not the state has a rule of its
+/// own for the trigger: a query is answered with the state and claim, a stop disables
+/// and a start enables what the server does with the peer's messages.
+#[test]
+fn every_state_rules_act_in_every_state() {
+    let now = 10 * MS + 1_000;
+    for state in State::ALL {
+        let mut m = reach(state, Guard::Always);
+        m.drain_actions();
+        m.handle(event_for(Trigger::OwnershipQueried, &m, now), now);
+        let a = m.drain_actions();
+        assert_eq!(
+            a,
+            [Action::SendOwnershipReply {
+                nonce: 77,
+                to: PEER,
+                state,
+                on_air: m.is_owner(),
+                epoch: m.owner_epoch().unwrap_or(m.epoch()),
+            }],
+            "{state}"
+        );
+        m.handle(event_for(Trigger::Stop, &m, now), now);
+        assert!(!m.enabled(), "{state}: stopped");
+        m.handle(event_for(Trigger::Started, &m, now), now);
+        assert!(m.enabled(), "{state}: started");
+    }
+    for r in IN_EVERY_STATE {
+        assert!(
+            !r.steps.is_empty()
+                && TRANSITIONS
+                    .iter()
+                    .all(|t| !t.steps.iter().any(|s| r.steps.contains(s))),
+            "{}: an every-state step is not also a state row's step",
+            r.trigger
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod failover;
 pub mod fuzzing;
 pub mod index;
 pub mod io;
+pub mod metrics;
 pub mod net;
 pub mod pacing;
 pub mod probe;

@@ -121,6 +121,18 @@ pub struct ServerArgs {
     /// its realtime instant (default: none).
     #[arg(long, value_name = "FILE")]
     pub event_log: Option<PathBuf>,
+    /// Serve Prometheus metrics at /metrics and the status as JSON at /api/v1/status on
+    /// ADDR:PORT (HTTP; default: no listener). Loopback only unless --http-allow-remote.
+    /// See docs/operations.md.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// Allow a --http-listen address other than loopback (plain HTTP, no TLS, no
+    /// authentication: put a reverse proxy with TLS in front).
+    #[arg(long)]
+    pub http_allow_remote: bool,
+    /// The channel's name in metrics and the HTTP API.
+    #[arg(long, value_name = "NAME", default_value = "main")]
+    pub channel: String,
     #[command(flatten)]
     pub startup: super::startup::StartupArgs,
 }
@@ -231,6 +243,15 @@ fn config(a: &ServerArgs, role: Role, no_detect: bool) -> anyhow::Result<ServerC
             .server_id
             .unwrap_or_else(|| default_server_id(sync_listen)),
         start_mono_ns: mono_ns(),
+        channel: a.channel.clone(),
+        http_listen: match a.http_listen {
+            Some(addr) => {
+                crate::net::http::check_addr(addr, a.http_allow_remote)
+                    .map_err(anyhow::Error::msg)?;
+                Some(addr)
+            }
+            None => None,
+        },
     })
 }
 

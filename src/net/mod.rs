@@ -6,6 +6,7 @@ pub mod doorbell;
 pub mod engine;
 pub mod failover;
 pub mod faults;
+pub mod http;
 pub mod priority;
 #[cfg(test)]
 mod priority_engine_tests;

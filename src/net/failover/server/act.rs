@@ -91,6 +91,7 @@ impl Server {
                     other => other.name().to_string(),
                 };
                 tracing::info!("state {} -> {}: {source}: {}", t.from, t.to, t.detail);
+                self.ch.counters.on_transition(&t);
                 if t.to == State::Failed {
                     if let Some(r) = &self.ch.engine {
                         r.handle.control().fence_live();

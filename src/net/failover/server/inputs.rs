@@ -177,6 +177,10 @@ impl Server {
             }
             self.host.last_peer_rx =
                 Some(self.host.last_peer_rx.map_or(rx.mono, |t| t.max(rx.mono)));
+            if h.sender_id & KERNEL_ID_BIT == 0 {
+                let period = self.ch.node.config().machine.heartbeat_period_ns;
+                self.ch.counters.on_peer_heard(rx.mono, period);
+            }
         }
     }
 

@@ -16,6 +16,7 @@
 
 mod act;
 mod inputs;
+mod publish;
 mod recover;
 mod status;
 
@@ -118,6 +119,10 @@ pub struct ServerConfig {
     pub server_id: u32,
     /// Monotonic ns at process start (injection times count from here).
     pub start_mono_ns: u64,
+    /// The channel's name in metrics and the HTTP API.
+    pub channel: String,
+    /// Serve `/metrics` and `/api/v1/status` here (`--http-listen`); `None`: no listener.
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// The default server id: a hash of the sync-link address (unique among servers that can
@@ -255,6 +260,8 @@ struct HostIo {
     control_guard: ReplayGuard,
     peers: HashMap<u32, SocketAddr>,
     last_peer_rx: Option<u64>,
+    /// The snapshot published for the HTTP listener, and when it was last (mono ns).
+    http: Option<(crate::net::http::Shared, u64)>,
     /// When this process started (mono ns).
     started_mono: u64,
     last_step_mono: u64,
@@ -289,6 +296,8 @@ struct ChannelIo {
     live_heard: u64,
     exit_at: Option<(u64, i32)>,
     switches: Vec<serde_json::Value>,
+    /// Switches by reason, missed heartbeats (for `/metrics`).
+    counters: crate::metrics::ChannelCounters,
     asked_logged: bool,
     /// When a failed server follows the server on air again (see `recover.rs`).
     recovery: Recovery,
@@ -411,6 +420,15 @@ impl Server {
             sync_init = ?cfg.sync_init,
             "server ready"
         );
+        let http = match cfg.http_listen {
+            Some(addr) => {
+                let shared = crate::net::http::Shared::default();
+                let h = crate::net::http::HttpServer::start(addr, shared.clone())?;
+                tracing::info!(addr = %h.addr, "http: serving /metrics and /api/v1/status");
+                Some((shared, 0))
+            }
+            None => None,
+        };
         Ok(Server {
             host: HostIo {
                 faults: Faults::arm(&cfg.injections, cfg.start_mono_ns),
@@ -433,6 +451,7 @@ impl Server {
                 control_guard: ReplayGuard::new(),
                 peers: HashMap::new(),
                 last_peer_rx: None,
+                http,
                 started_mono: now.mono,
                 last_step_mono: now.mono,
             },
@@ -462,6 +481,7 @@ impl Server {
                 live_heard: 0,
                 exit_at: None,
                 switches: Vec::new(),
+                counters: Default::default(),
                 asked_logged: false,
                 recovery: Recovery::new(RecoveryConfig::default()),
                 pending_cause: None,
@@ -555,6 +575,7 @@ impl Server {
         }
         self.answer_gates();
         self.update_alarms(now);
+        self.publish(now);
         let a = &self.host.supervisor.alive;
         a.heartbeat.store(mono_ns(), Ordering::Relaxed);
         a.epoch

@@ -1,0 +1,118 @@
+//! The rendering of a snapshot, and the driver's counters.
+
+use super::*;
+use crate::failover::machine::Trigger;
+
+fn transition(from: State, to: State, trigger: Trigger) -> Transition {
+    Transition {
+        from,
+        to,
+        trigger,
+        detail: String::new(),
+        at: 0,
+    }
+}
+
+fn snapshot() -> Snapshot {
+    let mut counters = ChannelCounters::default();
+    counters.on_transition(&transition(
+        State::PrimaryOffline,
+        State::PrimaryNoSecondary,
+        Trigger::Started,
+    ));
+    counters.on_transition(&transition(
+        State::SecondarySynchronized,
+        State::SecondaryNoPrimary,
+        Trigger::FailureDeclared,
+    ));
+    counters.on_transition(&transition(
+        State::SecondaryNoPrimary,
+        State::Primary,
+        Trigger::SecondarySynchronized,
+    ));
+    Snapshot {
+        channel: "news".into(),
+        state: State::Primary,
+        on_air: true,
+        epoch: 3,
+        peer: "10.0.0.2:5000".into(),
+        sync_link_up: false,
+        alarms: vec![Alarm::SyncLinkLost],
+        sent_live: 1_200,
+        sent_muted: 40,
+        late_wakes: 7,
+        counters,
+        status: serde_json::json!({}),
+    }
+}
+
+/// The value of the sample `name{labels}` in `text`.
+fn sample(text: &str, series: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')
+            .map(str::to_string)
+    })
+}
+
+#[test]
+fn a_snapshot_renders_every_named_series() {
+    let t = render(&[snapshot()]);
+    let one = |s: &str| sample(&t, s).unwrap_or_else(|| panic!("no {s} in\n{t}"));
+    assert_eq!(
+        one(r#"tandem_channel_state{channel="news",state="Primary"}"#),
+        "1"
+    );
+    assert_eq!(
+        one(r#"tandem_channel_state{channel="news",state="Secondary_synchronized"}"#),
+        "0"
+    );
+    let states = t
+        .lines()
+        .filter(|l| l.starts_with("tandem_channel_state{"))
+        .count();
+    assert_eq!(states, 9, "{t}");
+    assert_eq!(one(r#"tandem_channel_on_air{channel="news"}"#), "1");
+    assert_eq!(one(r#"tandem_channel_epoch{channel="news"}"#), "3");
+    // A start is not a switch; the takeover is; becoming Primary from on air is not.
+    assert_eq!(
+        one(r#"tandem_switches_total{channel="news",reason="FailureDeclared"}"#),
+        "1"
+    );
+    assert!(!t.contains(r#"reason="Started""#), "{t}");
+    assert!(!t.contains(r#"reason="SecondarySynchronized""#), "{t}");
+    assert_eq!(one(r#"tandem_sync_link_up{peer="10.0.0.2:5000"}"#), "0");
+    assert_eq!(
+        one(r#"tandem_datagrams_sent_total{channel="news",output="live"}"#),
+        "1200"
+    );
+    assert_eq!(
+        one(r#"tandem_datagrams_sent_total{channel="news",output="muted"}"#),
+        "40"
+    );
+    assert_eq!(one(r#"tandem_pacer_late_wakes_total{channel="news"}"#), "7");
+    assert_eq!(
+        one(r#"tandem_alarm_active{channel="news",alarm="sync_link_lost"}"#),
+        "1"
+    );
+    assert_eq!(
+        one(r#"tandem_alarm_active{channel="news",alarm="pair_unprotected"}"#),
+        "0"
+    );
+    assert!(t.contains("# TYPE tandem_switches counter"), "{t}");
+    assert!(t.trim_end().ends_with("# EOF"), "{t}");
+}
+
+#[test]
+fn missed_heartbeats_are_counted_in_whole_periods() {
+    let mut c = ChannelCounters::default();
+    let p = 10_000_000;
+    c.on_peer_heard(0, p);
+    c.on_peer_heard(p, p); // on time
+    c.on_peer_heard(p + p * 14 / 10, p); // a little late: nothing missed
+    assert_eq!(c.heartbeats_missed, 0);
+    c.on_peer_heard(p + p * 14 / 10 + 5 * p, p); // four missing
+    assert_eq!(c.heartbeats_missed, 4);
+    c.on_peer_heard(3 * p, p); // out of order: nothing
+    assert_eq!(c.heartbeats_missed, 4);
+}

@@ -1,0 +1,191 @@
+//! The HTTP listener of the servers (`--http-listen`): Prometheus metrics at `/metrics` and
+//! the status at `/api/v1/status`, read over a real TCP connection from a running pair, and
+//! followed across a kill -9 of the primary.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SEC: Duration = Duration::from_secs(1);
+const CALM: [&str; 2] = ["--heartbeat-us=10000", "--miss=10"];
+
+/// A loopback port free right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// `GET path` on `addr`: (status code, body).
+fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, SEC)?;
+    s.set_read_timeout(Some(2 * SEC))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|b| b.1)
+        .unwrap_or("")
+        .to_string();
+    Ok((code, body))
+}
+
+/// The value of `series` (name and labels, exactly) in a scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Scrapes `addr` until `want(text)` holds or `timeout`; returns the last scrape.
+fn scrape_until(addr: SocketAddr, timeout: Duration, want: impl Fn(&str) -> bool) -> String {
+    let t0 = Instant::now();
+    let mut last = String::new();
+    while t0.elapsed() < timeout {
+        if let Ok((200, body)) = get(addr, "/metrics") {
+            if want(&body) {
+                return body;
+            }
+            last = body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    last
+}
+
+fn state_is(text: &str, ch: &str, st: &str) -> bool {
+    sample(
+        text,
+        &format!(r#"tandem_channel_state{{channel="{ch}",state="{st}"}}"#),
+    ) == Some(1.0)
+}
+
+#[test]
+fn metrics_follow_the_pair_across_a_kill_of_the_primary() {
+    let dir = scratch("http");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let (hp, hs): (SocketAddr, SocketAddr) = (
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+    );
+    let mut pa = vec!["primary".to_string(), asset.clone(), "--loop".into()];
+    pa.extend(net.primary_args("udp"));
+    pa.extend(args(&CALM));
+    pa.extend(args(&[&format!("--http-listen={hp}"), "--channel=news"]));
+    let mut p = Proc::spawn("primary", &dir, &pa);
+    let mut sa = vec!["secondary".to_string(), asset, "--loop".into()];
+    sa.extend(net.secondary_args("udp"));
+    sa.extend(args(&CALM));
+    sa.extend(args(&[&format!("--http-listen={hs}"), "--channel=news"]));
+    let s = Proc::spawn("secondary", &dir, &sa);
+    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
+    wait_state(net.ctl_p, "Primary", 5 * SEC, &[&p, &s]);
+
+    let mp = scrape_until(hp, 5 * SEC, |t| state_is(t, "news", "Primary"));
+    assert!(state_is(&mp, "news", "Primary"), "{mp}\n{}", p.log_text());
+    assert_eq!(
+        sample(&mp, r#"tandem_channel_on_air{channel="news"}"#),
+        Some(1.0),
+        "{mp}"
+    );
+    let peer = format!(r#"tandem_sync_link_up{{peer="{}"}}"#, net.sync_s);
+    assert_eq!(sample(&mp, &peer), Some(1.0), "{mp}");
+    assert!(
+        sample(
+            &mp,
+            r#"tandem_datagrams_sent_total{channel="news",output="live"}"#
+        )
+        .is_some_and(|n| n > 0.0),
+        "{mp}"
+    );
+    let ms = scrape_until(hs, 5 * SEC, |t| {
+        state_is(t, "news", "Secondary_synchronized")
+    });
+    assert!(state_is(&ms, "news", "Secondary_synchronized"), "{ms}");
+    assert_eq!(
+        sample(&ms, r#"tandem_channel_on_air{channel="news"}"#),
+        Some(0.0),
+        "{ms}"
+    );
+    assert!(
+        !ms.contains("tandem_switches_total{"),
+        "no switch yet: {ms}"
+    );
+    assert_eq!(
+        sample(
+            &ms,
+            r#"tandem_alarm_active{channel="news",alarm="pair_unprotected"}"#
+        ),
+        Some(0.0),
+        "{ms}"
+    );
+    // The status object, as `tandem status` shows it.
+    let (code, body) = get(hs, "/api/v1/status").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(st["schema"], "tandem.status/1", "{st}");
+    assert_eq!(st["state"], "Secondary_synchronized", "{st}");
+    assert_eq!(get(hs, "/nothing-here").unwrap().0, 404);
+
+    p.kill9();
+    let ms = scrape_until(hs, 5 * SEC, |t| {
+        sample(t, r#"tandem_channel_on_air{channel="news"}"#) == Some(1.0)
+            && sample(
+                t,
+                r#"tandem_alarm_active{channel="news",alarm="pair_unprotected"}"#,
+            ) == Some(1.0)
+    });
+    assert!(
+        state_is(&ms, "news", "Secondary_no_primary"),
+        "{ms}\n{}",
+        s.log_text()
+    );
+    let switched: f64 = ms
+        .lines()
+        .filter(|l| l.starts_with(r#"tandem_switches_total{channel="news""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(switched, 1.0, "one takeover: {ms}");
+    assert!(
+        sample(&ms, r#"tandem_heartbeats_missed_total{channel="news"}"#).is_some(),
+        "{ms}"
+    );
+}
+
+#[test]
+fn a_remote_http_address_needs_the_explicit_flag() {
+    let dir = scratch("http-remote");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let mut a = vec!["primary".to_string(), asset];
+    a.extend(net.primary_args("udp"));
+    a.push("--http-listen=0.0.0.0:9".into());
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run(&refs);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--http-listen 0.0.0.0:9") && err.contains("--http-allow-remote"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

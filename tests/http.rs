@@ -189,3 +189,101 @@ fn a_remote_http_address_needs_the_explicit_flag() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// `GET` of a Prometheus query; the `data.result` array.
+fn prom_query(prom: SocketAddr, q: &str) -> Option<Vec<serde_json::Value>> {
+    let enc: String = q
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (code, body) = get(prom, &format!("/api/v1/query?query={enc}")).ok()?;
+    if code != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"].as_array().cloned()
+}
+
+/// A real Prometheus server (Debian's `prometheus`, installed by `.ci/run`) scrapes both
+/// servers of a running pair every second and answers queries: exactly one server of the
+/// channel on air, and it is the primary's listener; the secondary's listener reports
+/// `Secondary_synchronized`; no alarm is active.
+#[test]
+fn a_real_prometheus_scrapes_the_pair_and_answers_queries() {
+    let dir = scratch("prometheus");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let (hp, hs, pp): (SocketAddr, SocketAddr, SocketAddr) = (
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+    );
+    let mut pa = vec!["primary".to_string(), asset.clone(), "--loop".into()];
+    pa.extend(net.primary_args("udp"));
+    pa.extend(args(&CALM));
+    pa.push(format!("--http-listen={hp}"));
+    let p = Proc::spawn("primary", &dir, &pa);
+    let mut sa = vec!["secondary".to_string(), asset, "--loop".into()];
+    sa.extend(net.secondary_args("udp"));
+    sa.extend(args(&CALM));
+    sa.push(format!("--http-listen={hs}"));
+    let s = Proc::spawn("secondary", &dir, &sa);
+    let conf = dir.join("prometheus.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: tandem\n    static_configs:\n      - targets: [\"{hp}\", \"{hs}\"]\n"
+        ),
+    )
+    .unwrap();
+    let prom = Proc::spawn_program(
+        "prometheus",
+        "prometheus",
+        &dir,
+        &[
+            format!("--config.file={}", conf.display()),
+            format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+            format!("--web.listen-address={pp}"),
+        ],
+    );
+    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
+    let t0 = Instant::now();
+    let mut last = None;
+    let q_primary = r#"tandem_channel_state{channel="main",state="Primary"} == 1"#;
+    let q_sync = r#"tandem_channel_state{channel="main",state="Secondary_synchronized"} == 1"#;
+    while t0.elapsed() < 25 * SEC {
+        let a = prom_query(pp, q_primary);
+        let b = prom_query(pp, q_sync);
+        let on_air = prom_query(pp, r#"sum(tandem_channel_on_air{channel="main"})"#);
+        let alarms = prom_query(pp, "sum(tandem_alarm_active)");
+        if let (Some(a), Some(b), Some(on_air), Some(alarms)) = (&a, &b, &on_air, &alarms) {
+            let inst = |r: &Vec<serde_json::Value>| {
+                r.iter()
+                    .map(|x| x["metric"]["instance"].as_str().unwrap_or("").to_string())
+                    .collect::<Vec<_>>()
+            };
+            let val = |r: &Vec<serde_json::Value>| {
+                r.first()
+                    .and_then(|x| x["value"][1].as_str())
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            if inst(a) == [hp.to_string()]
+                && inst(b) == [hs.to_string()]
+                && val(on_air) == Some(1.0)
+                && val(alarms) == Some(0.0)
+            {
+                return;
+            }
+        }
+        last = Some((a, b, on_air, alarms));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!(
+        "Prometheus did not answer as expected in 25 s: {last:?}\n--- prometheus ---\n{}\n--- primary ---\n{}",
+        prom.log_text(),
+        p.log_text()
+    );
+}

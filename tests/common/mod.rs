@@ -154,9 +154,14 @@ pub struct Proc {
 impl Proc {
     /// Starts `tandem ARGS` with stderr to `dir/NAME.log`.
     pub fn spawn(name: &str, dir: &Path, args: &[String]) -> Proc {
+        Proc::spawn_program(name, BIN, dir, args)
+    }
+
+    /// Starts `program ARGS` (killed on drop) with stderr to `dir/NAME.log`.
+    pub fn spawn_program(name: &str, program: &str, dir: &Path, args: &[String]) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(program)
             .args(args)
             .process_group(0)
             .env("RUST_LOG", "info")

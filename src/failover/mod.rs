@@ -16,4 +16,5 @@ pub mod recovery;
 #[cfg(test)]
 mod sim;
 pub mod state;
+pub mod watchdog;
 pub mod wire;

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod failover;
 pub mod faults;
 pub mod http;
+pub mod notify;
 pub mod priority;
 #[cfg(test)]
 mod priority_engine_tests;

@@ -159,9 +159,21 @@ impl Proc {
 
     /// Starts `program ARGS` (killed on drop) with stderr to `dir/NAME.log`.
     pub fn spawn_program(name: &str, program: &str, dir: &Path, args: &[String]) -> Proc {
+        Proc::spawn_env(name, program, dir, args, &[])
+    }
+
+    /// [`Proc::spawn_program`] with extra environment variables.
+    pub fn spawn_env(
+        name: &str,
+        program: &str,
+        dir: &Path,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let f = std::fs::File::create(&log).unwrap();
         let child = Command::new(program)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(args)
             .process_group(0)
             .env("RUST_LOG", "info")

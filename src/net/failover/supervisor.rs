@@ -202,6 +202,8 @@ impl Supervisor {
                         failed: false,
                         tight: false,
                         starve: Starve::default(),
+                        watchdog: crate::net::notify::watchdog_interval_ns()
+                            .map(crate::failover::watchdog::Watchdog::new),
                     };
                     k.run(&rx, &stop)
                 })?
@@ -264,6 +266,8 @@ struct Run {
     failed: bool,
     tight: bool,
     starve: Starve,
+    /// systemd's watchdog, when it asked for one (`WATCHDOG_USEC`).
+    watchdog: Option<crate::failover::watchdog::Watchdog>,
 }
 
 /// The supervisor's view of a late pacer: the promise it is late on, the scheduler's
@@ -323,6 +327,10 @@ impl Run {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            let next = match (next, self.watchdog.map(|w| w.next_deadline(now))) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let wait = next
                 .map_or(100_000_000, |d| d.saturating_sub(now))
                 .clamp(100_000, 100_000_000);
@@ -338,6 +346,11 @@ impl Run {
                 self.command(cmd);
             }
             self.check_ins();
+            if let Some(w) = &mut self.watchdog {
+                if w.poll(mono_ns(), self.alive.heartbeat.load(Ordering::Relaxed)) {
+                    crate::net::notify::watchdog();
+                }
+            }
             let tight = self.alive.standby.load(Ordering::Relaxed);
             if tight != self.tight {
                 self.tight = tight;

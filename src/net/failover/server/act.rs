@@ -92,6 +92,13 @@ impl Server {
                 };
                 tracing::info!("state {} -> {}: {source}: {}", t.from, t.to, t.detail);
                 self.ch.counters.on_transition(&t);
+                crate::net::notify::status(&format!(
+                    "{}, epoch {} ({} -> {}: {source})",
+                    t.to,
+                    m.epoch(),
+                    t.from,
+                    t.to
+                ));
                 if t.to == State::Failed {
                     if let Some(r) = &self.ch.engine {
                         r.handle.control().fence_live();

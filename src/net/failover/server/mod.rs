@@ -510,6 +510,7 @@ impl Server {
     /// Runs until an operator stop (0), the end of the session (0), or a fatal error.
     pub fn run(mut self) -> anyhow::Result<i32> {
         let now = self.now();
+        crate::net::notify::ready(&format!("{} ready", self.cfg.role));
         if self.ch.asset.is_some() {
             self.ch.node.event(Event::Started, now);
             self.flush();
@@ -622,6 +623,7 @@ impl Server {
 
     /// Operator stop: off air first, a last heartbeat, the engine stopped.
     fn shutdown(&mut self, by: &str) -> i32 {
+        crate::net::notify::stopping();
         let now = self.now();
         self.ch.node.event(Event::Stop { by: by.to_string() }, now);
         self.flush();

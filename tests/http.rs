@@ -287,3 +287,79 @@ fn a_real_prometheus_scrapes_the_pair_and_answers_queries() {
         p.log_text()
     );
 }
+
+/// The channel row of the status page at `url` after a real browser (headless Chromium,
+/// Debian's `chromium`, installed by `.ci/run`) ran its script for a while: the attributes
+/// of `<tr class="channel" ...>` as (name, value).
+fn page_row(url: &str, profile: &std::path::Path) -> Vec<(String, String)> {
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=3000",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .expect("chromium (Debian's package; .ci/run installs it)");
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    let Some(row) = dom
+        .split("<tr class=\"channel\"")
+        .nth(1)
+        .and_then(|r| r.split('>').next())
+    else {
+        panic!("no channel row in the page:\n{dom}");
+    };
+    row.split_whitespace()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.trim_matches('"').to_string()))
+        })
+        .collect()
+}
+
+fn attr<'a>(row: &'a [(String, String)], name: &str) -> &'a str {
+    row.iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// The status page in a real browser: the secondary's page shows it synchronised and off
+/// air; after a kill -9 of the primary it shows it on air in `Secondary_no_primary` with one
+/// switch, the page having fetched the status by itself.
+#[test]
+fn the_status_page_in_a_real_browser_shows_the_switch() {
+    let dir = scratch("page");
+    let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
+    let net = Net::new();
+    let hs: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut pa = vec!["primary".to_string(), asset.clone(), "--loop".into()];
+    pa.extend(net.primary_args("udp"));
+    pa.extend(args(&CALM));
+    let mut p = Proc::spawn("primary", &dir, &pa);
+    let mut sa = vec!["secondary".to_string(), asset, "--loop".into()];
+    sa.extend(net.secondary_args("udp"));
+    sa.extend(args(&CALM));
+    sa.extend(args(&[&format!("--http-listen={hs}"), "--channel=news"]));
+    let s = Proc::spawn("secondary", &dir, &sa);
+    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
+    let url = format!("http://{hs}/");
+    let profile = dir.join("chromium");
+    let row = page_row(&url, &profile);
+    assert_eq!(attr(&row, "data-channel"), "news", "{row:?}");
+    assert_eq!(
+        attr(&row, "data-state"),
+        "Secondary_synchronized",
+        "{row:?}"
+    );
+    assert_eq!(attr(&row, "data-on-air"), "0", "{row:?}");
+    assert_eq!(attr(&row, "data-switches"), "0", "{row:?}");
+    p.kill9();
+    wait_state(net.ctl_s, "Secondary_no_primary", 5 * SEC, &[&s]);
+    let row = page_row(&url, &profile);
+    assert_eq!(attr(&row, "data-state"), "Secondary_no_primary", "{row:?}");
+    assert_eq!(attr(&row, "data-on-air"), "1", "{row:?}");
+    assert_eq!(attr(&row, "data-switches"), "1", "{row:?}");
+}

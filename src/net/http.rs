@@ -1,6 +1,7 @@
 //! The HTTP listener of a server (`--http-listen`): `GET /metrics` (Prometheus text format,
-//! rendered by [`crate::metrics::render`]) and `GET /api/v1/status` (the status object of
-//! `tandem status`, schema `tandem.status/1`), served by `tiny_http` on a thread of its own.
+//! rendered by [`crate::metrics::render`]), `GET /api/v1/status` (the status object of
+//! `tandem status`, schema `tandem.status/1`) and `GET /` (a self-contained status page,
+//! `status_page.html`, that polls the status), served by `tiny_http` on a thread of its own.
 //! It only reads the [`Snapshot`] the event loop publishes (a few times a second), so a slow
 //! or hostile client can delay nothing but its own answer. Plain HTTP/1.1 (RFC 9112):
 //! loopback by default; anything else goes behind a reverse proxy with TLS
@@ -27,6 +28,9 @@ pub fn check_addr(addr: SocketAddr, allow_remote: bool) -> Result<(), String> {
     }
 }
 
+/// The status page: no external resource, it polls `/api/v1/status` every 500 ms.
+const STATUS_PAGE: &str = include_str!("status_page.html");
+
 /// A running listener; the thread ends with the process.
 #[derive(Debug)]
 pub struct HttpServer {
@@ -37,12 +41,15 @@ pub struct HttpServer {
 /// What a request gets: (status code, content type, body).
 fn answer(method: &tiny_http::Method, url: &str, shared: &Shared) -> (u16, &'static str, String) {
     let path = url.split('?').next().unwrap_or("");
-    let known = matches!(path, "/metrics" | "/api/v1/status");
+    let known = matches!(path, "/" | "/metrics" | "/api/v1/status");
     if !known {
         return (404, "text/plain", format!("no such path: {path}\n"));
     }
     if *method != tiny_http::Method::Get && *method != tiny_http::Method::Head {
         return (405, "text/plain", format!("{method} {path}: only GET\n"));
+    }
+    if path == "/" {
+        return (200, "text/html; charset=utf-8", STATUS_PAGE.to_string());
     }
     let snap = shared.lock().unwrap_or_else(|e| e.into_inner());
     let Some(s) = snap.as_ref() else {
@@ -111,5 +118,11 @@ mod tests {
         assert_eq!(answer(&get, "/nope", &shared).0, 404);
         assert_eq!(answer(&tiny_http::Method::Post, "/metrics", &shared).0, 405);
         assert_eq!(answer(&get, "/metrics", &shared).0, 503);
+        let (code, ctype, page) = answer(&get, "/", &shared);
+        assert_eq!((code, ctype), (200, "text/html; charset=utf-8"));
+        assert!(
+            page.contains("/api/v1/status") && !page.contains("://"),
+            "self-contained"
+        );
     }
 }

@@ -37,6 +37,7 @@ impl Server {
         let extra = serde_json::json!({
             "schema": "tandem.status/1",
             "server_id": self.cfg.server_id,
+            "channel": self.cfg.channel,
             "pid": std::process::id(),
             "command": self.cfg.role,
             "boot_id": self.host.boot_id,

@@ -46,10 +46,12 @@
 //! ```
 //! Percentiles are hdrhistogram values (3 significant digits); `max` is exact.
 
+pub mod chaos;
 pub mod events;
 pub mod html;
 pub mod machine;
 pub mod phase;
+pub mod rng;
 pub mod stall;
 pub mod summary;
 pub mod text;

@@ -18,6 +18,7 @@ use super::watcher::Watcher;
 use super::{FailoverArgs, PairKind};
 use crate::bench::machine::MachineInfo;
 use crate::bench::phase::phase_in_frame;
+use crate::bench::rng::Rng;
 use crate::bench::summary::BenchReport;
 use crate::bench::trial::{Arrival, Trial, TrialInput};
 use crate::bench::{events, html, text, AssetInfo, Effective, Fault, Settings};
@@ -29,28 +30,6 @@ use crate::net::url::{Dest, Framing};
 use crate::recv::{Analyzer, Report};
 use crate::ts::pcr::HZ;
 use crate::units::RealNs;
-
-/// splitmix64: the fault phases (reproducible from the seed in the report).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            ((self.next() as u128 * n as u128) >> 64) as u64
-        }
-    }
-}
 
 /// Everything a trial needs.
 struct Ctx<'a> {
@@ -172,7 +151,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         } else {
             Framing::Rtp
         },
-        rng: Rng(seed),
+        rng: Rng::new(seed),
         work: work.clone(),
         lab,
         watcher: Watcher::start(stall_ns).context("starting the stall watcher")?,

@@ -403,7 +403,9 @@ impl<S: Schedule> Sender<S> {
         }
     }
 
-    /// Enforces a hand-over's release on datagram `i` (see [`Command::ReleaseLiveAt`]).
+    /// Enforces a hand-over's release on datagram `i` (see [`Command::ReleaseLiveAt`]). The
+    /// pacer keeps its reference (the last send): the fallback's next datagram is spaced
+    /// from it, within the 2x rule.
     fn apply_release(&mut self, i: u64) {
         let Some((index, done)) = self.release else {
             return;
@@ -439,6 +441,11 @@ impl<S: Schedule> Sender<S> {
         if target == Target::Live && self.fenced {
             return;
         }
+        // A switch to live at or past a hand-over's release index would send nothing live:
+        // it is not taken (nor its rewind, nor the pacer's change of output).
+        if target == Target::Live && self.release.is_some_and(|(r, _)| index >= r) {
+            return;
+        }
         if index < next {
             self.pacer.seek(index);
         }
@@ -462,6 +469,8 @@ impl<S: Schedule> Sender<S> {
     /// What next, at `now`: a sleep until the next deadline, a datagram due, or the end.
     pub fn poll(&mut self, now: u64) -> Next {
         self.apply_switch(now);
+        // Before the pacer decides: the datagram due goes to the output it will really use.
+        self.apply_release(self.pacer.next_index());
         match self.pacer.poll(now) {
             crate::pacing::PacerAction::Done => Next::Done,
             crate::pacing::PacerAction::WaitUntil(t) => {

@@ -1031,13 +1031,14 @@ fn switch_at_the_next_pcr_boundary() {
     };
     let (from, last) = (num("from="), num("primary_last="));
     let map = tandem::io::load_or_build(std::path::Path::new(&asset), false).unwrap();
-    let stream = OutputStream::new(
+    let stream = OutputStream::with_asset(
         std::sync::Arc::new(map),
         SessionParams {
             session_id: "x".into(),
             framing: tandem::net::url::Framing::Udp,
             loops: None,
         },
+        &std::fs::File::open(&asset).unwrap(),
     )
     .unwrap();
     assert_eq!(

@@ -51,10 +51,26 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
         m.segments.len(),
         if m.segments.len() == 1 { "" } else { "s" }
     );
-    println!(
-        "duration   {secs:.3} s (loop period {} ticks)",
-        m.loop_period
-    );
+    println!("duration   {secs:.3} s (byte span {} ticks)", m.loop_period);
+    let plan = match std::fs::File::open(&args.asset) {
+        Ok(f) => crate::stream::LoopPlan::for_asset(m, &f),
+        Err(_) => crate::stream::LoopPlan::for_map(m, None),
+    };
+    let ms = |t: u64| t as f64 * 1e3 / HZ as f64;
+    if plan.cadence {
+        println!(
+            "loop       by the video cadence: every {:.3} s ({} frames); the next pass's head re-timed over {} packets ({:.1} ms overlap, {} null packets dropped)",
+            plan.period as f64 / HZ as f64,
+            m.frames,
+            plan.head_len(),
+            ms(plan.overlap(m)),
+            plan.dropped()
+        );
+    } else {
+        println!(
+            "loop       by the byte span (no video cadence: no frame rate, or the frame count does not fit the span)"
+        );
+    }
     println!("pcr pid    {} ({} PCRs)", m.pcr_pid, m.anchors.len());
     match (m.video_pid, m.frame_rate) {
         (Some(v), Some((n, d))) => println!(

@@ -117,13 +117,14 @@ fn prepare(args: &PlayArgs) -> Result<Plan, BadInput> {
         Some(0) => None,
         Some(n) => Some(n),
     };
-    let stream = OutputStream::new(
+    let stream = OutputStream::with_asset(
         Arc::new(map),
         SessionParams {
             session_id,
             framing: dest.framing,
             loops,
         },
+        &asset,
     )
     .with_context(|| format!("{}", args.asset.display()))?;
     let opts = SenderOptions {

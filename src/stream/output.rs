@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::cadence::LoopPlan;
 use super::rtp::{RtpSession, HEADER_LEN};
 use crate::index::{flags, OffsetMap};
 use crate::stream::Framing;
@@ -102,11 +103,35 @@ pub struct OutputStream {
     /// of every later pass with `discontinuity_indicator` (ISO/IEC 13818-1 §2.4.3.5).
     loop_discontinuity: bool,
     first_pcr_packet: u64,
+    /// The shift per pass and the re-derived head of later passes.
+    plan: LoopPlan,
 }
 
 impl OutputStream {
-    /// Prepares a session over `map`. Fails when the asset cannot be paced.
+    /// Prepares a session over `map`. Fails when the asset cannot be paced. Without the
+    /// asset's bytes the loop plan drops no null packets: a player uses
+    /// [`Self::with_asset`], and both servers of a pair must build their stream the same way.
     pub fn new(map: Arc<OffsetMap>, params: SessionParams) -> Result<OutputStream, StreamError> {
+        Self::build(map, params, None)
+    }
+
+    /// [`Self::new`] with the asset at hand: the head of a later pass may drop its late null
+    /// packets so that a constant-rate asset stays constant-rate across the loop point (see
+    /// [`LoopPlan`]); only the packets of the join are read.
+    pub fn with_asset(
+        map: Arc<OffsetMap>,
+        params: SessionParams,
+        asset: &dyn super::reader::ReadAt,
+    ) -> Result<OutputStream, StreamError> {
+        let plan = LoopPlan::for_asset(&map, asset);
+        Self::build(map, params, Some(plan))
+    }
+
+    fn build(
+        map: Arc<OffsetMap>,
+        params: SessionParams,
+        plan: Option<LoopPlan>,
+    ) -> Result<OutputStream, StreamError> {
         if map.packets == 0 {
             return Err(StreamError::Empty);
         }
@@ -126,16 +151,23 @@ impl OutputStream {
         for e in &map.pid_cc {
             cc_advance[e.pid.value() as usize] = e.advance & 0x0F;
         }
+        let plan = plan.unwrap_or_else(|| LoopPlan::for_map(&map, None));
         let (first, last) = (map.anchors[0], map.anchors[map.anchors.len() - 1]);
+        // The PCR step the output shows from the last PCR of a pass to the first of the next
+        // (the first may depart later than in the asset: see `cadence`).
         let step = first
             .pcr
-            .add(map.loop_period % PCR_MODULUS)
+            .add(
+                (plan.period + plan.delay(&map, plan.output_index(&map, 1, first.packet)))
+                    % PCR_MODULUS,
+            )
             .ticks_since(last.pcr);
         let rtp = (params.framing == Framing::Rtp)
             .then(|| RtpSession::from_session_id(&params.session_id));
         Ok(OutputStream {
             loop_discontinuity: step == 0 || step > MAX_PCR_STEP,
             first_pcr_packet: first.packet,
+            plan,
             map,
             params,
             rtp,
@@ -146,6 +178,17 @@ impl OutputStream {
     /// The offset map.
     pub fn map(&self) -> &Arc<OffsetMap> {
         &self.map
+    }
+
+    /// How passes follow each other (the shift per pass, by the video cadence where the
+    /// asset allows it).
+    pub fn loop_plan(&self) -> &LoopPlan {
+        &self.plan
+    }
+
+    /// Timeline shift per pass, 27 MHz ticks ([`LoopPlan::period`]).
+    pub fn period(&self) -> u64 {
+        self.plan.period
     }
 
     /// The session parameters.
@@ -168,7 +211,7 @@ impl OutputStream {
     pub fn total_packets(&self) -> Option<u64> {
         self.params
             .loops
-            .map(|l| l.saturating_mul(self.map.packets))
+            .map(|l| self.plan.total(self.map.packets, l))
     }
 
     /// Datagrams in the session (`None` = endless).
@@ -205,18 +248,25 @@ impl OutputStream {
         }
     }
 
-    /// `(pass, asset packet)` of output packet `j`.
+    /// `(pass, asset packet)` of output packet `j` (passes after the first may be shorter
+    /// by the late null packets their head drops, see [`LoopPlan`]).
     pub fn locate(&self, j: u64) -> (u64, u64) {
-        (j / self.map.packets, j % self.map.packets)
+        self.plan.locate(self.map.packets, j)
     }
 
     /// Departure time of datagram `i` in 27 MHz ticks relative to the session origin: the
     /// timeline time of its first packet (RFC 2250 §2, target transmission time of the
-    /// first byte), `packet_time(j % P) + k x loop_period` with `j = 7i`.
+    /// first byte), `packet_time(j % P) + k x period` with `j = 7i` (the head of a later
+    /// pass re-derived behind the tail of the one before, see [`LoopPlan`]).
     pub fn departure_ticks(&self, i: u64) -> u64 {
-        let (k, p) = self.locate(i.saturating_mul(PPD));
-        let shift = (k as u128 * self.map.loop_period as u128).min(u64::MAX as u128) as u64;
-        self.map.packet_time(p).saturating_add(shift)
+        self.packet_departure_ticks(i.saturating_mul(PPD))
+    }
+
+    /// Departure time of output packet `j` (27 MHz ticks from the session origin); a PCR
+    /// in it is rendered as this time plus the asset's first PCR.
+    pub fn packet_departure_ticks(&self, j: u64) -> u64 {
+        self.plan
+            .time_of(self.map.packets, j, |p| self.map.packet_time(p))
     }
 
     /// [`Self::departure_ticks`] in nanoseconds.
@@ -228,7 +278,8 @@ impl OutputStream {
     /// used last (start with 0). For a pacer asking datagram after datagram this replaces
     /// the search over the anchors with two comparisons; the value is exactly the same.
     pub fn departure_ns_hinted(&self, i: u64, hint: &mut usize) -> u64 {
-        let (k, p) = self.locate(i.saturating_mul(PPD));
+        let j = i.saturating_mul(PPD);
+        let (_, p) = self.locate(j);
         let a = &self.map.anchors;
         let n = a.len();
         if n < 2 {
@@ -246,8 +297,9 @@ impl OutputStream {
             a.partition_point(|x| x.packet <= p).clamp(1, n - 1)
         };
         *hint = h;
-        let shift = (k as u128 * self.map.loop_period as u128).min(u64::MAX as u128) as u64;
-        let t = crate::index::interpolate(&a[h - 1..=h], p).saturating_add(shift);
+        let t = self.plan.time_of(self.map.packets, j, |p| {
+            crate::index::interpolate(&a[h - 1..=h], p)
+        });
         ticks_to_ns(t)
     }
 
@@ -257,7 +309,7 @@ impl OutputStream {
         let hi = match self.datagram_count() {
             Some(c) => c,
             None => {
-                let passes = ticks / self.map.loop_period + 2;
+                let passes = ticks / self.plan.period + 2;
                 passes.saturating_mul(self.map.packets).div_ceil(PPD) + 1
             }
         };
@@ -273,40 +325,24 @@ impl OutputStream {
         lo
     }
 
-    /// Nominal bitrate of the output TS in bits per second (packets over the loop period).
+    /// Nominal bitrate of the output TS in bits per second (packets over the period).
     pub fn bitrate(&self) -> f64 {
-        (self.map.packets * PACKET_SIZE as u64 * 8) as f64 * HZ as f64 / self.map.loop_period as f64
-    }
-
-    /// The asset packet ranges `(pass, first, end)` of datagram `i` (one, or two when the
-    /// datagram straddles a loop point).
-    fn runs(&self, i: u64) -> [(u64, u64, u64); 2] {
-        let n = self.packets_in(i) as u64;
-        let (k, p) = self.locate(i.saturating_mul(PPD));
-        let end = (p + n).min(self.map.packets);
-        let rest = p + n - end;
-        [(k, p, end), (k + 1, 0, rest)]
+        (self.map.packets * PACKET_SIZE as u64 * 8) as f64 * HZ as f64 / self.plan.period as f64
     }
 
     /// [`flags`] of datagram `i`: `HAS_PCR` is exact (from the PCR anchors); `FRAME_START`
-    /// is set when a datagram of the map overlapping `i` has it (exact when the pass starts
-    /// on a datagram boundary, otherwise it may also be set on the datagram before).
+    /// is set when an asset datagram holding one of its packets has it (exact when the pass
+    /// starts on a datagram boundary, otherwise it may also be set on the datagram before).
     pub fn flags(&self, i: u64) -> u8 {
         let mut f = 0;
-        for (_, a, b) in self.runs(i) {
-            if a >= b {
-                continue;
-            }
-            let anchors = &self.map.anchors;
-            let x = anchors.partition_point(|x| x.packet < a);
-            if x < anchors.len() && anchors[x].packet < b {
+        let anchors = &self.map.anchors;
+        for m in 0..self.packets_in(i) as u64 {
+            let (_, p) = self.locate(i * PPD + m);
+            if anchors.binary_search_by_key(&p, |a| a.packet).is_ok() {
                 f |= flags::HAS_PCR;
             }
-            let (da, db) = (a / PPD, (b - 1) / PPD);
-            for d in da..=db {
-                if let Some(e) = self.map.datagrams.get(d as usize) {
-                    f |= e.flags & flags::FRAME_START;
-                }
+            if let Some(e) = self.map.datagrams.get((p / PPD) as usize) {
+                f |= e.flags & flags::FRAME_START;
             }
         }
         f
@@ -344,8 +380,9 @@ impl OutputStream {
     }
 
     /// Renders datagram `i` into `out` (cleared first): the RTP header for RTP framing, then
-    /// its packets with the loop rewriting of pass `k`: PCR + `k x loop_period` (§2.4.3.5),
-    /// PTS/DTS + `k x loop_period / 300` (§2.4.3.7), CC + `k x advance` per PID (§2.4.3.3).
+    /// its packets with the loop rewriting of pass `k`: PCR + `k x period` (plus the delay
+    /// of a re-derived head packet, §2.4.3.5), PTS/DTS + `k x period / 300` (§2.4.3.7), CC +
+    /// `k x advance` per PID (§2.4.3.3).
     /// `asset` holds the datagram's asset packets (see [`Self::locate`]) back to back.
     pub fn render(&self, i: u64, asset: &[u8], out: &mut Vec<u8>) -> Result<(), RenderError> {
         out.clear();
@@ -376,8 +413,9 @@ impl OutputStream {
         if let Some(rtp) = &self.rtp {
             out[..base].copy_from_slice(&rtp.header(i, self.departure_ticks(i)).emit());
         }
-        let (mut k, mut p) = self.locate(i * PPD);
         for m in 0..n {
+            let j = i * PPD + m as u64;
+            let (k, p) = self.locate(j);
             let pkt = &mut out[base + m * PACKET_SIZE..base + (m + 1) * PACKET_SIZE];
             if pkt[0] != SYNC_BYTE {
                 return Err(RenderError::NoSync {
@@ -387,18 +425,14 @@ impl OutputStream {
                 });
             }
             if k > 0 {
-                self.rewrite(pkt, k, p);
-            }
-            p += 1;
-            if p == self.map.packets {
-                (k, p) = (k + 1, 0);
+                self.rewrite(pkt, k, p, j);
             }
         }
         Ok(())
     }
 
-    /// Loop rewriting of one packet of pass `k >= 1`.
-    fn rewrite(&self, pkt: &mut [u8], k: u64, p: u64) {
+    /// Loop rewriting of output packet `j`, asset packet `p` of pass `k >= 1`.
+    fn rewrite(&self, pkt: &mut [u8], k: u64, p: u64, j: u64) {
         let Ok(view) = Packet::new_checked(pkt) else {
             // An adaptation field we cannot parse: only the header's CC is safe to touch.
             let pid = Pid::new(u16::from_be_bytes([pkt[1], pkt[2]]));
@@ -415,15 +449,16 @@ impl OutputStream {
         );
         edit::set_cc(pkt, cc.add(self.cc_shift(pid, k)));
         if let Some(pcr) = pcr {
-            let shift = (k as u128 * self.map.loop_period as u128 % PCR_MODULUS as u128) as u64;
-            edit::set_pcr(pkt, pcr.add(shift));
+            let shift = (k as u128 * self.plan.period as u128 % PCR_MODULUS as u128) as u64;
+            let delay = self.plan.delay(&self.map, j) % PCR_MODULUS;
+            edit::set_pcr(pkt, pcr.add(shift).add(delay));
             if self.loop_discontinuity && p == self.first_pcr_packet {
                 // adaptation field flags byte: discontinuity_indicator (§2.4.3.5).
                 pkt[5] |= 0x80;
             }
         }
         if pusi && !scrambled {
-            let per_loop = self.map.loop_period / PER_90KHZ;
+            let per_loop = self.plan.period / PER_90KHZ;
             let shift = (k as u128 * per_loop as u128 % PTS_MODULUS as u128) as u64;
             pes::shift_timestamps(pkt, shift);
         }
@@ -435,9 +470,11 @@ impl OutputStream {
         ((k % 16) * adv % 16) as u8
     }
 
-    /// The PCR an analyzer reads from the output for asset anchor `a` in pass `k`.
-    pub fn output_pcr(&self, raw: Pcr, k: u64) -> Pcr {
-        raw.add((k as u128 * self.map.loop_period as u128 % PCR_MODULUS as u128) as u64)
+    /// The PCR an analyzer reads from output packet `j` if it carries asset PCR `raw`.
+    pub fn output_pcr(&self, raw: Pcr, j: u64) -> Pcr {
+        let (k, _) = self.locate(j);
+        raw.add((k as u128 * self.plan.period as u128 % PCR_MODULUS as u128) as u64)
+            .add(self.plan.delay(&self.map, j) % PCR_MODULUS)
     }
 }
 
@@ -530,6 +567,65 @@ mod tests {
                 assert_eq!(*b, (a + k as u64 * per_loop) % PTS_MODULUS);
             }
         }
+    }
+
+    /// The cadence plan end to end: across every loop point the video PTS step is exactly
+    /// one frame, every PCR is its packet's departure time, departures never go back and
+    /// never come faster than twice the asset's rate, CC continues per PID.
+    #[test]
+    fn a_cadence_loop_keeps_the_frame_step_and_pcrs_on_departure_times() {
+        let spec = super::super::cadence::tests::overlapping();
+        let (bytes, s) = stream(&spec, Framing::Udp, Some(3));
+        assert!(s.loop_plan().cadence);
+        assert_eq!(s.period(), 25 * 1_080_000);
+        assert!(!s.loop_discontinuity());
+        let ts: Vec<u8> = render_all(&bytes, &s).concat();
+        assert_eq!(ts.len() as u64, 3 * spec.packets * 188);
+        let mut video_pts = Vec::new();
+        let mut pcr_minus_departure = None;
+        let mut last_cc: HashMap<Pid, Cc> = HashMap::new();
+        let mut prev_dep = None;
+        for (j, pkt) in ts.chunks(188).enumerate() {
+            let j = j as u64;
+            let p = Packet::new_checked(pkt).unwrap();
+            let dep = s.packet_departure_ticks(j);
+            if let Some(prev) = prev_dep {
+                assert!(
+                    dep >= prev + spec.ticks_per_packet / 2,
+                    "packet {j}: {prev} -> {dep}"
+                );
+            }
+            prev_dep = Some(dep);
+            if let Some(pcr) = p.pcr() {
+                let d = pcr.add(PCR_MODULUS - dep % PCR_MODULUS);
+                assert_eq!(
+                    *pcr_minus_departure.get_or_insert(d),
+                    d,
+                    "PCR of packet {j}"
+                );
+            }
+            if p.pid() != Pid::NULL && p.has_payload() {
+                if let Some(prev) = last_cc.get(&p.pid()) {
+                    assert!(p.cc().follows(*prev), "CC error at output packet {j}");
+                }
+                last_cc.insert(p.pid(), p.cc());
+            }
+            if p.pid() == Pid::new(0x100) {
+                if let Some(pts) = timestamps(&p).pts {
+                    video_pts.push(pts);
+                }
+            }
+        }
+        assert_eq!(video_pts.len(), 75);
+        for w in video_pts.windows(2) {
+            assert_eq!(w[1] - w[0], 3600, "video PTS step");
+        }
+        // The head of a later pass departs behind the tail; the first pass is the asset.
+        assert_eq!(s.packet_departure_ticks(0), 0);
+        assert!(
+            s.packet_departure_ticks(spec.packets) > s.packet_departure_ticks(spec.packets - 1)
+        );
+        assert_eq!(s.index_at(s.departure_ticks(200)), 200);
     }
 
     #[test]

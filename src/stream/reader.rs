@@ -117,15 +117,10 @@ impl<R: ReadAt> DatagramSource<R> {
             self.stream.render(i, &[], out)?;
         }
         out.resize(self.stream.header_len(), 0);
-        let packets = self.stream.map().packets;
-        let (_, mut p) = self.stream.locate(i * PACKETS_PER_DATAGRAM as u64);
-        for _ in 0..n {
+        for m in 0..n as u64 {
+            let (_, p) = self.stream.locate(i * PACKETS_PER_DATAGRAM as u64 + m);
             let at = self.packet(p)?;
             out.extend_from_slice(&self.chunk[at..at + PACKET_SIZE]);
-            p += 1;
-            if p == packets {
-                p = 0;
-            }
         }
         self.stream.render_over(i, out)?;
         Ok(())

@@ -22,6 +22,9 @@ pub struct Spec {
     pub pcr_jump_at: Option<u64>,
     /// Insert this many junk bytes before this packet (a sync loss).
     pub junk_before: Option<(u64, usize)>,
+    /// Frame starts (and PCRs) only before this packet: the rest of the pass is the tail a
+    /// muxer sends after the last frame.
+    pub frames_before: Option<u64>,
 }
 
 impl Default for Spec {
@@ -32,6 +35,7 @@ impl Default for Spec {
             pcr_every: 40,
             pcr_jump_at: None,
             junk_before: None,
+            frames_before: None,
         }
     }
 }
@@ -81,7 +85,8 @@ pub fn asset(spec: &Spec) -> (Vec<u8>, OffsetMap) {
         };
         let mut b = [0xFFu8; PACKET_SIZE];
         b[0] = SYNC_BYTE;
-        let (pid, pusi, payload) = if q % spec.pcr_every == 0 {
+        let frame_start = q % spec.pcr_every == 0 && spec.frames_before.map_or(true, |n| q < n);
+        let (pid, pusi, payload) = if frame_start {
             (VIDEO, true, true)
         } else if q % 13 == 12 {
             (0x1FFF, false, true)

@@ -36,6 +36,8 @@ struct Ctx<'a> {
     a: &'a FailoverArgs,
     asset: String,
     map: Arc<OffsetMap>,
+    /// Ticks between passes (the stream's loop plan).
+    period_ticks: u64,
     frame_ns: u64,
     datagram_ns: u64,
     framing: Framing,
@@ -116,7 +118,8 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         ));
     };
     let frame_ns = frame_ticks * 1000 / 27;
-    let period_ns = (map.loop_period as u128 * 1_000_000_000 / HZ as u128) as u64;
+    let period_ticks = crate::stream::LoopPlan::for_map(&map, None).period;
+    let period_ns = (period_ticks as u128 * 1_000_000_000 / HZ as u128) as u64;
     let datagram_ns = period_ns / map.datagram_count().max(1);
     let seed = a
         .seed
@@ -144,6 +147,7 @@ pub fn failover(a: &FailoverArgs) -> anyhow::Result<i32> {
         a,
         asset: a.asset.display().to_string(),
         map: map.clone(),
+        period_ticks,
         frame_ns,
         datagram_ns,
         framing: if a.framing == "udp" {
@@ -359,9 +363,14 @@ impl Ctx<'_> {
             .take()
             .unwrap_or_else(|| Analyzer::new(self.framing).report());
         let stalls = self.watcher.snapshot();
-        let phase_ns = obs
-            .origin_real_ns
-            .and_then(|o| phase_in_frame(&self.map, RealNs(o), RealNs(obs.fault_real_ns)));
+        let phase_ns = obs.origin_real_ns.and_then(|o| {
+            phase_in_frame(
+                &self.map,
+                self.period_ticks,
+                RealNs(o),
+                RealNs(obs.fault_real_ns),
+            )
+        });
         let input = TrialInput {
             n,
             fault_real_ns: obs.fault_real_ns,

@@ -50,6 +50,13 @@ impl Asset {
             .map(|w| w[1].time.since(w[0].time))
             .max()
             .unwrap_or(Ticks27M(0));
+        // Across the loop point (a short silence where the video cadence is longer than the
+        // byte span, see `stream::cadence`).
+        let join = map.datagrams.last().map_or(0, |last| {
+            let period = crate::stream::LoopPlan::for_map(&map, None).period;
+            (period + map.packet_time(0)).saturating_sub(last.time.0)
+        });
+        let max_gap = max_gap.max(Ticks27M(join));
         Ok(Asset {
             path: path.to_path_buf(),
             frame_ns,
@@ -79,13 +86,16 @@ impl Asset {
         framing: Framing,
         loops: Option<u64>,
     ) -> anyhow::Result<OutputStream> {
-        OutputStream::new(
+        let file = std::fs::File::open(&self.path)
+            .with_context(|| format!("{}: cannot open", self.path.display()))?;
+        OutputStream::with_asset(
             self.map.clone(),
             SessionParams {
                 session_id: session,
                 framing,
                 loops,
             },
+            &file,
         )
         .with_context(|| format!("{}", self.path.display()))
     }

@@ -15,6 +15,7 @@ pub mod io;
 pub mod metrics;
 pub mod net;
 pub mod pacing;
+pub mod playlist;
 pub mod probe;
 pub mod recv;
 pub mod sender;

@@ -10,6 +10,7 @@ pub mod index;
 pub mod monitor;
 pub mod pair;
 pub mod play;
+pub mod playlist;
 pub mod probe;
 pub mod recv;
 pub mod request;
@@ -50,6 +51,9 @@ pub enum Command {
     Index(index::IndexArgs),
     /// Play an asset onto UDP/RTP multicast, paced by its PCR timeline.
     Play(play::PlayArgs),
+    /// Check a playlist (JSON in ffplayout's shape, or M3U) as a channel would load it: keys,
+    /// clips, in/out points, streams; prints the schedule (see docs/playlists.md).
+    Playlist(playlist::PlaylistArgs),
     /// Receive udp:// or rtp:// and measure it: TR 101 290, RTP, gaps, pacing (--json).
     Recv(recv::RecvArgs),
     /// Run the primary server of a failover pair (plays on the live group).
@@ -82,6 +86,7 @@ pub fn run() -> i32 {
         Command::Probe(a) => probe::run(&a),
         Command::Index(a) => index::run(&a),
         Command::Play(a) => play::run(&a),
+        Command::Playlist(a) => playlist::run(&a),
         Command::Recv(args) => recv::run(args),
         Command::Primary(a) => server::run_primary(&a),
         Command::Secondary(a) => server::run_secondary(&a),

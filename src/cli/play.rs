@@ -105,6 +105,9 @@ fn prepare(args: &PlayArgs) -> Result<Plan, BadInput> {
     let dest: Dest = args.dest.parse()?;
     let iface = resolve_iface(&args.iface)?;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if let Some(e) = crate::io::playlist::not_yet_playable(&args.asset) {
+        return Err(BadInput(anyhow::anyhow!(e)));
+    }
     let map = crate::net::priority::quietly("offset map", || load_or_build(&args.asset, progress))?;
     let asset = std::fs::File::open(&args.asset)
         .with_context(|| format!("{}: cannot open", args.asset.display()))?;

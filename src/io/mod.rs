@@ -8,6 +8,7 @@
 
 pub mod asset;
 pub mod index_file;
+pub mod playlist;
 mod progress;
 
 pub use index_file::{load_or_build, load_or_build_with, LoadOptions, Loaded, Origin};

@@ -38,6 +38,9 @@ impl Asset {
     }
 
     fn load_now(path: &Path) -> anyhow::Result<Asset> {
+        if let Some(e) = crate::io::playlist::not_yet_playable(path) {
+            anyhow::bail!(e);
+        }
         let map = load_or_build(path, false).with_context(|| format!("{}", path.display()))?;
         let frame_ns = map
             .frame_ticks()

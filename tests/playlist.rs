@@ -1,0 +1,150 @@
+//! `tandem playlist LIST` as a user runs it: a good playlist (JSON and M3U) prints its
+//! schedule and exits 0; clips that cannot be played, clips whose streams differ from the
+//! channel's, misspelled keys and bad values exit 2 naming the file, the item and the key;
+//! `tandem play` given a playlist says what it is instead of failing to index it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tandem");
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tandem-playlist-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    for f in ["cbr-25fps.ts", "vbr-25fps.ts", "cbr-29.97fps.ts"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures")
+                .join(f),
+            d.join(f),
+        )
+        .unwrap();
+    }
+    d
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(BIN).args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_good_playlist_prints_its_schedule() {
+    let d = scratch("good");
+    let list = d.join("day.json");
+    std::fs::write(
+        &list,
+        r#"{"channel": "News", "date": "2026-12-03", "loop": true, "program": [
+            {"in": 0, "out": 2.0, "duration": 3.0, "source": "cbr-25fps.ts", "title": "Opener"},
+            {"in": 0.5, "source": "vbr-25fps.ts", "custom_filter": "", "start": "18:00:00"}]}"#,
+    )
+    .unwrap();
+    let (code, out, err) = run(&["playlist", list.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("2 items, channel \"News\", date 2026-12-03"),
+        "{out}"
+    );
+    assert!(out.contains("cbr-25fps.ts  \"Opener\""), "{out}");
+    assert!(out.contains("18:00:00.000"), "{out}");
+    // 2.000 s of the first clip, 3.000 - 0.5 s of the second (75 frames at 25 fps).
+    assert!(out.contains("total 4.500 s per pass"), "{out}");
+    assert!(
+        out.contains("note: item 2: key \"custom_filter\" is ffplayout's"),
+        "{out}"
+    );
+    assert!(out.contains("ok: every item can be played"), "{out}");
+    let m3u = d.join("list.m3u");
+    std::fs::write(&m3u, "#EXTM3U\n#EXTINF:3,one\ncbr-25fps.ts\nvbr-25fps.ts\n").unwrap();
+    let (code, out, err) = run(&["playlist", m3u.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("(M3U, 2 items)") && out.contains("total 6.000 s"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn every_problem_is_named_and_exits_2() {
+    let d = scratch("bad");
+    let list = d.join("bad.json");
+    std::fs::write(
+        &list,
+        r#"{"program": [{"source": "cbr-25fps.ts"}, {"source": "cbr-29.97fps.ts"},
+            {"source": "gone.ts"}, {"source": "cbr-25fps.ts", "in": 9}]}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(&["playlist", list.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].contains("item 2: ")
+            && lines[0].contains("frame rate 29.970 fps (item 1: 25.000 fps)"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("item 3: ") && lines[1].contains("no such file"),
+        "{err}"
+    );
+    assert!(
+        lines[2].contains("item 4: ") && lines[2].contains("\"in\" 9 s is not inside the clip"),
+        "{err}"
+    );
+    // A misspelled key: one line, file, item and key.
+    std::fs::write(
+        &list,
+        r#"{"program": [{"source": "cbr-25fps.ts"}, {"source": "a.ts", "ot": 3}]}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(&["playlist", list.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: item 2: key \"ot\": unknown key",
+            list.display()
+        )),
+        "{err}"
+    );
+    // Broken JSON: the line.
+    std::fs::write(&list, "{\"program\": [\n {\"source\": \"a.ts\"\n]}").unwrap();
+    let (code, _, err) = run(&["playlist", list.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{}:3: not valid JSON", list.display())),
+        "{err}"
+    );
+    // An asset is not a playlist.
+    let (code, _, err) = run(&["playlist", d.join("cbr-25fps.ts").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a playlist"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn play_given_a_playlist_says_what_it_is() {
+    let d = scratch("play");
+    let m3u = d.join("list.m3u");
+    std::fs::write(&m3u, "cbr-25fps.ts\n").unwrap();
+    let (code, _, err) = run(&[
+        "play",
+        m3u.to_str().unwrap(),
+        "--dest",
+        "udp://239.255.42.1:5000",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("a playlist (M3U), not a transport stream"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -1,7 +1,8 @@
 //! The loop point of every bundled asset with video, rendered through the output stream for
 //! three passes and read back packet by packet: the video cadence holds exactly (every step
 //! of the sorted video PTS is one frame, within the 90 kHz rounding of 59.94 fps), audio
-//! continues within one audio frame, CC continues, PTS/DTS increase per PID in decode order
+//! continues within one audio PES (the bundled assets carry 8 AAC frames, 170.7 ms, per PES;
+//! the join is not trimmed to AAC frames, so it overlaps by tens of ms: printed), CC continues, PTS/DTS increase per PID in decode order
 //! and PCR steps stay within 100 ms (ISO/IEC 13818-1 §2.4.3.5, TR 101 290 2.3b). Prints, per
 //! asset, what the join looks like (the figures of the playlists issue's loop measure).
 
@@ -19,7 +20,7 @@ const PASSES: u64 = 3;
 struct Join {
     video_frame_90k: f64,
     worst_video_step_error: f64,
-    audio_join_error_frames: f64,
+    audio_join_ms: f64,
     max_pcr_step_ms: f64,
     head_delay_ms: f64,
     dropped: u64,
@@ -137,8 +138,8 @@ fn check(name: &str) -> Join {
             w[1] - w[0]
         );
     }
-    // Audio: at each join the next pass starts within one audio frame of where the last
-    // audio frame of the pass before ends.
+    // Audio: at each join the next pass starts within one PES of where the last audio PES
+    // of the pass before ends (its end taken as its PTS plus the median PES duration).
     let pass_90k = s.period() / 300;
     let mut audio_err = 0f64;
     for (pid, v) in &pes {
@@ -153,19 +154,18 @@ fn check(name: &str) -> Join {
         }
         let mut steps: Vec<u64> = ap.windows(2).map(|w| w[1] - w[0]).collect();
         steps.sort_unstable();
-        let frame = steps[steps.len() / 2] as f64; // the audio frame duration (median)
+        let frame = steps[steps.len() / 2] as f64; // the audio PES duration (median)
         let last_of_pass = ap[per_pass as usize - 1];
         let first_next = ap[0] + pass_90k;
         let err = (first_next as f64 - (last_of_pass as f64 + frame)) / frame;
         assert!(
             err.abs() <= 1.0,
-            "{name}: PID {pid}: audio join off by {err:.2} frames"
+            "{name}: PID {pid}: audio join off by {err:.2} PES"
         );
-        audio_err = if err.abs() > audio_err.abs() {
-            err
-        } else {
-            audio_err
-        };
+        let ms = err * frame / 90.0;
+        if ms.abs() > audio_err.abs() {
+            audio_err = ms;
+        }
     }
     // Departures: never two at once, and where the asset is constant-rate (its head has
     // stuffing to drop) the spacing across the joins stays that of the asset.
@@ -203,7 +203,7 @@ fn check(name: &str) -> Join {
     Join {
         video_frame_90k: frame_90k,
         worst_video_step_error: worst,
-        audio_join_error_frames: audio_err,
+        audio_join_ms: audio_err,
         max_pcr_step_ms: max_pcr_step as f64 / 27_000.0,
         head_delay_ms: head_delay / 27_000.0,
         dropped: s.loop_plan().dropped(),
@@ -212,7 +212,7 @@ fn check(name: &str) -> Join {
 }
 
 #[test]
-fn every_loop_point_keeps_the_video_cadence_and_the_audio() {
+fn every_loop_point_keeps_the_video_cadence() {
     for name in [
         "fixtures/cbr-25fps.ts",
         "fixtures/vbr-25fps.ts",
@@ -224,10 +224,10 @@ fn every_loop_point_keeps_the_video_cadence_and_the_audio() {
     ] {
         let j = check(name);
         println!(
-            "{name}: video PTS step = frame ({:.1} x 1/90 kHz) within {:.1}; audio join {:+.2} audio frames; max PCR step {:.1} ms; head of each later pass delayed {:.1} ms, {} null packets dropped, smallest datagram spacing {:.2} of the median",
+            "{name}: video PTS step = frame ({:.1} x 1/90 kHz) within {:.1}; audio join {:+.1} ms (negative: overlap); max PCR step {:.1} ms; head of each later pass delayed {:.1} ms, {} null packets dropped, smallest datagram spacing {:.2} of the median",
             j.video_frame_90k,
             j.worst_video_step_error,
-            j.audio_join_error_frames,
+            j.audio_join_ms,
             j.max_pcr_step_ms,
             j.head_delay_ms,
             j.dropped,

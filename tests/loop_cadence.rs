@@ -1,8 +1,8 @@
 //! The loop point of every bundled asset with video, rendered through the output stream for
 //! three passes and read back packet by packet: the video cadence holds exactly (every step
 //! of the sorted video PTS is one frame, within the 90 kHz rounding of 59.94 fps), audio
-//! continues within one audio PES (the bundled assets carry 8 AAC frames, 170.7 ms, per PES;
-//! the join is not trimmed to AAC frames, so it overlaps by tens of ms: printed), CC continues, PTS/DTS increase per PID in decode order
+//! continues (every AAC frame starts where the one before ends, within half a frame at the
+//! joins, where the last audio PES of a pass is trimmed at an ADTS frame), CC continues, PTS/DTS increase per PID in decode order
 //! and PCR steps stay within 100 ms (ISO/IEC 13818-1 §2.4.3.5, TR 101 290 2.3b). Prints, per
 //! asset, what the join looks like (the figures of the playlists issue's loop measure).
 
@@ -71,6 +71,8 @@ fn check(name: &str) -> Join {
         out.extend_from_slice(&d);
     }
     let mut last_cc: HashMap<Pid, Cc> = HashMap::new();
+    // Per PID: every PES of the output, reassembled (for the ADTS frames of the audio).
+    let mut units: BTreeMap<Pid, Vec<Vec<u8>>> = BTreeMap::new();
     // Per PID: (unwrapped PTS, unwrapped DTS-or-PTS) of every PES start, in output order.
     let mut pes: BTreeMap<Pid, Vec<(u64, u64)>> = BTreeMap::new();
     let mut last_pcr: Option<Pcr> = None;
@@ -98,6 +100,15 @@ fn check(name: &str) -> Join {
                     max_pcr_step = max_pcr_step.max(step);
                 }
                 last_pcr = Some(pcr);
+            }
+        }
+        if p.pid() != Pid::NULL && p.has_payload() {
+            let u = units.entry(p.pid()).or_default();
+            if p.pusi() {
+                u.push(Vec::new());
+            }
+            if let Some(last) = u.last_mut() {
+                last.extend_from_slice(p.payload());
             }
         }
         let t = timestamps(&p);
@@ -138,34 +149,69 @@ fn check(name: &str) -> Join {
             w[1] - w[0]
         );
     }
-    // Audio: at each join the next pass starts within one PES of where the last audio PES
-    // of the pass before ends (its end taken as its PTS plus the median PES duration).
-    let pass_90k = s.period() / 300;
+    // Audio: every AAC (ADTS) frame of the output, start and duration (90 kHz); sorted, each
+    // frame starts where the one before ends, within half a frame at the joins (the trim).
     let mut audio_err = 0f64;
-    for (pid, v) in &pes {
+    for (pid, pes_list) in &units {
         if *pid == video {
             continue;
         }
-        let mut ap: Vec<u64> = v.iter().map(|x| x.0).collect();
-        ap.sort_unstable();
-        let per_pass = ap.len() as u64 / PASSES;
-        if per_pass < 3 {
+        let mut starts: Vec<(u64, u64)> = Vec::new();
+        let mut prev: Option<u64> = None;
+        for u in pes_list {
+            if u.len() < 14 || u[..3] != [0, 0, 1] || !(0xC0..=0xDF).contains(&u[3]) {
+                continue;
+            }
+            let t = &u[9..14];
+            let raw = ((t[0] as u64 >> 1) & 7) << 30
+                | (t[1] as u64) << 22
+                | (t[2] as u64 >> 1) << 15
+                | (t[3] as u64) << 7
+                | t[4] as u64 >> 1;
+            let mut pts = unwrap(prev, raw);
+            prev = Some(pts);
+            let len = u16::from_be_bytes([u[4], u[5]]) as usize;
+            let end = if len == 0 {
+                u.len()
+            } else {
+                (6 + len).min(u.len())
+            };
+            let mut at = 9 + u[8] as usize;
+            while at + 7 <= end && u[at] == 0xFF && u[at + 1] & 0xF6 == 0xF0 {
+                let h = &u[at..at + 7];
+                let flen =
+                    ((h[3] as usize & 3) << 11) | ((h[4] as usize) << 3) | (h[5] as usize >> 5);
+                let rate = [
+                    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025,
+                    8000,
+                ][(h[2] >> 2 & 0xF) as usize % 12];
+                let d = ((h[6] & 3) as u64 + 1) * 1024 * 90_000 / rate;
+                assert!(
+                    flen >= 7 && at + flen <= end,
+                    "{name}: PID {pid}: ADTS frame cut short"
+                );
+                starts.push((pts, d));
+                pts += d;
+                at += flen;
+            }
+        }
+        if starts.len() < 10 {
             continue;
         }
-        let mut steps: Vec<u64> = ap.windows(2).map(|w| w[1] - w[0]).collect();
-        steps.sort_unstable();
-        let frame = steps[steps.len() / 2] as f64; // the audio PES duration (median)
-        let last_of_pass = ap[per_pass as usize - 1];
-        let first_next = ap[0] + pass_90k;
-        let err = (first_next as f64 - (last_of_pass as f64 + frame)) / frame;
-        assert!(
-            err.abs() <= 1.0,
-            "{name}: PID {pid}: audio join off by {err:.2} PES"
-        );
-        let ms = err * frame / 90.0;
-        if ms.abs() > audio_err.abs() {
-            audio_err = ms;
+        starts.sort_unstable();
+        let d = starts[0].1 as f64;
+        for w in starts.windows(2) {
+            let err = w[1].0 as f64 - (w[0].0 + w[0].1) as f64;
+            assert!(
+                err.abs() <= d / 2.0 + 1.0,
+                "{name}: PID {pid}: audio frame at {} starts {err} ticks after the previous ends",
+                w[1].0
+            );
+            if err.abs() > audio_err.abs() {
+                audio_err = err;
+            }
         }
+        audio_err /= 90.0; // ms
     }
     // Departures: never two at once, and where the asset is constant-rate (its head has
     // stuffing to drop) the spacing across the joins stays that of the asset.

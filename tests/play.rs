@@ -464,10 +464,18 @@ fn signals_stop_cleanly_with_a_summary() {
         let dest = group();
         let url = format!("udp://{dest}");
         let cap = capture(dest, Duration::from_millis(700), Duration::from_secs(20));
+        let first = receiver(dest, Ipv4Addr::LOCALHOST, None).unwrap();
+        first
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let child = play(&[asset.to_str().unwrap(), "--dest", &url, "--loop"])
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(800));
+        // Signalled once it is on air (a start-up slowed by a loaded machine is not a
+        // failure to stop).
+        let mut b = [0u8; 2048];
+        first.recv(&mut b).expect("the first datagram within 10 s");
+        std::thread::sleep(Duration::from_millis(300));
         // SAFETY: kill(2) on our own child's pid with a valid signal number.
         assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
         let t0 = Instant::now();

@@ -71,6 +71,15 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
             "loop       by the byte span (no video cadence: no frame rate, or the frame count does not fit the span)"
         );
     }
+    if let Ok(f) = std::fs::File::open(&args.asset) {
+        let trim = crate::stream::trim::AudioTrim::plan(m, plan.period, &f);
+        for (pid, frames, gap) in trim.report() {
+            println!(
+                "audio      PID {pid}: {frames} AAC frame(s) cut at each loop point, the join {:+.1} ms (negative: overlap)",
+                *gap as f64 / 90.0
+            );
+        }
+    }
     println!("pcr pid    {} ({} PCRs)", m.pcr_pid, m.anchors.len());
     match (m.video_pid, m.frame_rate) {
         (Some(v), Some((n, d))) => println!(

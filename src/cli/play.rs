@@ -91,6 +91,9 @@ pub fn run(args: &PlayArgs) -> anyhow::Result<i32> {
         set_clock_offset_ms(ms);
     }
     args.startup.apply();
+    // Blocked first: a stop asked while the asset is still being prepared is honoured (a
+    // clean stop with a summary) instead of killing the process.
+    let signals = Signals::block()?;
     let plan = match prepare(args) {
         Ok(p) => p,
         Err(BadInput(e)) => {
@@ -98,7 +101,7 @@ pub fn run(args: &PlayArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    play(args, plan)
+    play(args, plan, signals)
 }
 
 fn prepare(args: &PlayArgs) -> Result<Plan, BadInput> {
@@ -209,16 +212,15 @@ fn write_sdp(
     Ok(())
 }
 
-fn play(args: &PlayArgs, plan: Plan) -> anyhow::Result<i32> {
+fn play(args: &PlayArgs, plan: Plan, signals: Signals) -> anyhow::Result<i32> {
     let s = &plan.stream;
-    let m = s.map();
     tracing::info!(
         asset = %args.asset.display(),
         dest = %plan.dest,
         iface = %plan.iface,
         ttl = args.ttl,
         bitrate_kbps = (s.bitrate() / 1000.0).round() as u64,
-        duration_s = format_args!("{:.3}", m.loop_period as f64 / HZ as f64),
+        duration_s = format_args!("{:.3}", s.period() as f64 / HZ as f64),
         loops = %s.params().loops.map_or("endless".to_string(), |l| l.to_string()),
         session = %s.params().session_id,
         ssrc = %s.rtp_session().map_or("-".to_string(), |r| format!("{:08x}", r.ssrc)),
@@ -232,7 +234,6 @@ fn play(args: &PlayArgs, plan: Plan) -> anyhow::Result<i32> {
             "--start-at is in the past: joining the session in progress"
         );
     }
-    let signals = Signals::block()?;
     let mut cfg = EngineConfig::new(plan.stream.clone(), plan.asset, plan.origin_mono);
     cfg.start_index = plan.start_index;
     cfg.live = Some(plan.sink);

@@ -21,6 +21,7 @@ pub mod rtp;
 pub mod sdp;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod trim;
 
 pub use cadence::LoopPlan;
 pub use framing::Framing;

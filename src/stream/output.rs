@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::cadence::LoopPlan;
 use super::rtp::{RtpSession, HEADER_LEN};
+use super::trim::AudioTrim;
 use crate::index::{flags, OffsetMap};
 use crate::stream::Framing;
 use crate::ts::packet::{edit, Cc, Packet, Pid, PACKETS_PER_DATAGRAM, PACKET_SIZE, SYNC_BYTE};
@@ -105,6 +106,8 @@ pub struct OutputStream {
     first_pcr_packet: u64,
     /// The shift per pass and the re-derived head of later passes.
     plan: LoopPlan,
+    /// The audio cut at the end of every pass followed by another.
+    trim: AudioTrim,
 }
 
 impl OutputStream {
@@ -124,13 +127,18 @@ impl OutputStream {
         asset: &dyn super::reader::ReadAt,
     ) -> Result<OutputStream, StreamError> {
         let plan = LoopPlan::for_asset(&map, asset);
-        Self::build(map, params, Some(plan))
+        let trim = if params.loops == Some(1) {
+            AudioTrim::default()
+        } else {
+            AudioTrim::plan(&map, plan.period, asset)
+        };
+        Self::build(map, params, Some((plan, trim)))
     }
 
     fn build(
         map: Arc<OffsetMap>,
         params: SessionParams,
-        plan: Option<LoopPlan>,
+        plan: Option<(LoopPlan, AudioTrim)>,
     ) -> Result<OutputStream, StreamError> {
         if map.packets == 0 {
             return Err(StreamError::Empty);
@@ -151,7 +159,13 @@ impl OutputStream {
         for e in &map.pid_cc {
             cc_advance[e.pid.value() as usize] = e.advance & 0x0F;
         }
-        let plan = plan.unwrap_or_else(|| LoopPlan::for_map(&map, None));
+        let (plan, trim) =
+            plan.unwrap_or_else(|| (LoopPlan::for_map(&map, None), AudioTrim::default()));
+        for e in &map.pid_cc {
+            if let Some(a) = trim.advance(e.pid) {
+                cc_advance[e.pid.value() as usize] = a & 0x0F;
+            }
+        }
         let (first, last) = (map.anchors[0], map.anchors[map.anchors.len() - 1]);
         // The PCR step the output shows from the last PCR of a pass to the first of the next
         // (the first may depart later than in the asset: see `cadence`).
@@ -168,6 +182,7 @@ impl OutputStream {
             loop_discontinuity: step == 0 || step > MAX_PCR_STEP,
             first_pcr_packet: first.packet,
             plan,
+            trim,
             map,
             params,
             rtp,
@@ -184,6 +199,11 @@ impl OutputStream {
     /// asset allows it).
     pub fn loop_plan(&self) -> &LoopPlan {
         &self.plan
+    }
+
+    /// The audio cut at the end of each pass followed by another ([`AudioTrim`]).
+    pub fn audio_trim(&self) -> &AudioTrim {
+        &self.trim
     }
 
     /// Timeline shift per pass, 27 MHz ticks ([`LoopPlan::period`]).
@@ -423,6 +443,11 @@ impl OutputStream {
                     packet: p,
                     byte: pkt[0],
                 });
+            }
+            if self.params.loops.map_or(true, |n| n > k + 1) {
+                if let Some(b) = self.trim.packet(p) {
+                    pkt.copy_from_slice(b);
+                }
             }
             if k > 0 {
                 self.rewrite(pkt, k, p, j);

@@ -117,6 +117,17 @@ fn metrics_follow_the_pair_across_a_kill_of_the_primary() {
         .is_some_and(|n| n > 0.0),
         "{mp}"
     );
+    // The pacer's send lateness, as a histogram: every send counted, +Inf holds them all.
+    let count = sample(&mp, r#"tandem_send_lateness_seconds_count{channel="news"}"#);
+    assert!(count.is_some_and(|n| n > 0.0), "{mp}");
+    assert_eq!(
+        sample(
+            &mp,
+            r#"tandem_send_lateness_seconds_bucket{le="+Inf",channel="news"}"#
+        ),
+        count,
+        "{mp}"
+    );
     let ms = scrape_until(hs, 5 * SEC, |t| {
         state_is(t, "news", "Secondary_synchronized")
     });
@@ -259,7 +270,22 @@ fn a_real_prometheus_scrapes_the_pair_and_answers_queries() {
         let b = prom_query(pp, q_sync);
         let on_air = prom_query(pp, r#"sum(tandem_channel_on_air{channel="main"})"#);
         let alarms = prom_query(pp, "sum(tandem_alarm_active)");
-        if let (Some(a), Some(b), Some(on_air), Some(alarms)) = (&a, &b, &on_air, &alarms) {
+        // The 90th percentile of the primary's send lateness, from the histogram.
+        let p90 = prom_query(
+            pp,
+            &format!(
+                r#"histogram_quantile(0.9, tandem_send_lateness_seconds_bucket{{instance="{hp}"}})"#
+            ),
+        );
+        let p90_ok = p90.as_ref().is_some_and(|r| {
+            r.first()
+                .and_then(|x| x["value"][1].as_str())
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|v| v.is_finite() && (0.0..0.05).contains(&v))
+        });
+        if let (Some(a), Some(b), Some(on_air), Some(alarms), true) =
+            (&a, &b, &on_air, &alarms, p90_ok)
+        {
             let inst = |r: &Vec<serde_json::Value>| {
                 r.iter()
                     .map(|x| x["metric"]["instance"].as_str().unwrap_or("").to_string())

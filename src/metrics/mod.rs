@@ -77,6 +77,8 @@ pub struct Snapshot {
     pub sent_muted: u64,
     /// Sends decided later than the pacer's late threshold.
     pub late_wakes: u64,
+    /// Every send's lateness, by bucket (this engine's run).
+    pub lateness: crate::pacing::LatenessHistogram,
     /// Counters kept by the driver.
     pub counters: ChannelCounters,
     /// The whole status object (schema `tandem.status/1`), for `/api/v1/status`.
@@ -115,6 +117,42 @@ struct ChannelAlarm {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Peer {
     peer: String,
+}
+
+/// A histogram whose buckets were counted elsewhere (the pacer's [`LatenessHistogram`]):
+/// rendered as a Prometheus histogram, filled by [`ConstHistogram::set`].
+#[derive(Debug, Default)]
+struct ConstHistogram(std::sync::Mutex<HistogramValues>);
+
+/// Sum, count and `(upper bound, count in the bucket alone)` per bucket.
+type HistogramValues = (f64, u64, Vec<(f64, u64)>);
+
+impl ConstHistogram {
+    /// `sum`, and per bucket `(upper bound, count in that bucket alone)`; the last bound is
+    /// `f64::MAX` (`+Inf`).
+    fn set(&self, sum: f64, buckets: Vec<(f64, u64)>) {
+        let count = buckets.iter().map(|b| b.1).sum();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (sum, count, buckets);
+    }
+}
+
+impl prometheus_client::metrics::TypedMetric for ConstHistogram {
+    const TYPE: prometheus_client::metrics::MetricType =
+        prometheus_client::metrics::MetricType::Histogram;
+}
+
+impl prometheus_client::encoding::EncodeMetric for ConstHistogram {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(g.0, g.1, &g.2, None)
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
 }
 
 /// Registers a family and returns it for filling.
@@ -182,6 +220,11 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         "tandem_pacer_late_wakes",
         "Sends decided later than the pacer's late threshold, since the engine started",
     );
+    let lateness: Family<Channel, ConstHistogram> = family(
+        &mut reg,
+        "tandem_send_lateness_seconds",
+        "How late each send was decided after its allowed time (timer wake-up and scheduling delay), since the engine started",
+    );
     let alarm: Family<ChannelAlarm, Gauge> = family(
         &mut reg,
         "tandem_alarm_active",
@@ -224,6 +267,14 @@ pub fn render(snapshots: &[Snapshot]) -> String {
             .inc_by(n);
         }
         late.get_or_create(&ch()).inc_by(s.late_wakes);
+        let bounds = crate::pacing::LATENESS_BOUNDS_NS
+            .iter()
+            .map(|&b| b as f64 / 1e9)
+            .chain([f64::MAX]);
+        lateness.get_or_create(&ch()).set(
+            s.lateness.sum_ns as f64 / 1e9,
+            bounds.zip(s.lateness.counts).collect(),
+        );
         for a in Alarm::ALL {
             alarm
                 .get_or_create(&ChannelAlarm {

@@ -41,6 +41,13 @@ fn snapshot() -> Snapshot {
         sent_live: 1_200,
         sent_muted: 40,
         late_wakes: 7,
+        lateness: {
+            let mut h = crate::pacing::LatenessHistogram::default();
+            for ns in [10_000, 30_000, 30_000, 700_000, 60_000_000] {
+                h.record(ns);
+            }
+            h
+        },
         counters,
         status: serde_json::json!({}),
     }
@@ -115,4 +122,36 @@ fn missed_heartbeats_are_counted_in_whole_periods() {
     assert_eq!(c.heartbeats_missed, 4);
     c.on_peer_heard(3 * p, p); // out of order: nothing
     assert_eq!(c.heartbeats_missed, 4);
+}
+
+#[test]
+fn the_send_lateness_is_a_cumulative_histogram_in_seconds() {
+    let t = render(&[snapshot()]);
+    let at = |le: &str| {
+        sample(
+            &t,
+            &format!("tandem_send_lateness_seconds_bucket{{le=\"{le}\",channel=\"news\"}}"),
+        )
+        .unwrap_or_else(|| panic!("no bucket le={le} in\n{t}"))
+    };
+    // 10 us and 2 x 30 us, 700 us, 60 ms: cumulative counts per upper bound.
+    assert_eq!(at("0.000025"), "1");
+    assert_eq!(at("0.00005"), "3");
+    assert_eq!(at("0.0005"), "3");
+    assert_eq!(at("0.001"), "4");
+    assert_eq!(at("0.05"), "4");
+    assert_eq!(at("+Inf"), "5");
+    assert_eq!(
+        sample(&t, "tandem_send_lateness_seconds_count{channel=\"news\"}").as_deref(),
+        Some("5")
+    );
+    let sum: f64 = sample(&t, "tandem_send_lateness_seconds_sum{channel=\"news\"}")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((sum - 0.06077).abs() < 1e-9, "{sum}");
+    assert!(
+        t.contains("# TYPE tandem_send_lateness_seconds histogram"),
+        "{t}"
+    );
 }

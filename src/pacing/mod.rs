@@ -75,6 +75,40 @@ pub struct PacerStats {
     pub catch_up: u64,
     /// Rewinds/seeks.
     pub seeks: u64,
+    /// Every send's lateness (decision time minus allowed time), by bucket.
+    pub lateness: LatenessHistogram,
+}
+
+/// Upper bounds (ns, inclusive) of the [`LatenessHistogram`] buckets: 25 us to 50 ms, about
+/// 2.5x apart; a last bucket takes everything later.
+pub const LATENESS_BOUNDS_NS: [u64; 11] = [
+    25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+    25_000_000, 50_000_000,
+];
+
+/// How late the sends were decided, by bucket (fixed bounds, so it is plain data that a
+/// snapshot copies and `/metrics` renders as a Prometheus histogram).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LatenessHistogram {
+    /// Sends per bucket: `counts[b]` for lateness up to `LATENESS_BOUNDS_NS[b]` (and above the
+    /// bucket before); the last entry for lateness above every bound.
+    pub counts: [u64; LATENESS_BOUNDS_NS.len() + 1],
+    /// Sum of every lateness recorded (ns).
+    pub sum_ns: u64,
+}
+
+impl LatenessHistogram {
+    /// Records one send `ns` late.
+    pub fn record(&mut self, ns: u64) {
+        let b = LATENESS_BOUNDS_NS.partition_point(|&u| u < ns);
+        self.counts[b] += 1;
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+    }
+
+    /// Sends recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
 }
 
 /// Facts about the send the pacer just decided (for logging and ownership checks).
@@ -247,6 +281,7 @@ impl<S: Schedule> Pacer<S> {
                 self.stats.late_wakes += 1;
             }
             self.stats.max_lateness_ns = self.stats.max_lateness_ns.max(d.lateness_ns);
+            self.stats.lateness.record(d.lateness_ns);
         }
         let behind = now.saturating_sub(self.due(i));
         self.stats.max_behind_ns = self.stats.max_behind_ns.max(behind);
@@ -355,6 +390,10 @@ mod tests {
         let st = p.stats();
         assert_eq!(st.late_wakes, 1);
         assert_eq!(st.max_lateness_ns, 7_300_000);
+        // The late send sits in the 10 ms bucket (5 < 7.3 <= 10 ms); every send is counted.
+        assert_eq!(st.lateness.count(), st.sent);
+        assert_eq!(st.lateness.counts[8], 1);
+        assert!(st.lateness.sum_ns >= 7_300_000);
         assert_eq!(st.max_behind_ns, 7_300_000);
         assert_eq!(st.catch_up, 14);
         assert_eq!(p.origin_ns(), 0);

@@ -34,6 +34,7 @@ impl Server {
             sent_live: stats.map_or(0, |s| s.sent_live),
             sent_muted: stats.map_or(0, |s| s.sent_muted),
             late_wakes: stats.map_or(0, |s| s.pacer.late_wakes),
+            lateness: stats.map_or_else(Default::default, |s| s.pacer.lateness),
             counters: self.ch.counters.clone(),
             status: self.status_json(),
         };

@@ -49,6 +49,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("wire_message", wire_message),
     ("wire_message_mac", wire_message_mac),
     ("recv_rtp", recv_rtp),
+    ("playlist", playlist),
 ];
 
 // ------------------------------------------------------------------------- TS packets
@@ -122,7 +123,9 @@ fn render_some(map: &OffsetMap, asset: &[u8]) {
         framing: Framing::Rtp,
         loops: Some(2),
     };
-    let Ok(out) = OutputStream::new(Arc::new(map.clone()), params) else {
+    // With the asset at hand, as `play` and the servers build it: the loop plan may drop the
+    // join's late null packets and the audio trim rewrites the last audio PES of a pass.
+    let Ok(out) = OutputStream::with_asset(Arc::new(map.clone()), params, &asset.to_vec()) else {
         return;
     };
     let per_pass = map.datagram_count();
@@ -150,6 +153,12 @@ fn render_some(map: &OffsetMap, asset: &[u8]) {
         out.render(i, &pkts, &mut buf)
             .expect("datagrams of a map built from these bytes render");
         assert_eq!(buf.len(), out.datagram_len(i));
+        for pkt in buf[out.header_len()..].chunks(PACKET_SIZE) {
+            assert!(
+                Packet::new_checked(pkt).is_ok(),
+                "a rendered packet (loop rewriting, audio trim) is a valid TS packet"
+            );
+        }
         let _ = (out.departure_ns(i), out.flags(i));
     }
 }
@@ -421,4 +430,42 @@ pub fn recv_rtp(data: &[u8]) {
     let report = a.report();
     assert_eq!(report.datagrams, count);
     serde_json::to_string(&report).expect("the report serialises");
+}
+
+// ------------------------------------------------------------------------- playlists
+
+/// `playlist`: the bytes as a playlist file: sniffed ([`crate::playlist::sniff`]), then,
+/// as text (UTF-8, invalid sequences replaced), parsed as JSON and as M3U. What parses has
+/// at least one item, `in` finite and >= 0, `out` after `in`, fixed starts increasing; what
+/// does not is an error that names the file and says what is wrong.
+pub fn playlist(data: &[u8]) {
+    let _ = crate::playlist::sniff(data);
+    let text = String::from_utf8_lossy(data);
+    let file = Path::new("fuzz.json");
+    for r in [
+        crate::playlist::parse_json(&text, file),
+        crate::playlist::parse_m3u(&text, file),
+    ] {
+        match r {
+            Ok(p) => {
+                assert!(!p.items.is_empty(), "a playlist has items");
+                let mut last_start = None;
+                for it in &p.items {
+                    assert!(it.in_s.is_finite() && it.in_s >= 0.0);
+                    if let Some(o) = it.out_s {
+                        assert!(o > it.in_s, "out after in");
+                    }
+                    if let Some(s) = it.start {
+                        assert!(last_start < Some(s), "fixed starts increase");
+                        assert!(s.0 < 86_400_000);
+                        last_start = Some(s);
+                    }
+                }
+            }
+            Err(e) => {
+                assert!(!e.message.is_empty());
+                assert!(e.to_string().starts_with("fuzz.json"));
+            }
+        }
+    }
 }

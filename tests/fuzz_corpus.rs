@@ -92,6 +92,21 @@ fn corpora_reach_the_parsers() {
     assert!(count("psi_section", &|d| parse_pmt(d).is_ok()) >= 1);
     assert!(count("wire_message", &|d| wire::decode(d, &key, None).is_ok()) >= 3);
     assert!(count("recv_rtp", &|d| d.len() > 1316) >= 1);
+    let file = Path::new("c.json");
+    let text = |d: &[u8]| String::from_utf8_lossy(d).into_owned();
+    assert!(
+        count("playlist", &|d| tandem::playlist::parse_json(
+            &text(d),
+            file
+        )
+        .is_ok())
+            >= 2
+    );
+    assert!(
+        count("playlist", &|d| tandem::playlist::parse_m3u(&text(d), file)
+            .is_ok())
+            >= 1
+    );
 }
 
 #[test]

@@ -194,6 +194,10 @@ struct Trimmed {
 /// Trims one PES (its packets in order) so that its audio ends at most half a frame after
 /// `next` (90 kHz); `None` when it holds no ADTS audio or needs no trim.
 fn trim_one(pes: &[PesPacket], next: u64) -> Option<Trimmed> {
+    // The PES header (up to its length field and flags) must sit in the first packet.
+    if pes.is_empty() || PACKET_SIZE - pes[0].payload_at < 9 {
+        return None;
+    }
     // The PES bytes and where each packet's payload starts in them.
     let mut bytes = Vec::new();
     let mut starts = Vec::new();
@@ -281,11 +285,13 @@ fn trim_one(pes: &[PesPacket], next: u64) -> Option<Trimmed> {
             replaced.push((pk.p, Box::new(null_packet())));
             continue;
         }
+        let mut payload_at = pk.payload_at;
         if e > cut {
             b = stuffed(&b, pk.payload_at, cut - s);
+            payload_at = PACKET_SIZE - (cut - s);
         }
         if n == 0 && pes_len != 0 {
-            let at = pk.payload_at + 4;
+            let at = payload_at + 4;
             let v = (pes_len - dropped) as u16;
             b[at..at + 2].copy_from_slice(&v.to_be_bytes());
         }

@@ -382,6 +382,17 @@ fn the_status_page_in_a_real_browser_shows_the_switch() {
     );
     assert_eq!(attr(&row, "data-on-air"), "0", "{row:?}");
     assert_eq!(attr(&row, "data-switches"), "0", "{row:?}");
+    // The secondary's pacer sends on the muted group: the page shows the bucket bound of
+    // its 99th-percentile send lateness (pacing::LATENESS_BOUNDS_NS, in ms, or "inf").
+    let p99 = attr(&row, "data-lateness-p99-ms");
+    assert!(
+        p99 == "inf"
+            || p99.parse::<f64>().is_ok_and(|v| [
+                0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0
+            ]
+            .contains(&v)),
+        "{row:?}"
+    );
     p.kill9();
     wait_state(net.ctl_s, "Secondary_no_primary", 5 * SEC, &[&s]);
     // Right after the takeover the output may still be held while ownership is verified

@@ -387,10 +387,11 @@ fn the_status_page_in_a_real_browser_shows_the_switch() {
     let p99 = attr(&row, "data-lateness-p99-ms");
     assert!(
         p99 == "inf"
-            || p99.parse::<f64>().is_ok_and(|v| [
-                0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0
-            ]
-            .contains(&v)),
+            || p99
+                .parse::<f64>()
+                .is_ok_and(
+                    |v| [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0].contains(&v)
+                ),
         "{row:?}"
     );
     p.kill9();

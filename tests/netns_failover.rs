@@ -325,6 +325,20 @@ fn alarms_of(v: &Option<serde_json::Value>) -> Vec<String> {
 /// was raised (the goal is within one second; the assertion allows for this VM's stalls).
 #[test]
 fn a_cut_sync_link_raises_alarms_on_both_servers_and_they_clear_when_it_returns() {
+    // A stall of the primary (one heartbeat period, 10 ms) while the link is cut makes it
+    // hold its output and verify ownership, which it cannot over a cut link: the secondary
+    // then rightly takes the silent group (docs/failover.md, "Holding can last"). That run
+    // says nothing about the alarms; it is reported and run again (3 runs at most).
+    for attempt in 1..=3 {
+        match cut_link_alarms() {
+            Ok(()) => return,
+            Err(why) => eprintln!("attempt {attempt}: {why}; running again"),
+        }
+    }
+    panic!("three runs in a row were spoiled by stalls of the primary");
+}
+
+fn cut_link_alarms() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("tandem-netns-alarm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let lab = Lab::up_id("nfa");
@@ -438,6 +452,13 @@ fn a_cut_sync_link_raises_alarms_on_both_servers_and_they_clear_when_it_returns(
     }
     // The primary stays on air; the secondary does not take over.
     let pri_state = status_state(&lab, "pri", ctl, session);
+    if pri_state.as_deref() != Some("Primary_no_secondary")
+        && primary.log().contains("live output stopped (HoldLive)")
+    {
+        return Err(format!(
+            "the primary stalled and held its output after the cut, state {pri_state:?}"
+        ));
+    }
     assert_eq!(
         pri_state.as_deref(),
         Some("Primary_no_secondary"),
@@ -445,6 +466,13 @@ fn a_cut_sync_link_raises_alarms_on_both_servers_and_they_clear_when_it_returns(
         primary.log(),
         secondary.log()
     );
+    if secondary.log().contains("-> Secondary_no_primary")
+        && primary.log().contains("live output stopped (HoldLive)")
+    {
+        return Err(
+            "the primary stalled and held its output after the cut; the secondary took over".into(),
+        );
+    }
     assert!(
         !secondary.log().contains("-> Secondary_no_primary"),
         "{}",
@@ -493,4 +521,5 @@ fn a_cut_sync_link_raises_alarms_on_both_servers_and_they_clear_when_it_returns(
     drop(secondary);
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }

@@ -21,29 +21,6 @@ fn free_port() -> u16 {
         .unwrap()
 }
 
-/// `GET path` on `addr`: (status code, body).
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, SEC)?;
-    s.set_read_timeout(Some(2 * SEC))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|b| b.1)
-        .unwrap_or("")
-        .to_string();
-    Ok((code, body))
-}
-
 /// The value of `series` (name and labels, exactly) in a scrape.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| {
@@ -60,7 +37,7 @@ fn scrape_until(addr: SocketAddr, timeout: Duration, want: impl Fn(&str) -> bool
     let t0 = Instant::now();
     let mut last = String::new();
     while t0.elapsed() < timeout {
-        if let Ok((200, body)) = get(addr, "/metrics") {
+        if let Ok((200, body)) = http_get(addr, "/metrics") {
             if want(&body) {
                 return body;
             }
@@ -150,12 +127,12 @@ fn metrics_follow_the_pair_across_a_kill_of_the_primary() {
         "{ms}"
     );
     // The status object, as `tandem status` shows it.
-    let (code, body) = get(hs, "/api/v1/status").unwrap();
+    let (code, body) = http_get(hs, "/api/v1/status").unwrap();
     assert_eq!(code, 200, "{body}");
     let st: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(st["schema"], "tandem.status/1", "{st}");
     assert_eq!(st["state"], "Secondary_synchronized", "{st}");
-    assert_eq!(get(hs, "/nothing-here").unwrap().0, 404);
+    assert_eq!(http_get(hs, "/nothing-here").unwrap().0, 404);
 
     p.kill9();
     let ms = scrape_until(hs, 5 * SEC, |t| {
@@ -210,7 +187,7 @@ fn prom_query(prom: SocketAddr, q: &str) -> Option<Vec<serde_json::Value>> {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let (code, body) = get(prom, &format!("/api/v1/query?query={enc}")).ok()?;
+    let (code, body) = http_get(prom, &format!("/api/v1/query?query={enc}")).ok()?;
     if code != 200 {
         return None;
     }

@@ -252,6 +252,7 @@ fn config(a: &ServerArgs, role: Role, no_detect: bool) -> anyhow::Result<ServerC
             }
             None => None,
         },
+        shared: None,
     })
 }
 

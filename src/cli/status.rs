@@ -14,14 +14,23 @@ pub struct ClientAuth {
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<std::path::PathBuf>,
     /// The servers' --session-id, if they were given one and no key file.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "channel")]
     pub session_id: Option<String>,
+    /// A channel of a `tandem serve` host, by its name in the configuration (the host
+    /// routes the request to it; without it `tandem status` lists every channel).
+    #[arg(long, value_name = "NAME")]
+    pub channel: Option<String>,
 }
 
 impl ClientAuth {
     /// The key and the wire session to use.
     pub fn resolve(&self) -> anyhow::Result<(Key, u64)> {
-        let session = match &self.session_id {
+        let text = match (&self.session_id, &self.channel) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(c)) => Some(super::serve::config::channel_session_text(c)),
+            (None, None) => None,
+        };
+        let session = match text {
             Some(s) => xxhash_rust::xxh3::xxh3_64(s.as_bytes()).max(1),
             None => 0,
         };
@@ -76,7 +85,12 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<i32> {
         }
     };
     use std::io::Write;
-    let text = if a.json { format!("{s}\n") } else { human(&s) };
+    let listing = s.get("schema").and_then(|v| v.as_str()) == Some("tandem.serve-status/1");
+    let text = match (a.json, listing) {
+        (true, _) => format!("{s}\n"),
+        (false, true) => human_listing(&s),
+        (false, false) => human(&s),
+    };
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(0)
 }
@@ -95,6 +109,59 @@ pub(crate) fn field(v: &serde_json::Value, path: &[&str]) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// A `tandem serve` host's listing: one line per channel.
+fn human_listing(s: &serde_json::Value) -> String {
+    let empty = Vec::new();
+    let chans = s
+        .get("channels")
+        .and_then(|c| c.as_array())
+        .unwrap_or(&empty);
+    let mut out = format!(
+        "host {} (pid {}): {} channel(s)\n{:<16} {:<9} {:<26} {:<7} {:<6} {:<8} {}\n",
+        field(s, &["host"]),
+        field(s, &["pid"]),
+        chans.len(),
+        "channel",
+        "role",
+        "state",
+        "on air",
+        "epoch",
+        "sync",
+        "alarms / error"
+    );
+    for c in chans {
+        let alarms: Vec<&str> = c
+            .get("alarms")
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        let note = match c.get("error").and_then(|e| e.as_str()) {
+            Some(e) => e.to_string(),
+            None if alarms.is_empty() => "-".into(),
+            None => alarms.join(", "),
+        };
+        out.push_str(&format!(
+            "{:<16} {:<9} {:<26} {:<7} {:<6} {:<8} {}\n",
+            field(c, &["name"]),
+            field(c, &["role_here"]),
+            field(c, &["state"]),
+            match c.get("on_air").and_then(|v| v.as_bool()) {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
+            field(c, &["epoch"]),
+            match c.get("sync_link_up").and_then(|v| v.as_bool()) {
+                Some(true) => "up",
+                Some(false) => "down",
+                None => "-",
+            },
+            note
+        ));
+    }
+    out
 }
 
 fn human(s: &serde_json::Value) -> String {

@@ -318,9 +318,13 @@ impl Node {
             return;
         }
         self.ch.detector.on_live(rx_mono, index);
-        self.ch
-            .machine
-            .handle(Event::ForeignLive { rx_ns: rx_mono }, now.mono);
+        self.ch.machine.handle(
+            Event::ForeignLive {
+                rx_ns: rx_mono,
+                index,
+            },
+            now.mono,
+        );
         self.pump(now);
     }
 

@@ -627,6 +627,11 @@ impl EngineHandle {
         self.shared.post(Command::ReleaseLiveAt { index }, |_| true);
     }
 
+    /// Gives up a scheduled release ([`Command::CancelRelease`]).
+    pub fn cancel_release(&self) {
+        self.shared.post(Command::CancelRelease, |_| true);
+    }
+
     /// Stops live output now: the very next send sees it. The target drops to muted (when
     /// a muted sink exists) or off, and a pending switch to live is cancelled. Returns
     /// whether the target was live.

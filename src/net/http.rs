@@ -16,6 +16,31 @@ use crate::metrics::{render, Snapshot};
 /// The published snapshot, shared by the event loop (writer) and the HTTP thread (reader).
 pub type Shared = Arc<Mutex<Option<Snapshot>>>;
 
+/// What a listener serves: one server's snapshot, or a `tandem serve` host's channels.
+pub trait Publisher: Send + Sync + 'static {
+    /// The snapshots published so far (`/metrics`); empty: nothing yet.
+    fn snapshots(&self) -> Vec<Snapshot>;
+    /// The status object (`/api/v1/status`); `None`: nothing yet.
+    fn status(&self) -> Option<serde_json::Value>;
+}
+
+impl Publisher for Shared {
+    fn snapshots(&self) -> Vec<Snapshot> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn status(&self) -> Option<serde_json::Value> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.status.clone())
+    }
+}
+
 /// Why an address is not served without `--http-allow-remote`.
 pub fn check_addr(addr: SocketAddr, allow_remote: bool) -> Result<(), String> {
     if addr.ip().is_loopback() || allow_remote {
@@ -39,7 +64,11 @@ pub struct HttpServer {
 }
 
 /// What a request gets: (status code, content type, body).
-fn answer(method: &tiny_http::Method, url: &str, shared: &Shared) -> (u16, &'static str, String) {
+fn answer(
+    method: &tiny_http::Method,
+    url: &str,
+    shared: &dyn Publisher,
+) -> (u16, &'static str, String) {
     let path = url.split('?').next().unwrap_or("");
     let known = matches!(path, "/" | "/metrics" | "/api/v1/status");
     if !known {
@@ -51,23 +80,29 @@ fn answer(method: &tiny_http::Method, url: &str, shared: &Shared) -> (u16, &'sta
     if path == "/" {
         return (200, "text/html; charset=utf-8", STATUS_PAGE.to_string());
     }
-    let snap = shared.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(s) = snap.as_ref() else {
-        return (503, "text/plain", "starting: no snapshot yet\n".into());
-    };
+    let starting = || (503, "text/plain", "starting: no snapshot yet\n".to_string());
     match path {
-        "/metrics" => (
-            200,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            render(std::slice::from_ref(s)),
-        ),
-        _ => (200, "application/json", format!("{}\n", s.status)),
+        "/metrics" => {
+            let snaps = shared.snapshots();
+            if snaps.is_empty() {
+                return starting();
+            }
+            (
+                200,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                render(&snaps),
+            )
+        }
+        _ => match shared.status() {
+            Some(s) => (200, "application/json", format!("{s}\n")),
+            None => starting(),
+        },
     }
 }
 
 impl HttpServer {
     /// Binds `addr` and serves `shared` from a thread named `tandem-http`.
-    pub fn start(addr: SocketAddr, shared: Shared) -> anyhow::Result<HttpServer> {
+    pub fn start(addr: SocketAddr, shared: impl Publisher) -> anyhow::Result<HttpServer> {
         let server = tiny_http::Server::http(addr)
             .map_err(|e| anyhow::anyhow!("--http-listen {addr}: {e}"))?;
         let bound = server

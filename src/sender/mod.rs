@@ -101,6 +101,10 @@ pub enum Command {
         /// First datagram that never goes live.
         index: u64,
     },
+    /// The hand-over of [`Command::ReleaseLiveAt`] was given up (the peer stepped down
+    /// before the index): live output is allowed again at every index. It does not by
+    /// itself go live again: a resume does that.
+    CancelRelease,
 }
 
 /// Fixed settings of a sender.
@@ -400,6 +404,7 @@ impl<S: Schedule> Sender<S> {
                 self.stop_live();
             }
             Command::ReleaseLiveAt { index } => self.release = Some((index, false)),
+            Command::CancelRelease => self.release = None,
         }
     }
 

@@ -65,6 +65,8 @@ pub struct HostConfig {
     pub key_file: Option<PathBuf>,
     /// The HTTP listener (metrics, API, status page), when set.
     pub http_listen: Option<SocketAddr>,
+    /// Allow an `http_listen` address other than loopback.
+    pub http_allow_remote: bool,
 }
 
 /// How often a channel's source repeats.
@@ -112,13 +114,19 @@ impl ChannelConfig {
     /// The channel's session id text, the same on both hosts and across restarts: its RTP
     /// SSRC, sequence and timestamp bases and the sync messages' session derive from it.
     pub fn session_text(&self) -> String {
-        format!("tandem.channel/1:{}", self.name)
+        channel_session_text(&self.name)
     }
 
     /// Whether `host` is this channel's preferred primary.
     pub fn primary_on(&self, host: &str) -> bool {
         self.primary == host
     }
+}
+
+/// The session id text of the channel named `name` (also what `--channel NAME` of the
+/// control clients sends).
+pub fn channel_session_text(name: &str) -> String {
+    format!("tandem.channel/1:{name}")
 }
 
 /// A whole configuration.
@@ -148,6 +156,7 @@ struct RawHost {
     control_listen: Spanned<String>,
     key_file: Option<Spanned<String>>,
     http_listen: Option<Spanned<String>>,
+    http_allow_remote: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,7 +285,19 @@ pub fn parse(text: &str, file: &Path) -> Result<ServeConfig, ConfigError> {
             })?),
             None => None,
         },
+        http_allow_remote: h.http_allow_remote.unwrap_or(false),
     };
+    if let (Some(a), Some(v)) = (host.http_listen, &h.http_listen) {
+        if let Err(e) = crate::net::http::check_addr(a, host.http_allow_remote) {
+            return cx.err(
+                v.span(),
+                format!(
+                    "[host] http_listen: {}",
+                    e.replace("--http-allow-remote", "http_allow_remote = true")
+                ),
+            );
+        }
+    }
     if host.sync_listen == host.sync_peer {
         return cx.err(
             h.sync_peer.span(),

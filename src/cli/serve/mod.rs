@@ -1,9 +1,11 @@
 //! `tandem serve CONFIG`: one process per host serving many channels from one TOML file
-//! (`docs/serve.md`). This session ships the configuration: `tandem serve CONFIG --check`
-//! parses and validates the file and prints the plan (each channel's role on this host, its
-//! groups and its session); running the channels is the next step of the channels work.
+//! (`docs/serve.md`). `--check` parses and validates the file and prints the plan (each
+//! channel's role on this host, its groups and its session); without it the host binds its
+//! shared sync link and control port and runs every channel ([`run::Host`]) until SIGINT or
+//! SIGTERM, or until every channel's session has ended.
 
 pub mod config;
+pub mod run;
 
 use std::path::PathBuf;
 
@@ -19,6 +21,8 @@ pub struct ServeArgs {
     /// 2: the error, with file, line, channel and key).
     #[arg(long)]
     pub check: bool,
+    #[command(flatten)]
+    pub startup: super::startup::StartupArgs,
 }
 
 /// Runs `tandem serve`.
@@ -41,11 +45,49 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
     if a.check {
         return Ok(0);
     }
-    eprintln!(
-        "tandem serve: running channels from a configuration is not built yet; the file is valid \
-         (--check). Until then run each channel as `tandem primary` / `tandem secondary`."
+    a.startup.apply();
+    // Before any thread starts, so that every thread inherits the mask.
+    let signals = super::signals::Signals::block()?;
+    let mut host = match run::Host::start(&cfg) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("tandem serve: {e:#}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    if host.failed == cfg.channels.len() && !cfg.channels.is_empty() {
+        eprintln!("tandem serve: no channel could start");
+        host.stop();
+        return Ok(EXIT_BAD_INPUT);
+    }
+    crate::net::notify::ready(&format!(
+        "serving {} channel(s) ({} could not start)",
+        cfg.channels.len() - host.failed,
+        host.failed
+    ));
+    tracing::info!(
+        host = %cfg.host.name,
+        channels = cfg.channels.len(),
+        failed = host.failed,
+        sync = %cfg.host.sync_listen,
+        control = %cfg.host.control_listen,
+        "serving"
     );
-    Ok(EXIT_RUNTIME)
+    let mut worst = 0;
+    loop {
+        if let Some(sig) = signals.wait(std::time::Duration::from_millis(200)) {
+            tracing::info!(signal = sig, "signal received: stopping every channel");
+            crate::net::notify::stopping();
+            let _ = host.stop();
+            return Ok(0);
+        }
+        worst = worst.max(host.reap());
+        if host.running() == 0 {
+            tracing::info!("every channel has ended");
+            let _ = host.stop();
+            return Ok(if worst == 0 { 0 } else { EXIT_RUNTIME });
+        }
+    }
 }
 
 /// What this host serves, one line per channel.

@@ -251,6 +251,10 @@ pub enum Event {
     ForeignLive {
         /// Kernel receive time, ns (same clock as `now`).
         rx_ns: u64,
+        /// Its session index, when the driver could tell it (RTP sequence, a ring match).
+        /// A datagram before the first one this server owns is the previous owner's
+        /// (the tail of a hand-over, or a late arrival) and proves nothing.
+        index: Option<u64>,
     },
     /// The failed server was restarted.
     Restart,
@@ -364,6 +368,9 @@ pub enum Action {
         /// First datagram sent live.
         index: u64,
     },
+    /// Cancel a scheduled [`Action::ReleaseLiveAt`]: this server stays on the live group
+    /// (if the release happened already, live output resumes).
+    CancelRelease,
     /// Leave the live group at datagram `index`: the datagrams before it still go live,
     /// the rest to the muted group; report [`Event::HandOverReleased`] when it happened.
     ReleaseLiveAt {
@@ -437,6 +444,8 @@ struct Ctx {
     take_index: Option<u64>,
     /// A hand-over: (first datagram, epoch).
     hand_over: Option<(u64, u64)>,
+    /// The server that offered the hand-over.
+    handed_by: Option<u32>,
     /// An ownership query to answer: (nonce, asking server).
     query: Option<(u64, u32)>,
 }
@@ -494,6 +503,10 @@ pub struct Machine {
     transitions: u64,
     /// A planned hand-over in progress (this server on air).
     hand_over: Option<HandOver>,
+    /// The first datagram this server owns on the live group since it last took it.
+    owned_from: Option<u64>,
+    /// The server that handed the live group to this one (it sends up to `owned_from`).
+    handed_by: Option<u32>,
 }
 
 impl Machine {
@@ -530,6 +543,8 @@ impl Machine {
             history: VecDeque::new(),
             transitions: 0,
             hand_over: None,
+            owned_from: None,
+            handed_by: None,
         }
     }
 
@@ -773,6 +788,7 @@ impl Machine {
                         failure: None,
                         take_index,
                         hand_over: None,
+                        handed_by: None,
                         query: None,
                     },
                 )]
@@ -790,6 +806,7 @@ impl Machine {
                         failure: None,
                         take_index: self.peer_last_index,
                         hand_over: None,
+                        handed_by: None,
                         query: None,
                     },
                 )]
@@ -801,6 +818,7 @@ impl Machine {
                     failure: None,
                     take_index: self.peer_last_index,
                     hand_over: None,
+                    handed_by: None,
                     query: None,
                 },
             )],
@@ -811,6 +829,7 @@ impl Machine {
                     failure: Some(("monitor".into(), reason)),
                     take_index: None,
                     hand_over: None,
+                    handed_by: None,
                     query: None,
                 },
             )],
@@ -821,6 +840,7 @@ impl Machine {
                     failure: Some((component, why)),
                     take_index: None,
                     hand_over: None,
+                    handed_by: None,
                     query: None,
                 },
             )],
@@ -831,6 +851,7 @@ impl Machine {
                     failure: Some(("output".into(), fault.to_string())),
                     take_index: None,
                     hand_over: None,
+                    handed_by: None,
                     query: None,
                 },
             )],
@@ -865,7 +886,9 @@ impl Machine {
                 epoch,
                 server,
             } => self.classify_reply(nonce, state, on_air, epoch, server, now),
-            Event::ForeignLive { rx_ns } => match self.gate {
+            Event::ForeignLive { rx_ns, index } => match self.gate {
+                // The previous owner's datagrams, before the first one this server owns.
+                _ if index.zip(self.owned_from).is_some_and(|(i, from)| i < from) => Vec::new(),
                 // Any other sender heard while holding means someone else owns the group,
                 // including datagrams that arrived during the stall itself.
                 LiveGate::Held { .. } if self.config.live_watch => vec![(
@@ -902,6 +925,7 @@ impl Machine {
                             "server {from} hands over the live group from datagram {at_index} (epoch {epoch})"
                         ),
                         hand_over: Some((at_index, epoch)),
+                        handed_by: Some(from),
                         ..Ctx::default()
                     },
                 )]
@@ -1064,6 +1088,7 @@ impl Machine {
                     failure: None,
                     take_index: self.peer_last_index,
                     hand_over: None,
+                    handed_by: None,
                     query: None,
                 },
             )],
@@ -1127,6 +1152,14 @@ impl Machine {
         if purpose == HoldPurpose::Start || self.beats_own(epoch, server) {
             return vec![(Trigger::PeerOnAir, ctx(detail))];
         }
+        // The server that handed the live group to this one, with its lower claim, still
+        // sends the datagrams before the hand-over index: that is the hand-over, not a rival.
+        if self.handed_by == Some(server) && self.owner_epoch.is_some_and(|own| epoch < own) {
+            return vec![(
+                Trigger::OwnershipConfirmed,
+                ctx(format!("{detail}: the hand-over's tail")),
+            )];
+        }
         // The peer claims the live group with a lower claim: it will step down when it sees
         // ours; keep holding until it says so or the timeout.
         if let LiveGate::Held { contested, .. } = &mut self.gate {
@@ -1185,6 +1218,18 @@ impl Machine {
             _ => {}
         }
         if rule.to != rule.from {
+            // An accepted hand-over dropped while this server still owns the live group
+            // (the peer gave it up before the index): the scheduled release is cancelled,
+            // or nobody would be on air from the index.
+            if self.hand_over.is_some_and(|h| h.accepted)
+                && self.owner_epoch.is_some()
+                && trigger != Trigger::HandOverReleased
+            {
+                self.actions.push_back(Action::CancelRelease);
+                if self.gate == LiveGate::Open {
+                    self.actions.push_back(Action::ResumeLive);
+                }
+            }
             self.hand_over = None;
             if let Some(role) = self.state.role() {
                 self.home = role;
@@ -1302,6 +1347,8 @@ impl Machine {
                 self.owner_epoch = Some(self.epoch);
                 self.muted = false;
                 self.gate = LiveGate::Open;
+                self.owned_from = c.take_index.map(|i| i + 1);
+                self.handed_by = None;
                 self.actions.push_back(Action::SwitchToLive {
                     after_index: c.take_index,
                 });
@@ -1313,6 +1360,8 @@ impl Machine {
             Step::StopLive => {
                 if self.gate != LiveGate::Off {
                     self.gate = LiveGate::Off;
+                    self.owned_from = None;
+                    self.handed_by = None;
                     self.owner_epoch = None;
                     self.clear_verify();
                     self.actions.push_back(Action::StopLive);
@@ -1362,6 +1411,8 @@ impl Machine {
                     self.owner_epoch = Some(epoch);
                     self.muted = false;
                     self.gate = LiveGate::Open;
+                    self.owned_from = Some(at_index);
+                    self.handed_by = c.handed_by;
                     self.actions
                         .push_back(Action::SwitchToLiveAt { index: at_index });
                     self.actions.push_back(Action::SendTakeover {

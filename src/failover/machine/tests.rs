@@ -236,7 +236,10 @@ fn event_for(trigger: Trigger, m: &Machine, now: u64) -> Event {
             on_air: true,
             via: Via::SyncLink,
         },
-        Trigger::PeerOnAir => Event::ForeignLive { rx_ns: now },
+        Trigger::PeerOnAir => Event::ForeignLive {
+            rx_ns: now,
+            index: None,
+        },
         Trigger::Stall => Event::ResumedAfterStall {
             stalled_for: 30 * MS,
         },
@@ -949,7 +952,10 @@ fn make_event(m: &Machine, k: u8, a: u64, now: u64) -> Event {
                 server: PEER,
             }
         }
-        24 => Event::ForeignLive { rx_ns: now },
+        24 => Event::ForeignLive {
+            rx_ns: now,
+            index: None,
+        },
         25 => Event::Restart,
         26 => Event::Recover,
         _ => Event::Started,
@@ -1233,6 +1239,130 @@ fn a_hand_over_is_refused_without_a_synchronised_peer_and_an_unanswered_offer_ex
 /// the acceptance, not a rival: the primary resumes (the datagrams before the hand-over
 /// index are still its own) with the release armed, and steps down only at the index.
 /// Whether the answer or the takeover message comes first, nothing is lost.
+/// The server that accepted a hand-over from datagram 7000 stalls before the old owner has
+/// released: the old owner's datagrams before 7000 (the hand-over's tail) are expected and
+/// prove nothing; one from 7000 on is another owner.
+#[test]
+fn the_tail_of_a_hand_over_does_not_make_the_taker_step_down() {
+    let now = 10 * MS + 1_000;
+    let mut s = reach(State::SecondarySynchronized, Guard::Always);
+    let e = s.epoch() + 1;
+    s.handle(
+        Event::HandOverOffered {
+            at_index: 7_000,
+            epoch: e,
+            from: PEER,
+        },
+        now,
+    );
+    assert!(s.sending_live() && s.is_owner());
+    s.handle(
+        Event::ResumedAfterStall {
+            stalled_for: 30 * MS,
+        },
+        now + MS,
+    );
+    assert!(!s.sending_live(), "held after the stall");
+    for i in [6_990, 6_999] {
+        s.handle(
+            Event::ForeignLive {
+                rx_ns: now + 2 * MS,
+                index: Some(i),
+            },
+            now + 2 * MS,
+        );
+        assert_eq!(s.state(), State::SecondaryNoPrimary, "datagram {i}");
+    }
+    s.handle(
+        Event::ForeignLive {
+            rx_ns: now + 3 * MS,
+            index: Some(7_000),
+        },
+        now + 3 * MS,
+    );
+    assert_eq!(s.state(), State::SecondarySynchronizing, "another owner");
+}
+
+/// The taker of a hand-over stalls before the index and asks who owns the live group: the
+/// server that handed over answers "on air" with its lower epoch (it still sends the
+/// datagrams before the index). That is the hand-over, not a rival: the taker resumes.
+#[test]
+fn the_taker_of_a_hand_over_is_confirmed_by_the_old_owners_lower_claim() {
+    let now = 10 * MS + 1_000;
+    let mut s = reach(State::SecondarySynchronized, Guard::Always);
+    let old = s.epoch();
+    s.handle(
+        Event::HandOverOffered {
+            at_index: 7_000,
+            epoch: old + 1,
+            from: PEER,
+        },
+        now,
+    );
+    s.handle(
+        Event::ResumedAfterStall {
+            stalled_for: 30 * MS,
+        },
+        now + MS,
+    );
+    assert!(!s.sending_live());
+    s.drain_actions();
+    s.handle(
+        Event::OwnershipReply {
+            nonce: held_nonce(&s),
+            state: State::Primary,
+            on_air: true,
+            epoch: old,
+            server: PEER,
+        },
+        now + 2 * MS,
+    );
+    assert_eq!(s.state(), State::SecondaryNoPrimary);
+    assert!(s.sending_live(), "resumed");
+    assert!(s.drain_actions().contains(&Action::ResumeLive));
+}
+
+/// The peer accepted a hand-over and then gave it up before the index (it stepped down to
+/// synchronising): the offering server keeps the live group, its release is cancelled, and
+/// a late release report changes nothing.
+#[test]
+fn a_hand_over_given_up_by_the_peer_cancels_the_release() {
+    let now = 10 * MS + 1_000;
+    let mut p = reach(State::Primary, Guard::LiveSending);
+    let e0 = p.epoch();
+    p.handle(Event::HandOverRequested { at_index: 7_000 }, now);
+    p.handle(
+        Event::EpochSeen {
+            epoch: e0 + 1,
+            server: PEER,
+            on_air: true,
+            via: Via::SyncLink,
+        },
+        now,
+    );
+    assert!(p
+        .drain_actions()
+        .contains(&Action::ReleaseLiveAt { index: 7_000 }));
+    p.handle(
+        Event::PeerStatus {
+            state: State::SecondarySynchronizing,
+            epoch: e0 + 1,
+            owner: false,
+            server: PEER,
+            last_index: Some(6_900),
+        },
+        now + MS,
+    );
+    assert_eq!(p.state(), State::PrimaryNoSecondary);
+    let a = p.drain_actions();
+    assert!(a.contains(&Action::CancelRelease), "{a:?}");
+    assert!(a.contains(&Action::ResumeLive), "{a:?}");
+    assert!(p.sending_live() && p.is_owner());
+    p.handle(Event::HandOverReleased { index: 7_000 }, now + 2 * MS);
+    assert_eq!(p.state(), State::PrimaryNoSecondary);
+    assert!(p.sending_live());
+}
+
 #[test]
 fn a_stall_during_a_hand_over_resumes_up_to_the_offered_index() {
     for accepted_first in [false, true] {

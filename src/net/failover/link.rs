@@ -61,12 +61,30 @@ pub struct Incoming {
     pub key: usize,
 }
 
+/// A datagram read by a link.
+struct Datagram {
+    /// Where its bytes lie in the link's buffer.
+    at: std::ops::Range<usize>,
+    from: SocketAddr,
+    kernel_ns: Option<u64>,
+}
+
+/// Where a link's datagrams come from.
+enum Inbox {
+    /// A socket of its own.
+    Socket(mio::net::UdpSocket),
+    /// A host socket shared by channels: datagrams of this link's session, routed by
+    /// [`super::host_link`] behind an envelope.
+    Routed(super::host_link::Route),
+}
+
 /// The socket and its keys.
 pub struct Link {
     name: &'static str,
-    sock: mio::net::UdpSocket,
-    /// A clone of the socket for other threads (blocking sends).
+    inbox: Inbox,
+    /// The socket it sends from (a clone; for other threads too).
     std: UdpSocket,
+    local: SocketAddr,
     keys: Vec<Key>,
     session: Option<u64>,
     rejects: Rejects,
@@ -80,7 +98,7 @@ impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")
             .field("name", &self.name)
-            .field("local", &self.sock.local_addr().ok())
+            .field("local", &self.local)
             .field("rejects", &self.rejects)
             .finish_non_exhaustive()
     }
@@ -101,10 +119,12 @@ impl Link {
         let timestamps = enable_timestamps(s.as_raw_fd());
         s.set_nonblocking(true)?;
         let std = s.try_clone()?;
+        let local = s.local_addr()?;
         Ok(Link {
             name,
-            sock: mio::net::UdpSocket::from_std(s),
+            inbox: Inbox::Socket(mio::net::UdpSocket::from_std(s)),
             std,
+            local,
             keys,
             session,
             rejects: Rejects::default(),
@@ -115,12 +135,40 @@ impl Link {
         })
     }
 
-    /// The mio source to register.
-    pub fn source(&mut self) -> &mut mio::net::UdpSocket {
-        &mut self.sock
+    /// A link over a host socket shared by channels (`tandem serve`): it receives what the
+    /// host routes to `session` and sends from the shared socket.
+    pub fn routed(
+        name: &'static str,
+        route: super::host_link::Route,
+        keys: Vec<Key>,
+        session: u64,
+    ) -> io::Result<Link> {
+        let std = route.tx.try_clone()?;
+        Ok(Link {
+            name,
+            local: route.local,
+            timestamps: route.timestamps,
+            inbox: Inbox::Routed(route),
+            std,
+            keys,
+            session: Some(session),
+            rejects: Rejects::default(),
+            last_log_ns: 0,
+            quiet: 0,
+            buf: vec![0u8; 65_536 + super::host_link::ENVELOPE_LEN],
+        })
     }
 
-    /// A blocking clone of the socket (for a thread that must send when the loop cannot).
+    /// The mio source to register.
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match &mut self.inbox {
+            Inbox::Socket(s) => s,
+            Inbox::Routed(r) => &mut r.rx,
+        }
+    }
+
+    /// A clone of the socket it sends from (for a thread that must send when the loop
+    /// cannot).
     pub fn try_clone_std(&self) -> io::Result<UdpSocket> {
         let s = self.std.try_clone()?;
         Ok(s)
@@ -128,7 +176,39 @@ impl Link {
 
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.local_addr()
+        Ok(self.local)
+    }
+
+    /// The next datagram: where it lies in `buf`, its sender and kernel receive time.
+    fn next_datagram(&mut self) -> io::Result<Option<Datagram>> {
+        match &mut self.inbox {
+            Inbox::Socket(s) => {
+                let Some(r) = recv_timestamped(s.as_raw_fd(), &mut self.buf)? else {
+                    return Ok(None);
+                };
+                Ok(Some(Datagram {
+                    at: 0..r.len.min(self.buf.len()),
+                    from: r.src,
+                    kernel_ns: r.kernel_ns,
+                }))
+            }
+            Inbox::Routed(r) => loop {
+                let n = match r.rx.recv(&mut self.buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let Some((kernel_ns, from)) = super::host_link::take_envelope(&self.buf[..n])
+                else {
+                    continue;
+                };
+                return Ok(Some(Datagram {
+                    at: super::host_link::ENVELOPE_LEN..n,
+                    from,
+                    kernel_ns,
+                }));
+            },
+        }
     }
 
     /// Whether the kernel gives receive timestamps.
@@ -150,10 +230,15 @@ impl Link {
     /// Refused datagrams are counted and logged here and skipped.
     pub fn recv(&mut self, now_mono: u64) -> io::Result<Option<Incoming>> {
         loop {
-            let Some(r) = recv_timestamped(self.sock.as_raw_fd(), &mut self.buf)? else {
+            let Some(Datagram {
+                at,
+                from: src,
+                kernel_ns,
+            }) = self.next_datagram()?
+            else {
                 return Ok(None);
             };
-            let bytes = &self.buf[..r.len.min(self.buf.len())];
+            let bytes = &self.buf[at];
             let mut result = Err(WireError::BadMac);
             let mut used = 0;
             for (i, k) in self.keys.iter().enumerate() {
@@ -167,8 +252,8 @@ impl Link {
                 Ok(msg) => {
                     return Ok(Some(Incoming {
                         msg,
-                        from: r.src,
-                        kernel_ns: r.kernel_ns,
+                        from: src,
+                        kernel_ns,
                         key: used,
                     }))
                 }
@@ -184,7 +269,7 @@ impl Link {
                         WireError::BadMac => c.bad_mac += 1,
                         _ => c.malformed += 1,
                     }
-                    self.log_refusal(now_mono, r.src, &e.to_string());
+                    self.log_refusal(now_mono, src, &e.to_string());
                 }
             }
         }
@@ -223,7 +308,7 @@ impl Link {
     pub fn send(&self, msg: &Msg, key: usize, to: SocketAddr) {
         match wire::encode(msg, self.key(key)) {
             Ok(bytes) => {
-                if let Err(e) = self.sock.send_to(&bytes, to) {
+                if let Err(e) = self.std.send_to(&bytes, to) {
                     tracing::debug!(link = self.name, to = %to, error = %e, "send failed");
                 }
             }

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod event_log;
+pub mod host_link;
 pub mod link;
 pub mod monitor;
 pub mod server;

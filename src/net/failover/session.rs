@@ -41,7 +41,8 @@ impl Asset {
         if let Some(e) = crate::io::playlist::not_yet_playable(path) {
             anyhow::bail!(e);
         }
-        let map = load_or_build(path, false).with_context(|| format!("{}", path.display()))?;
+        // The index errors name the file already.
+        let map = load_or_build(path, false)?;
         let frame_ns = map
             .frame_ticks()
             .map(ticks_to_ns)

@@ -136,6 +136,7 @@ impl Server {
             }
             Action::SwitchToLive { after_index } => {
                 self.ch.policies.went_live(mono_ns());
+                self.ch.live_from = None;
                 self.switch_to_live(after_index)
             }
             Action::HoldLive if self.engine_on_time() => {
@@ -146,6 +147,9 @@ impl Server {
                 tracing::debug!("hold: the engine's output is on time, not interrupted");
             }
             Action::HoldLive | Action::StopLive => {
+                if matches!(a, Action::StopLive) {
+                    self.ch.live_from = None;
+                }
                 if let Some(r) = &self.ch.engine {
                     if r.handle.stop_live() {
                         tracing::info!("live output stopped ({a:?})");
@@ -155,15 +159,23 @@ impl Server {
             Action::ResumeLive => {
                 self.ch.policies.went_live(mono_ns());
                 // Ownership confirmed: go on from the datagram after the last one that reached
-                // the live group, catching up at <= 2x, so the hold loses nothing.
+                // the live group, catching up at <= 2x, so the hold loses nothing; never
+                // before the first datagram this server owns (a hand-over's index: the
+                // datagrams before it are the old owner's).
                 if let Some(r) = &self.ch.engine {
                     let next = r.handle.next_index();
+                    let last = r.handle.last_live_sent().map(|l| l.index + 1);
+                    let from = match (last, self.ch.live_from) {
+                        (Some(f), Some(lf)) => Some(f.max(lf)),
+                        (f, lf) => f.or(lf),
+                    }
                     // (Within half a second: a longer hold resumes at the current position.)
-                    let from = r.handle.last_live_sent().map(|l| l.index + 1).filter(|&f| {
-                        r.handle.due_mono_ns(next) - r.handle.due_mono_ns(f) < 500_000_000
+                    .filter(|&f| {
+                        f >= next
+                            || r.handle.due_mono_ns(next) - r.handle.due_mono_ns(f) < 500_000_000
                     });
                     let result = match from {
-                        Some(f) if f < next => r.handle.switch_at(f, Target::Live),
+                        Some(f) if f != next => r.handle.switch_at(f, Target::Live),
                         _ => r.handle.set_target(Target::Live),
                     };
                     match result {
@@ -177,6 +189,7 @@ impl Server {
             }
             Action::SwitchToLiveAt { index } => {
                 self.ch.policies.went_live(mono_ns());
+                self.ch.live_from = Some(index);
                 if let Some(r) = &self.ch.engine {
                     match r.handle.switch_at(index, Target::Live) {
                         Ok(()) => tracing::info!(
@@ -199,6 +212,15 @@ impl Server {
                         at = index,
                         engine_at = r.handle.next_index(),
                         "hand-over accepted: leaving the live group at the offered datagram (then {to:?})"
+                    );
+                }
+            }
+            Action::CancelRelease => {
+                if let Some(r) = &self.ch.engine {
+                    r.handle.cancel_release();
+                    tracing::warn!(
+                        engine_at = r.handle.next_index(),
+                        "hand-over given up by the peer: staying on the live group"
                     );
                 }
             }

@@ -123,6 +123,21 @@ pub struct ServerConfig {
     pub channel: String,
     /// Serve `/metrics` and `/api/v1/status` here (`--http-listen`); `None`: no listener.
     pub http_listen: Option<SocketAddr>,
+    /// One channel of many in a host process (`tandem serve`): the sync link and control
+    /// port are the host's shared sockets and the snapshot is published to the host.
+    /// `None`: sockets of its own (`tandem primary` / `secondary`).
+    pub shared: Option<SharedHost>,
+}
+
+/// What the channels of one host process share (`tandem serve`).
+#[derive(Debug, Clone)]
+pub struct SharedHost {
+    /// The host's sync link (one per host pair).
+    pub sync: Arc<crate::net::failover::host_link::HostSocket>,
+    /// The host's control port.
+    pub control: Arc<crate::net::failover::host_link::HostSocket>,
+    /// Where this channel publishes its snapshot (status listing, metrics).
+    pub snapshot: crate::net::http::Shared,
 }
 
 /// The default server id: a hash of the sync-link address (unique among servers that can
@@ -307,6 +322,9 @@ struct ChannelIo {
     retired: Option<Running>,
     /// The last reason logged for staying `Failed`.
     recovery_note: Option<String>,
+    /// The first datagram this server may send live since it took the live group by a
+    /// hand-over (a resume after a hold never goes live before it).
+    live_from: Option<u64>,
 }
 
 impl Server {
@@ -326,20 +344,38 @@ impl Server {
         let poll = Poll::new().context("creating the event loop")?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let timer = TimerFd::new().context("creating the timerfd")?;
-        let mut sync = Link::bind(
-            "sync",
-            cfg.sync_listen,
-            vec![keys.sync.clone()],
-            Some(session),
-        )
-        .context("--sync-listen")?;
-        let mut control = Link::bind(
-            "control",
-            cfg.control_listen,
-            keys.control.clone(),
-            Some(session),
-        )
-        .context("--control-listen")?;
+        let (mut sync, mut control) = match &cfg.shared {
+            Some(h) => (
+                Link::routed(
+                    "sync",
+                    h.sync.attach(session).context("sync link")?,
+                    vec![keys.sync.clone()],
+                    session,
+                )?,
+                Link::routed(
+                    "control",
+                    h.control.attach(session).context("control port")?,
+                    keys.control.clone(),
+                    session,
+                )?,
+            ),
+            None => (
+                Link::bind(
+                    "sync",
+                    cfg.sync_listen,
+                    vec![keys.sync.clone()],
+                    Some(session),
+                )
+                .context("--sync-listen")?,
+                Link::bind(
+                    "control",
+                    cfg.control_listen,
+                    keys.control.clone(),
+                    Some(session),
+                )
+                .context("--control-listen")?,
+            ),
+        };
         let live_std = receiver(cfg.live.addr, cfg.iface, Some(4 << 20))
             .with_context(|| format!("watching the live group {}", cfg.live))?;
         crate::net::recv_socket::enable_timestamps(live_std.as_raw_fd());
@@ -420,14 +456,15 @@ impl Server {
             sync_init = ?cfg.sync_init,
             "server ready"
         );
-        let http = match cfg.http_listen {
-            Some(addr) => {
+        let http = match (cfg.http_listen, &cfg.shared) {
+            (_, Some(h)) => Some((h.snapshot.clone(), 0)),
+            (Some(addr), None) => {
                 let shared = crate::net::http::Shared::default();
                 let h = crate::net::http::HttpServer::start(addr, shared.clone())?;
                 tracing::info!(addr = %h.addr, "http: serving /metrics and /api/v1/status");
                 Some((shared, 0))
             }
-            None => None,
+            (None, None) => None,
         };
         Ok(Server {
             host: HostIo {
@@ -487,6 +524,7 @@ impl Server {
                 pending_cause: None,
                 retired: None,
                 recovery_note: None,
+                live_from: None,
             },
             cfg,
         })

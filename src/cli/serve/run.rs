@@ -1,0 +1,367 @@
+//! Running the channels of a `tandem serve` configuration in one process.
+//!
+//! The host binds two sockets every channel shares ([`HostSocket`]): the sync link (one per
+//! host pair) and the control port. Each channel is the one-channel server of
+//! `tandem primary` / `tandem secondary` ([`Server`]) on a thread of its own, in the role the
+//! file gives it on this host, with its sync and control traffic routed to it by its session
+//! (`docs/serve.md`, "Identities a channel derives"). A channel that cannot start (an
+//! unreadable asset, a group it cannot join) reports its error and the others run.
+//!
+//! Session-0 requests on the control port (`tandem status HOST:PORT` without `--channel`)
+//! are answered by the host with the listing of its channels ([`listing`]).
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::config::{ChannelConfig, Loop, ServeConfig};
+use crate::failover::state::Role;
+use crate::failover::wire::{self, Body, Key, Msg, SenderRole, Stamper};
+use crate::net::clock::{mono_ns, real_ns};
+use crate::net::failover::host_link::{HostHandler, HostSocket};
+use crate::net::failover::server::{
+    default_server_id, Server, ServerConfig, SharedHost, StopHandle, CONTROL_ID_BIT,
+};
+use crate::net::failover::SyncInit;
+
+/// What the listing knows of one channel.
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    role: Role,
+    live: String,
+    snapshot: crate::net::http::Shared,
+    /// Why it is not running (start-up error, or how it ended).
+    ended: Option<String>,
+}
+
+type Entries = Arc<Mutex<Vec<Entry>>>;
+
+/// One running channel.
+struct Running {
+    name: String,
+    stop: StopHandle,
+    thread: JoinHandle<i32>,
+}
+
+/// The running host: its shared sockets and its channels.
+pub struct Host {
+    _sync: Arc<HostSocket>,
+    _control: Arc<HostSocket>,
+    entries: Entries,
+    running: Vec<Running>,
+    /// Channels that could not start.
+    pub failed: usize,
+}
+
+/// The [`ServerConfig`] of one channel on this host.
+fn server_config(
+    cfg: &ServeConfig,
+    ch: &ChannelConfig,
+    key: Option<Key>,
+    shared: SharedHost,
+) -> ServerConfig {
+    let h = &cfg.host;
+    let role = if ch.primary_on(&h.name) {
+        Role::Primary
+    } else {
+        Role::Secondary
+    };
+    ServerConfig {
+        role,
+        asset: ch.asset.clone(),
+        live: ch.live,
+        muted: Some(ch.muted.addr),
+        iface: ch.iface,
+        ttl: 1,
+        loops: match ch.looping {
+            Loop::Once => Some(1),
+            Loop::Times(n) => Some(n),
+            Loop::Forever => None,
+        },
+        start_at_ms: None,
+        session_id: Some(ch.session_text()),
+        sync_listen: h.sync_listen,
+        sync_peer: h.sync_peer,
+        control_listen: h.control_listen,
+        monitors: Vec::new(),
+        miss: ch.miss,
+        heartbeat_ns: ch.heartbeat_us.map(|u| u * 1_000),
+        switch_at: ch.switch_at,
+        key,
+        sync_init: SyncInit::Secondary,
+        no_detect: false,
+        live_path_rule: true,
+        injections: Vec::new(),
+        server_id: default_server_id(h.sync_listen),
+        start_mono_ns: mono_ns(),
+        channel: ch.name.clone(),
+        http_listen: None,
+        shared: Some(shared),
+    }
+}
+
+impl Host {
+    /// Binds the host's sockets and starts every channel. Errors: the host's own sockets or
+    /// key file (nothing runs); a channel's error is logged and counted in `failed`.
+    pub fn start(cfg: &ServeConfig) -> anyhow::Result<Host> {
+        let h = &cfg.host;
+        let key = match &h.key_file {
+            Some(p) => Some(
+                crate::net::failover::link::read_key_file(p)
+                    .with_context(|| format!("[host] key_file {}", p.display()))?,
+            ),
+            None => {
+                tracing::warn!(
+                    "no [host] key_file: sync and control messages are authenticated with keys derived from each channel's session id; anyone who knows a channel's name can forge them"
+                );
+                None
+            }
+        };
+        for ch in cfg.channels.iter().filter(|c| c.failback) {
+            tracing::warn!(channel = %ch.name, "failback is not built yet: the channel stays where a failover puts it (hand it back with `tandem request switchover --channel`)");
+        }
+        let entries: Entries = Arc::default();
+        let listing_key = key.clone().unwrap_or_else(|| Key::derive_from_session(0));
+        let sync = Arc::new(
+            HostSocket::bind("sync", h.sync_listen, None)
+                .with_context(|| format!("[host] sync_listen {}", h.sync_listen))?,
+        );
+        let control = Arc::new(
+            HostSocket::bind(
+                "control",
+                h.control_listen,
+                Some(listing_handler(
+                    entries.clone(),
+                    listing_key,
+                    h.name.clone(),
+                    default_server_id(h.sync_listen),
+                )),
+            )
+            .with_context(|| format!("[host] control_listen {}", h.control_listen))?,
+        );
+        if let Some(addr) = h.http_listen {
+            let l = crate::net::http::HttpServer::start(
+                addr,
+                HostPublisher {
+                    host: h.name.clone(),
+                    entries: entries.clone(),
+                },
+            )
+            .with_context(|| format!("[host] http_listen {addr}"))?;
+            tracing::info!(addr = %l.addr, "http: serving /metrics, /api/v1/status and the status page for every channel");
+        }
+        let mut host = Host {
+            _sync: sync.clone(),
+            _control: control.clone(),
+            entries,
+            running: Vec::new(),
+            failed: 0,
+        };
+        for ch in &cfg.channels {
+            let snapshot: crate::net::http::Shared = Arc::default();
+            let shared = SharedHost {
+                sync: sync.clone(),
+                control: control.clone(),
+                snapshot: snapshot.clone(),
+            };
+            let scfg = server_config(cfg, ch, key.clone(), shared);
+            let mut entry = Entry {
+                name: ch.name.clone(),
+                role: scfg.role,
+                live: ch.live.to_string(),
+                snapshot,
+                ended: None,
+            };
+            match Server::new(scfg) {
+                Ok(server) => {
+                    let stop = server.stop_handle();
+                    let name = ch.name.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name(thread_name(&ch.name))
+                        .spawn(move || {
+                            let _span = tracing::info_span!("channel", name = %name).entered();
+                            match server.run() {
+                                Ok(code) => code,
+                                Err(e) => {
+                                    tracing::error!("channel stopped: {e:#}");
+                                    super::super::EXIT_RUNTIME
+                                }
+                            }
+                        });
+                    match spawned {
+                        Ok(thread) => host.running.push(Running {
+                            name: ch.name.clone(),
+                            stop,
+                            thread,
+                        }),
+                        Err(e) => {
+                            entry.ended = Some(format!("cannot start its thread: {e}"));
+                            host.failed += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(channel = %ch.name, "channel cannot start: {e:#}");
+                    eprintln!("tandem serve: channel '{}': {e:#}", ch.name);
+                    entry.ended = Some(format!("{e:#}"));
+                    host.failed += 1;
+                }
+            }
+            host.lock().push(entry);
+        }
+        Ok(host)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Channels still running.
+    pub fn running(&self) -> usize {
+        self.running
+            .iter()
+            .filter(|r| !r.thread.is_finished())
+            .count()
+    }
+
+    /// Collects channels that ended (their session over, or an error), noting how; the
+    /// worst exit code seen so far.
+    pub fn reap(&mut self) -> i32 {
+        let mut worst = 0;
+        let mut i = 0;
+        while i < self.running.len() {
+            if !self.running[i].thread.is_finished() {
+                i += 1;
+                continue;
+            }
+            let r = self.running.swap_remove(i);
+            let code = r.thread.join().unwrap_or(super::super::EXIT_RUNTIME);
+            tracing::info!(channel = %r.name, code, "channel ended");
+            worst = worst.max(code);
+            if let Some(e) = self.lock().iter_mut().find(|e| e.name == r.name) {
+                e.ended = Some(format!("ended (exit code {code})"));
+            }
+        }
+        worst
+    }
+
+    /// Operator stop of every channel (each goes off air and sends its last heartbeat),
+    /// then waits for them.
+    pub fn stop(mut self) -> i32 {
+        for r in &self.running {
+            r.stop.stop();
+        }
+        let deadline = mono_ns() + 5_000_000_000;
+        while self.running() > 0 && mono_ns() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let worst = self.reap();
+        for r in self.running.drain(..) {
+            tracing::error!(channel = %r.name, "channel did not stop within 5 s");
+        }
+        worst
+    }
+}
+
+/// A thread name of at most 15 bytes (Linux's limit): `ch-` and the channel's name.
+fn thread_name(name: &str) -> String {
+    let mut s = format!("ch-{name}");
+    while s.len() > 15 {
+        s.pop();
+    }
+    s
+}
+
+/// The host's answer to session-0 status requests: the listing.
+fn listing_handler(entries: Entries, key: Key, host: String, server_id: u32) -> HostHandler {
+    let mut stamper = Stamper::new(
+        SenderRole::Primary,
+        server_id | CONTROL_ID_BIT,
+        real_ns(),
+        0,
+    );
+    let mut guard = wire::ReplayGuard::new();
+    Box::new(move |bytes, from, sock| {
+        let Ok(msg) = wire::decode(bytes, &key, None) else {
+            return;
+        };
+        if guard.check(&msg.header).is_err() || !matches!(msg.body, Body::StatusRequest) {
+            return;
+        }
+        let json = {
+            let e = entries.lock().unwrap_or_else(|e| e.into_inner());
+            listing(&host, &e, false).to_string()
+        };
+        let reply = Msg {
+            header: stamper.header(0, false, real_ns()),
+            body: Body::StatusReply { json },
+        };
+        if let Ok(b) = wire::encode(&reply, &key) {
+            let _ = sock.send_to(&b, from);
+        }
+    })
+}
+
+/// The host's channels for its HTTP listener: every channel's metrics, and the listing with
+/// each channel's whole status object.
+struct HostPublisher {
+    host: String,
+    entries: Entries,
+}
+
+impl crate::net::http::Publisher for HostPublisher {
+    fn snapshots(&self) -> Vec<crate::metrics::Snapshot> {
+        let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        e.iter()
+            .filter_map(|e| e.snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
+    }
+
+    fn status(&self) -> Option<serde_json::Value> {
+        let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        Some(listing(&self.host, &e, true))
+    }
+}
+
+/// The listing (schema `tandem.serve-status/1`): one summary per channel, in file order;
+/// with `full`, each channel's whole status object too (`status`: too large for the control
+/// port's one datagram with many channels, served over HTTP).
+fn listing(host: &str, entries: &[Entry], full: bool) -> serde_json::Value {
+    let channels: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let snap = e.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+            let mut v = serde_json::json!({
+                "name": e.name,
+                "role_here": e.role,
+                "live": e.live,
+                "error": e.ended,
+            });
+            match snap.as_ref() {
+                Some(s) => {
+                    v["state"] = serde_json::json!(s.state);
+                    v["epoch"] = serde_json::json!(s.epoch);
+                    v["on_air"] = serde_json::json!(s.on_air);
+                    v["sync_link_up"] = serde_json::json!(s.sync_link_up);
+                    v["alarms"] = serde_json::json!(s.alarms);
+                    v["sent_live"] = serde_json::json!(s.sent_live);
+                    v["sent_muted"] = serde_json::json!(s.sent_muted);
+                    if full {
+                        v["status"] = s.status.clone();
+                    }
+                }
+                None => v["state"] = serde_json::json!(null),
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "schema": "tandem.serve-status/1",
+        "host": host,
+        "pid": std::process::id(),
+        "channels": channels,
+    })
+}

@@ -1,0 +1,319 @@
+//! `tandem serve`: two host processes on loopback serve the same channel list, each the
+//! preferred primary of some channels (active/active), over one sync link and one control
+//! port per host; a switchover moves one channel alone, nothing lost, and a kill -9 of one
+//! host fails over every channel it had on air, each inside one frame with nothing lost.
+
+mod common;
+
+use std::net::SocketAddrV4;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// The listing of a host (`tandem status HOST:PORT --json` without `--channel`).
+fn listing(ctl: SocketAddrV4, key: &Path) -> Option<serde_json::Value> {
+    status_with(ctl, &[&format!("--key-file={}", key.display())])
+        .filter(|v| v["schema"] == "tandem.serve-status/1")
+}
+
+/// name -> (state, on air) of a listing.
+fn states(l: &serde_json::Value) -> Vec<(String, String, bool)> {
+    l["channels"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or("").to_string(),
+                        c["state"].as_str().unwrap_or("").to_string(),
+                        c["on_air"].as_bool().unwrap_or(false),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct Host {
+    name: &'static str,
+    http: Option<std::net::SocketAddr>,
+    sync: SocketAddrV4,
+    peer: SocketAddrV4,
+    ctl: SocketAddrV4,
+}
+
+/// A configuration of two channels (detection window 10 x 2.5 ms: wider than the default
+/// third of a frame, so that the stalls of this shared machine rarely swap roles before
+/// the test does): `news` prefers host a, `sport` host b, plus `extra`
+/// lines (more channels).
+fn config(h: &Host, key: &Path, asset: &Path, news: &Net, sport: &Net, extra: &str) -> String {
+    format!(
+        r#"# a test host
+[host]
+name = "{name}"
+sync_listen = "{sync}"
+sync_peer = "{peer}"
+control_listen = "{ctl}"
+key_file = "{key}"
+{http}
+
+[[channel]]
+name = "news"
+asset = "{asset}"
+live = "rtp://{news_live}"
+muted = "rtp://{news_muted}"
+primary = "a"
+loop = true
+miss = 10
+heartbeat_us = 2500
+
+[[channel]]
+name = "sport"
+asset = "{asset}"
+live = "udp://{sport_live}"
+muted = "udp://{sport_muted}"
+primary = "b"
+loop = true
+miss = 10
+heartbeat_us = 2500
+{extra}"#,
+        name = h.name,
+        http = h
+            .http
+            .map(|a| format!("http_listen = \"{a}\""))
+            .unwrap_or_default(),
+        sync = h.sync,
+        peer = h.peer,
+        ctl = h.ctl,
+        key = key.display(),
+        asset = asset.display(),
+        news_live = news.live,
+        news_muted = news.muted,
+        sport_live = sport.live,
+        sport_muted = sport.muted,
+    )
+}
+
+/// Waits until both listings show every channel of `names` with exactly one host on air
+/// (`Primary`) and the other `Secondary_synchronized`; returns the listings.
+fn settled(
+    a: SocketAddrV4,
+    b: SocketAddrV4,
+    key: &Path,
+    names: &[&str],
+    procs: [&Proc; 2],
+) -> (serde_json::Value, serde_json::Value) {
+    let t0 = Instant::now();
+    let mut last = String::new();
+    while t0.elapsed() < 20 * SEC {
+        if let (Some(la), Some(lb)) = (listing(a, key), listing(b, key)) {
+            let (sa, sb) = (states(&la), states(&lb));
+            let ok = names.iter().all(|n| {
+                let x = sa.iter().find(|c| c.0 == *n);
+                let y = sb.iter().find(|c| c.0 == *n);
+                matches!(
+                    (x, y),
+                    (Some(x), Some(y)) if matches!(
+                        (x.1.as_str(), x.2, y.1.as_str(), y.2),
+                        ("Primary", true, "Secondary_synchronized", false)
+                            | ("Secondary_synchronized", false, "Primary", true)
+                    )
+                )
+            });
+            if ok {
+                return (la, lb);
+            }
+            last = format!("{sa:?}\n{sb:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "the channels did not settle in 20 s: {last}\n--- a ---\n{}\n--- b ---\n{}",
+        procs[0].log_text(),
+        procs[1].log_text()
+    );
+}
+
+/// The host's listing once it shows `names` on air (a live output held for a moment while
+/// ownership is verified reads as off air), or the last one after 3 s.
+fn on_air_for(ctl: SocketAddrV4, key: &Path, names: &[&str]) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let l = listing(ctl, key).expect("the host's listing");
+        if names.iter().all(|n| on_air(&l, n)) || t0.elapsed() > 3 * SEC {
+            return l;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn on_air(l: &serde_json::Value, name: &str) -> bool {
+    states(l).iter().any(|c| c.0 == name && c.2)
+}
+
+#[test]
+fn two_hosts_serve_channels_active_active_and_a_killed_host_fails_over_its_channels() {
+    let dir = scratch("serve");
+    let asset = fixture("cbr-25fps.ts", &dir);
+    let key = dir.join("tandem.key");
+    std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
+    let (hosts_net, news, sport) = (Net::new(), Net::new(), Net::new());
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let ha = Host {
+        name: "a",
+        http: Some(http),
+        sync: hosts_net.sync_p,
+        peer: hosts_net.sync_s,
+        ctl: hosts_net.ctl_p,
+    };
+    let hb = Host {
+        name: "b",
+        http: None,
+        sync: hosts_net.sync_s,
+        peer: hosts_net.sync_p,
+        ctl: hosts_net.ctl_s,
+    };
+    // A third channel whose asset does not exist: it reports its error, the others run.
+    let broken = format!(
+        "\n[[channel]]\nname = \"broken\"\nasset = \"{}\"\nlive = \"udp://{}\"\nmuted = \"udp://{}\"\nprimary = \"a\"\n",
+        dir.join("missing.ts").display(),
+        hosts_net.live,
+        hosts_net.muted
+    );
+    for h in [&ha, &hb] {
+        std::fs::write(
+            dir.join(format!("{}.toml", h.name)),
+            config(h, &key, &asset, &news, &sport, &broken),
+        )
+        .unwrap();
+    }
+    let conf = |h: &str| dir.join(format!("{h}.toml")).display().to_string();
+    let mut a = Proc::spawn("a", &dir, &args(&["serve", &conf("a")]));
+    let b = Proc::spawn("b", &dir, &args(&["serve", &conf("b")]));
+    let (la, lb) = settled(ha.ctl, hb.ctl, &key, &["news", "sport"], [&a, &b]);
+
+    // Active/active: each host carries the channel that prefers it.
+    assert!(
+        on_air(&la, "news") && on_air(&lb, "sport"),
+        "news on a and sport on b:\n{la}\n{lb}"
+    );
+    assert!(!on_air(&la, "sport") && !on_air(&lb, "news"));
+    // The broken channel says why and runs nowhere.
+    let broken_a = la["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "broken")
+        .unwrap()
+        .clone();
+    assert!(
+        broken_a["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("missing.ts")),
+        "{broken_a}"
+    );
+    // One channel in full, routed by its name.
+    let key_flag = format!("--key-file={}", key.display());
+    let one = status_with(hb.ctl, &[&key_flag, "--channel=sport"]).expect("sport's status");
+    assert_eq!(one["schema"], "tandem.status/1", "{one}");
+    assert_eq!(one["channel"], "sport");
+    assert_eq!(state(&one), "Primary");
+
+    // Host a's one HTTP listener: every channel's metrics, the listing with each status.
+    let (code, metrics) = http_get(http, "/metrics").unwrap();
+    assert_eq!(code, 200, "{metrics}");
+    for want in [
+        r#"tandem_channel_state{channel="news",state="Primary"} 1"#,
+        r#"tandem_channel_state{channel="sport",state="Secondary_synchronized"} 1"#,
+    ] {
+        assert!(metrics.contains(want), "{want} in {metrics}");
+    }
+    let (code, body) = http_get(http, "/api/v1/status").unwrap();
+    assert_eq!(code, 200);
+    let l: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(l["schema"], "tandem.serve-status/1");
+    assert_eq!(l["channels"][1]["status"]["channel"], "sport", "{l}");
+
+    // A planned switchover of one channel: sport moves to host a, nothing lost or
+    // repeated, and news does not notice.
+    let rx_news = Recv::start(&dir, &format!("rtp://{}", news.live), 3.0, None);
+    let rx_sport = Recv::start(&dir, &format!("udp://{}", sport.live), 3.0, None);
+    std::thread::sleep(Duration::from_millis(800));
+    let out = run(&[
+        "request",
+        "switchover",
+        &format!("--to={}", hb.ctl),
+        "--channel=sport",
+        &key_flag,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let (rn, rs) = (rx_news.report(), rx_sport.report());
+    assert_eq!(rn["sender_changes"]["count"], 0, "news: {rn}");
+    assert_eq!(rs["sender_changes"]["count"], 1, "sport moved to a: {rs}");
+    let change = &rs["sender_changes"]["list"][0];
+    assert_eq!(change["datagrams_missing_est"], 0, "{change}");
+    for (name, r) in [("news", &rn), ("sport", &rs)] {
+        assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{name}: {r}");
+    }
+    let la = on_air_for(ha.ctl, &key, &["news", "sport"]);
+    assert!(on_air(&la, "news") && on_air(&la, "sport"), "{la}");
+
+    // kill -9 of host a, on air for both: each channel moves to b inside one frame.
+    let rx_news = Recv::start(&dir, &format!("rtp://{}", news.live), 4.0, None);
+    let rx_sport = Recv::start(&dir, &format!("udp://{}", sport.live), 4.0, None);
+    std::thread::sleep(Duration::from_millis(1200));
+    a.kill9();
+    let (rn, rs) = (rx_news.report(), rx_sport.report());
+    for (name, r) in [("news", &rn), ("sport", &rs)] {
+        assert!(
+            r["datagrams"].as_u64().unwrap() > 600,
+            "{name}: 4 s of a 2.5 Mb/s channel: {r}"
+        );
+        assert_eq!(r["tr101290"]["cc_error"]["count"], 0, "{name}: {r}");
+        assert_eq!(r["sender_changes"]["count"], 1, "{name} moved to b: {r}");
+        // The switch: inside one frame (40 ms at 25 fps), no datagram missing.
+        let change = &r["sender_changes"]["list"][0];
+        assert!(
+            change["gap_us"].as_f64().unwrap() < 40_000.0,
+            "{name}: {change}"
+        );
+        assert_eq!(change["datagrams_missing_est"], 0, "{name}: {change}");
+    }
+    assert_eq!(rn["rtp"]["lost"], 0, "news: {rn}");
+    assert_eq!(rn["rtp"]["duplicates"], 0, "news: {rn}");
+    let lb = on_air_for(hb.ctl, &key, &["news", "sport"]);
+    assert!(on_air(&lb, "news") && on_air(&lb, "sport"), "{lb}");
+    let text = strip_ansi(&b.log_text());
+    assert!(
+        text.matches("FailureDeclared").count() >= 2,
+        "b logged why it took both: {text}"
+    );
+}
+
+#[test]
+fn a_bad_file_names_the_line_and_nothing_starts() {
+    let dir = scratch("serve-bad");
+    let net = Net::new();
+    let bad = format!(
+        "[host]\nname = \"a\"\nsync_listen = \"{}\"\nsync_peer = \"{}\"\ncontrol_listen = \"{}\"\n\n[[channel]]\nname = \"news\"\nlive = \"udp://{}\"\nmuted = \"udp://{}\"\nprimary = \"a\"\ncolour = \"red\"\n",
+        net.sync_p, net.sync_s, net.ctl_p, net.live, net.muted
+    );
+    let p = dir.join("bad.toml");
+    std::fs::write(&p, bad).unwrap();
+    let out = run(&["serve", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:12") && err.contains("colour"),
+        "{err}"
+    );
+    assert!(
+        std::net::UdpSocket::bind(net.ctl_p).is_ok(),
+        "nothing bound"
+    );
+}

@@ -4,6 +4,7 @@
 //! or touches a socket: every type takes inputs and `now` (ns) and answers with actions and
 //! its next deadline. See `docs/failover.md`.
 
+pub mod absent;
 pub mod alarms;
 pub mod clock;
 pub mod detector;

@@ -140,10 +140,20 @@ fn settled(
 /// The host's listing once it shows `names` on air (a live output held for a moment while
 /// ownership is verified reads as off air), or the last one after 3 s.
 fn on_air_for(ctl: SocketAddrV4, key: &Path, names: &[&str]) -> serde_json::Value {
+    on_air_for_within(ctl, key, names, 3 * SEC)
+}
+
+/// [`on_air_for`] with another time limit.
+fn on_air_for_within(
+    ctl: SocketAddrV4,
+    key: &Path,
+    names: &[&str],
+    limit: Duration,
+) -> serde_json::Value {
     let t0 = Instant::now();
     loop {
-        let l = listing(ctl, key).expect("the host's listing");
-        if names.iter().all(|n| on_air(&l, n)) || t0.elapsed() > 3 * SEC {
+        let l = listing(ctl, key).unwrap_or_default();
+        if names.iter().all(|n| on_air(&l, n)) || t0.elapsed() > limit {
             return l;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -316,4 +326,57 @@ fn a_bad_file_names_the_line_and_nothing_starts() {
         std::net::UdpSocket::bind(net.ctl_p).is_ok(),
         "nothing bound"
     );
+}
+
+/// Host a is down when host b starts: after the wait (3 s) b takes news (which prefers a)
+/// as its primary, having verified that nobody is on air; when a comes back it finds b on
+/// air for news and joins as its secondary, and takes nothing back by itself.
+#[test]
+fn a_channel_whose_preferred_host_is_absent_is_taken_and_the_returning_host_joins_it() {
+    let dir = scratch("serve-absent");
+    let asset = fixture("cbr-25fps.ts", &dir);
+    let key = dir.join("tandem.key");
+    std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
+    let (hosts_net, news, sport) = (Net::new(), Net::new(), Net::new());
+    let ha = Host {
+        name: "a",
+        http: None,
+        sync: hosts_net.sync_p,
+        peer: hosts_net.sync_s,
+        ctl: hosts_net.ctl_p,
+    };
+    let hb = Host {
+        name: "b",
+        http: None,
+        sync: hosts_net.sync_s,
+        peer: hosts_net.sync_p,
+        ctl: hosts_net.ctl_s,
+    };
+    for h in [&ha, &hb] {
+        std::fs::write(
+            dir.join(format!("{}.toml", h.name)),
+            config(h, &key, &asset, &news, &sport, ""),
+        )
+        .unwrap();
+    }
+    let conf = |h: &str| dir.join(format!("{h}.toml")).display().to_string();
+    let b = Proc::spawn("b", &dir, &args(&["serve", &conf("b")]));
+    // b carries both channels within a few seconds.
+    let lb = on_air_for_within(hb.ctl, &key, &["news", "sport"], 10 * SEC);
+    assert!(
+        on_air(&lb, "news") && on_air(&lb, "sport"),
+        "{lb}\n{}",
+        b.log_text()
+    );
+    let text = strip_ansi(&b.log_text());
+    assert!(text.contains("no primary heard for 3 s"), "{text}");
+    // a returns: it joins news as the secondary (b stays on air) and sport as before.
+    let rx = Recv::start(&dir, &format!("rtp://{}", news.live), 4.0, None);
+    let a = Proc::spawn("a", &dir, &args(&["serve", &conf("a")]));
+    let (la, lb) = settled(ha.ctl, hb.ctl, &key, &["news", "sport"], [&a, &b]);
+    assert!(on_air(&lb, "news") && on_air(&lb, "sport"), "{lb}");
+    assert!(!on_air(&la, "news") && !on_air(&la, "sport"), "{la}");
+    let r = rx.report();
+    assert_eq!(r["sender_changes"]["count"], 0, "news stayed on b: {r}");
+    assert_eq!(r["rtp"]["lost"], 0, "{r}");
 }

@@ -82,6 +82,7 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
         worst = worst.max(host.reap());
+        host.tick();
         if host.running() == 0 {
             tracing::info!("every channel has ended");
             let _ = host.stop();

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::config::{ChannelConfig, Loop, ServeConfig};
+use crate::failover::absent::{AbsentParams, AbsentPrimary};
 use crate::failover::state::Role;
 use crate::failover::wire::{self, Body, Key, Msg, SenderRole, Stamper};
 use crate::net::clock::{mono_ns, real_ns};
@@ -44,6 +45,11 @@ struct Running {
     name: String,
     stop: StopHandle,
     thread: JoinHandle<i32>,
+    /// How it was started (a restart in another role starts from it).
+    cfg: ServerConfig,
+    /// Started as the secondary: the rule that takes it when its primary is never heard.
+    absent: Option<AbsentPrimary>,
+    snapshot: crate::net::http::Shared,
 }
 
 /// The running host: its shared sockets and its channels.
@@ -54,6 +60,41 @@ pub struct Host {
     running: Vec<Running>,
     /// Channels that could not start.
     pub failed: usize,
+}
+
+/// Starts one channel's server on a thread of its own.
+fn spawn(scfg: ServerConfig) -> Result<Running, String> {
+    let name = scfg.channel.clone();
+    let snapshot = match &scfg.shared {
+        Some(h) => h.snapshot.clone(),
+        None => Arc::default(),
+    };
+    let absent = (scfg.role == Role::Secondary)
+        .then(|| AbsentPrimary::new(AbsentParams::default(), mono_ns()));
+    let server = Server::new(scfg.clone()).map_err(|e| format!("{e:#}"))?;
+    let stop = server.stop_handle();
+    let span_name = name.clone();
+    let thread = std::thread::Builder::new()
+        .name(thread_name(&name))
+        .spawn(move || {
+            let _span = tracing::info_span!("channel", name = %span_name).entered();
+            match server.run() {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!("channel stopped: {e:#}");
+                    super::super::EXIT_RUNTIME
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start its thread: {e}"))?;
+    Ok(Running {
+        name,
+        stop,
+        thread,
+        cfg: scfg,
+        absent,
+        snapshot,
+    })
 }
 
 /// The [`ServerConfig`] of one channel on this host.
@@ -175,38 +216,12 @@ impl Host {
                 snapshot,
                 ended: None,
             };
-            match Server::new(scfg) {
-                Ok(server) => {
-                    let stop = server.stop_handle();
-                    let name = ch.name.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name(thread_name(&ch.name))
-                        .spawn(move || {
-                            let _span = tracing::info_span!("channel", name = %name).entered();
-                            match server.run() {
-                                Ok(code) => code,
-                                Err(e) => {
-                                    tracing::error!("channel stopped: {e:#}");
-                                    super::super::EXIT_RUNTIME
-                                }
-                            }
-                        });
-                    match spawned {
-                        Ok(thread) => host.running.push(Running {
-                            name: ch.name.clone(),
-                            stop,
-                            thread,
-                        }),
-                        Err(e) => {
-                            entry.ended = Some(format!("cannot start its thread: {e}"));
-                            host.failed += 1;
-                        }
-                    }
-                }
+            match spawn(scfg) {
+                Ok(r) => host.running.push(r),
                 Err(e) => {
-                    tracing::error!(channel = %ch.name, "channel cannot start: {e:#}");
-                    eprintln!("tandem serve: channel '{}': {e:#}", ch.name);
-                    entry.ended = Some(format!("{e:#}"));
+                    tracing::error!(channel = %ch.name, "channel cannot start: {e}");
+                    eprintln!("tandem serve: channel '{}': {e}", ch.name);
+                    entry.ended = Some(e);
                     host.failed += 1;
                 }
             }
@@ -217,6 +232,63 @@ impl Host {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The start-up rule of active/active (`crate::failover::absent`): a channel run here as
+    /// the secondary whose primary has not been heard since it started is restarted as its
+    /// primary, which verifies that nobody is on air before it sends.
+    pub fn tick(&mut self) {
+        let now = mono_ns();
+        for i in 0..self.running.len() {
+            let r = &mut self.running[i];
+            let state = r
+                .snapshot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|s| s.state);
+            let Some(rule) = r.absent.as_mut() else {
+                continue;
+            };
+            if !rule.poll(now, state) {
+                continue;
+            }
+            let wait_s = AbsentParams::default().wait_ns as f64 / 1e9;
+            tracing::warn!(
+                channel = %r.name,
+                "no primary heard for {wait_s} s since the channel started: this host takes it as the primary (after verifying that nobody is on air)"
+            );
+            r.stop.stop();
+            let old = self.running.swap_remove(i);
+            let deadline = now + 5_000_000_000;
+            while !old.thread.is_finished() && mono_ns() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !old.thread.is_finished() {
+                tracing::error!(channel = %old.name, "the secondary did not stop within 5 s; left as it is");
+                self.running.push(old);
+                return;
+            }
+            let _ = old.thread.join();
+            let mut cfg = old.cfg;
+            cfg.role = Role::Primary;
+            cfg.start_mono_ns = mono_ns();
+            match spawn(cfg) {
+                Ok(new) => {
+                    if let Some(e) = self.lock().iter_mut().find(|e| e.name == new.name) {
+                        e.role = Role::Primary;
+                    }
+                    self.running.push(new);
+                }
+                Err(e) => {
+                    tracing::error!(channel = %old.name, "cannot restart the channel as the primary: {e}");
+                    if let Some(x) = self.lock().iter_mut().find(|x| x.name == old.name) {
+                        x.ended = Some(e);
+                    }
+                }
+            }
+            return; // one per tick: the indices moved
+        }
     }
 
     /// Channels still running.

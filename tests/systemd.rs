@@ -13,16 +13,29 @@ const SEC: Duration = Duration::from_secs(1);
 
 #[test]
 fn the_unit_file_verifies() {
+    verify_unit("tandem@.service", "tandem@news.service");
+}
+
+#[test]
+fn the_serve_unit_file_verifies_and_reloads_by_sighup() {
+    let unit = verify_unit("tandem-serve.service", "tandem-serve.service");
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    assert!(unit.contains("ExecStart=/usr/local/bin/tandem serve "));
+}
+
+/// `systemd-analyze verify` of `tools/systemd/FILE` installed as `as_name`; the unit's text.
+fn verify_unit(file: &str, as_name: &str) -> String {
     let dir = scratch("unit");
-    let unit = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tools/systemd/tandem@.service"
-    ))
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tools/systemd")
+            .join(file),
+    )
     .unwrap();
     // The one change: the binary under test instead of the installed path, which
     // `systemd-analyze verify` requires to exist.
     assert!(unit.contains("ExecStart=/usr/local/bin/tandem "));
-    let path = dir.join("tandem@news.service");
+    let path = dir.join(as_name);
     std::fs::write(&path, unit.replace("/usr/local/bin/tandem", BIN)).unwrap();
     let out = std::process::Command::new("systemd-analyze")
         .arg("verify")
@@ -39,6 +52,7 @@ fn the_unit_file_verifies() {
     ] {
         assert!(unit.contains(want), "{want}");
     }
+    unit
 }
 
 /// Messages received on `sock` until `until` holds for the list or `timeout`, each with

@@ -9,18 +9,28 @@ pub struct Signals(libc::sigset_t);
 impl Signals {
     /// Blocks SIGINT/SIGTERM in the calling thread (threads spawned later inherit it).
     pub fn block() -> anyhow::Result<Signals> {
+        Self::block_these(&[libc::SIGINT, libc::SIGTERM])
+    }
+
+    /// [`Signals::block`] and SIGHUP too (a reload, `tandem serve`).
+    pub fn block_with_hup() -> anyhow::Result<Signals> {
+        Self::block_these(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+    }
+
+    fn block_these(sigs: &[libc::c_int]) -> anyhow::Result<Signals> {
         // SAFETY: sigset_t is plain data; sigemptyset initialises it before any use.
         let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
         // SAFETY: `set` is a valid sigset_t; the calls only write to it / the thread mask.
         let rc = unsafe {
             libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
+            for &s in sigs {
+                libc::sigaddset(&mut set, s);
+            }
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
         };
         if rc != 0 {
             anyhow::bail!(
-                "blocking SIGINT/SIGTERM: {}",
+                "blocking signals {sigs:?}: {}",
                 std::io::Error::from_raw_os_error(rc)
             );
         }

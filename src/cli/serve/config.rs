@@ -108,6 +108,8 @@ pub struct ChannelConfig {
     pub failback: bool,
     /// See `failback`.
     pub failback_after_s: f64,
+    /// Faults to inject into this channel alone (lab use; `KIND@SECONDS` after its start).
+    pub inject: Vec<crate::net::faults::Injection>,
 }
 
 impl ChannelConfig {
@@ -183,6 +185,7 @@ struct RawChannel {
     switch_at: Option<Spanned<String>>,
     failback: Option<Spanned<bool>>,
     failback_after_s: Option<Spanned<f64>>,
+    inject: Option<Vec<Spanned<String>>>,
 }
 
 /// Byte offset -> 1-based (line, column).
@@ -436,7 +439,15 @@ pub fn parse(text: &str, file: &Path) -> Result<ServeConfig, ConfigError> {
             }
             None => 30.0,
         };
+        let mut inject = Vec::new();
+        for v in c.inject.iter().flatten() {
+            match v.get_ref().parse() {
+                Ok(i) => inject.push(i),
+                Err(e) => return cx.err(v.span(), format!("{}: {e}", key("inject"))),
+            }
+        }
         channels.push(ChannelConfig {
+            inject,
             primary: cx.name(&key("primary"), &c.primary)?,
             asset: c.asset.as_ref().map(|a| PathBuf::from(a.get_ref())),
             live,
@@ -551,6 +562,11 @@ miss = 4
             "key 'live'",
         );
         bad(("miss = 4", "miss = 0"), 24, "key 'miss'");
+        bad(
+            ("miss = 4", "inject = [\"reader-hang@1\", \"reader-nap@2\"]"),
+            24,
+            "key 'inject': 'reader-nap': unknown fault",
+        );
         bad(
             ("switch_at = \"pcr\"", "switch_at = \"later\""),
             23,

@@ -47,7 +47,7 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
     }
     a.startup.apply();
     // Before any thread starts, so that every thread inherits the mask.
-    let signals = super::signals::Signals::block()?;
+    let signals = super::signals::Signals::block_with_hup()?;
     let mut host = match run::Host::start(&cfg) {
         Ok(h) => h,
         Err(e) => {
@@ -75,7 +75,12 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
     );
     let mut worst = 0;
     loop {
-        if let Some(sig) = signals.wait(std::time::Duration::from_millis(200)) {
+        let sig = signals.wait(std::time::Duration::from_millis(200));
+        if sig == Some(libc::SIGHUP) {
+            reload(&mut host, &a.config);
+            continue;
+        }
+        if let Some(sig) = sig {
             tracing::info!(signal = sig, "signal received: stopping every channel");
             crate::net::notify::stopping();
             let _ = host.stop();
@@ -88,6 +93,30 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
             let _ = host.stop();
             return Ok(if worst == 0 { 0 } else { EXIT_RUNTIME });
         }
+    }
+}
+
+/// SIGHUP: reads the file again and applies it; a file that does not parse changes nothing.
+fn reload(host: &mut run::Host, path: &std::path::Path) {
+    tracing::info!(file = %path.display(), "SIGHUP: reloading the configuration");
+    let parsed = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|t| config::parse(&t, path).map_err(|e| e.to_string()));
+    let new = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload refused, nothing changed: {e}");
+            return;
+        }
+    };
+    match host.reload(&new) {
+        Ok(report) if report.is_empty() => tracing::info!("reload: nothing changed"),
+        Ok(report) => {
+            for line in report {
+                tracing::info!("reload: {line}");
+            }
+        }
+        Err(e) => tracing::error!("reload refused: {e}"),
     }
 }
 

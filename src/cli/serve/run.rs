@@ -54,8 +54,11 @@ struct Running {
 
 /// The running host: its shared sockets and its channels.
 pub struct Host {
-    _sync: Arc<HostSocket>,
-    _control: Arc<HostSocket>,
+    /// The configuration running (a change a reload could not apply keeps its old channel).
+    cfg: ServeConfig,
+    key: Option<Key>,
+    sync: Arc<HostSocket>,
+    control: Arc<HostSocket>,
     entries: Entries,
     running: Vec<Running>,
     /// Channels that could not start.
@@ -135,7 +138,7 @@ fn server_config(
         sync_init: SyncInit::Secondary,
         no_detect: false,
         live_path_rule: true,
-        injections: Vec::new(),
+        injections: ch.inject.clone(),
         server_id: default_server_id(h.sync_listen),
         start_mono_ns: mono_ns(),
         channel: ch.name.clone(),
@@ -195,39 +198,209 @@ impl Host {
             tracing::info!(addr = %l.addr, "http: serving /metrics, /api/v1/status and the status page for every channel");
         }
         let mut host = Host {
-            _sync: sync.clone(),
-            _control: control.clone(),
+            cfg: cfg.clone(),
+            key,
+            sync,
+            control,
             entries,
             running: Vec::new(),
             failed: 0,
         };
         for ch in &cfg.channels {
-            let snapshot: crate::net::http::Shared = Arc::default();
-            let shared = SharedHost {
-                sync: sync.clone(),
-                control: control.clone(),
-                snapshot: snapshot.clone(),
-            };
-            let scfg = server_config(cfg, ch, key.clone(), shared);
-            let mut entry = Entry {
-                name: ch.name.clone(),
-                role: scfg.role,
-                live: ch.live.to_string(),
-                snapshot,
-                ended: None,
-            };
-            match spawn(scfg) {
-                Ok(r) => host.running.push(r),
-                Err(e) => {
-                    tracing::error!(channel = %ch.name, "channel cannot start: {e}");
-                    eprintln!("tandem serve: channel '{}': {e}", ch.name);
-                    entry.ended = Some(e);
-                    host.failed += 1;
-                }
+            let entry = host.start_channel(ch);
+            if entry.ended.is_some() {
+                host.failed += 1;
             }
             host.lock().push(entry);
         }
         Ok(host)
+    }
+
+    /// Starts one channel; its listing entry (with the error when it cannot start).
+    fn start_channel(&mut self, ch: &ChannelConfig) -> Entry {
+        let snapshot: crate::net::http::Shared = Arc::default();
+        let shared = SharedHost {
+            sync: self.sync.clone(),
+            control: self.control.clone(),
+            snapshot: snapshot.clone(),
+        };
+        let scfg = server_config(&self.cfg, ch, self.key.clone(), shared);
+        let mut entry = Entry {
+            name: ch.name.clone(),
+            role: scfg.role,
+            live: ch.live.to_string(),
+            snapshot,
+            ended: None,
+        };
+        match spawn(scfg) {
+            Ok(r) => self.running.push(r),
+            Err(e) => {
+                tracing::error!(channel = %ch.name, "channel cannot start: {e}");
+                eprintln!("tandem serve: channel '{}': {e}", ch.name);
+                entry.ended = Some(e);
+            }
+        }
+        entry
+    }
+
+    /// Stops one channel (off air, a last heartbeat) and waits up to 5 s for its thread.
+    fn stop_channel(&mut self, name: &str) {
+        let Some(i) = self.running.iter().position(|r| r.name == name) else {
+            return;
+        };
+        let r = self.running.swap_remove(i);
+        r.stop.stop();
+        let deadline = mono_ns() + 5_000_000_000;
+        while !r.thread.is_finished() && mono_ns() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if r.thread.is_finished() {
+            let _ = r.thread.join();
+        } else {
+            tracing::error!(channel = %name, "the channel did not stop within 5 s");
+        }
+    }
+
+    /// Whether channel `name` is on air here (its last published snapshot).
+    fn on_air(&self, name: &str) -> bool {
+        self.lock().iter().any(|e| {
+            e.name == name
+                && e.snapshot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .is_some_and(|s| s.on_air)
+        })
+    }
+
+    /// Hands channel `ch` (on air here) to its synchronised peer: a switchover through the
+    /// host's own control port, then waits up to 3 s until it is off air here.
+    fn hand_off(&self, ch: &ChannelConfig) -> Result<(), String> {
+        let session =
+            crate::net::failover::link::wire_session(Some(&ch.session_text()), ch.live.addr);
+        let key = self
+            .key
+            .clone()
+            .unwrap_or_else(|| Key::derive_from_session(session));
+        let mut c = crate::net::failover::client::Client::new(SenderRole::Client, key, session)
+            .map_err(|e| e.to_string())?;
+        let to = self.cfg.host.control_listen;
+        let answer = c
+            .ask(
+                to,
+                Body::SwitchoverRequest,
+                1,
+                Duration::from_millis(1000),
+                |b| match b {
+                    Body::StatusReply { json } => {
+                        serde_json::from_str::<serde_json::Value>(json).ok()
+                    }
+                    _ => None,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        if answer["accepted"] != serde_json::Value::Bool(true) {
+            return Err(format!(
+                "switchover refused: {}",
+                answer["reason"].as_str().unwrap_or("no reason given")
+            ));
+        }
+        let deadline = mono_ns() + 3_000_000_000;
+        while mono_ns() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            if !self.on_air(&ch.name) {
+                return Ok(());
+            }
+        }
+        Err("still on air 3 s after the switchover was accepted".into())
+    }
+
+    /// Applies a new configuration (SIGHUP): channels added start, removed ones stop,
+    /// unchanged ones are not touched; a changed one is handed to its peer first when it is
+    /// on air here (a switchover), then restarted with its new settings; a change that
+    /// cannot be handed over is not applied (the channel keeps running as it was, and a
+    /// later reload tries again). A change of the `[host]` table applies nothing.
+    pub fn reload(&mut self, new: &ServeConfig) -> Result<Vec<String>, String> {
+        if new.host != self.cfg.host {
+            return Err(
+                "the [host] table changed: restart tandem serve to apply it; nothing changed"
+                    .into(),
+            );
+        }
+        let mut report = Vec::new();
+        let mut applied: Vec<ChannelConfig> = Vec::new();
+        let mut entries: std::collections::HashMap<String, Entry> = {
+            let mut e = self.lock();
+            e.drain(..).map(|x| (x.name.clone(), x)).collect()
+        };
+        let old: Vec<ChannelConfig> = self.cfg.channels.clone();
+        for ch in old
+            .iter()
+            .filter(|c| !new.channels.iter().any(|n| n.name == c.name))
+        {
+            self.stop_channel(&ch.name);
+            entries.remove(&ch.name);
+            report.push(format!("channel '{}' removed: stopped", ch.name));
+        }
+        for ch in &new.channels {
+            match old.iter().find(|c| c.name == ch.name) {
+                None => {
+                    let e = self.start_channel(ch);
+                    report.push(match &e.ended {
+                        None => format!("channel '{}' added: started", ch.name),
+                        Some(err) => format!("channel '{}' added: cannot start: {err}", ch.name),
+                    });
+                    entries.insert(ch.name.clone(), e);
+                    applied.push(ch.clone());
+                }
+                Some(was) if was == ch => applied.push(was.clone()),
+                Some(was) => {
+                    // The listing must not be locked while the hand-off reads it.
+                    self.lock().extend(entries.remove(&ch.name));
+                    let handed = if self.on_air(&ch.name) {
+                        self.hand_off(was)
+                    } else {
+                        Ok(())
+                    };
+                    let mut e = self.lock();
+                    let i = e.iter().position(|x| x.name == ch.name);
+                    if let Some(x) = i.map(|i| e.remove(i)) {
+                        entries.insert(ch.name.clone(), x);
+                    }
+                    drop(e);
+                    match handed {
+                        Ok(()) => {
+                            self.stop_channel(&ch.name);
+                            let e = self.start_channel(ch);
+                            report.push(match &e.ended {
+                                None => format!("channel '{}' changed: restarted", ch.name),
+                                Some(err) => {
+                                    format!("channel '{}' changed: cannot restart: {err}", ch.name)
+                                }
+                            });
+                            entries.insert(ch.name.clone(), e);
+                            applied.push(ch.clone());
+                        }
+                        Err(why) => {
+                            report.push(format!(
+                                "channel '{}' changed but not applied (it is on air here and could not be handed over: {why})",
+                                ch.name
+                            ));
+                            applied.push(was.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let mut e = self.lock();
+        for ch in &applied {
+            if let Some(x) = entries.remove(&ch.name) {
+                e.push(x);
+            }
+        }
+        drop(e);
+        self.cfg.channels = applied;
+        Ok(report)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {

@@ -448,7 +448,7 @@ fn channel(name: &str, asset: &Path, net: &Net, primary: &str) -> String {
     )
 }
 
-/// SIGHUP: a channel added starts on both hosts, a removed one stops, a changed one on air
+/// SIGHUP (host b) and `tandem request reload` (host a): a channel added starts on both hosts, a removed one stops, a changed one on air
 /// is handed to the peer before its restart, an unchanged one loses nothing; a bad file
 /// changes nothing.
 #[test]
@@ -505,9 +505,18 @@ fn a_reload_adds_removes_and_changes_channels_without_a_glitch_on_the_rest() {
     b.signal(libc::SIGHUP);
     b.wait_log("reload: channel 'sport' changed: restarted", 10 * SEC);
     settled(ha.ctl, hb.ctl, &key, &["news", "sport"], [&a, &b]);
-    a.signal(libc::SIGHUP);
-    a.wait_log("reload: channel 'weather' added", 10 * SEC);
-    a.wait_log("reload: channel 'sport' changed", 10 * SEC);
+    // Host a by `tandem request reload` (b had SIGHUP): the answer says what changed.
+    let key_flag = format!("--key-file={}", key.display());
+    let ctl_a = format!("--to={}", ha.ctl);
+    let out = run(&["request", "reload", &ctl_a, &key_flag]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        said.contains("channel 'weather' added: started")
+            && said.contains("channel 'extra' removed: stopped")
+            && said.contains("channel 'sport' changed"),
+        "{said}"
+    );
     let (la, lb) = settled(
         ha.ctl,
         hb.ctl,
@@ -546,7 +555,13 @@ fn a_reload_adds_removes_and_changes_channels_without_a_glitch_on_the_rest() {
 
     // A bad file changes nothing.
     std::fs::write(dir.join("a.toml"), "[host]\nname = 7\n").unwrap();
-    a.signal(libc::SIGHUP);
+    let out = run(&["request", "reload", &ctl_a, &key_flag]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        err.contains("nothing changed") && err.contains("a.toml:2"),
+        "{err}"
+    );
     a.wait_log("reload refused, nothing changed", 5 * SEC);
     let la = listing(ha.ctl, &key).unwrap();
     assert_eq!(states(&la).len(), 3, "{la}");

@@ -5,6 +5,9 @@
 //! `tandem request switchover --to ADDR:PORT`: a planned hand-over. The server on air hands
 //! the live group to its synchronised peer at a datagram boundary about 200 ms ahead,
 //! nothing lost or repeated (for maintenance, or to restore the preferred layout).
+//!
+//! `tandem request reload --to ADDR:PORT`: a `tandem serve` host reads its configuration
+//! again and applies it (as SIGHUP); the answer says what changed.
 
 use super::status::ClientAuth;
 use super::{EXIT_BAD_INPUT, EXIT_RUNTIME};
@@ -27,6 +30,22 @@ pub enum RequestKind {
     /// Hand the live group from the server on air to its synchronised peer, seamlessly
     /// (refused, with the reason, when the peer is not synchronised).
     Switchover(SwitchoverArgs),
+    /// Make a `tandem serve` host read its configuration file again and apply it (as
+    /// SIGHUP): channels added start, removed ones stop, a changed one on air is handed to
+    /// its peer first; prints what changed (exit 1: refused, nothing changed).
+    Reload(ReloadArgs),
+}
+
+/// `tandem request reload`.
+#[derive(Debug, clap::Args)]
+pub struct ReloadArgs {
+    /// The host's control address (`[host] control_listen`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub to: String,
+    /// Shared secret file, as the host's `[host] key_file` (default: the key of no
+    /// session, which a host without a key file accepts).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// `tandem request switchover`.
@@ -67,6 +86,7 @@ pub fn run(a: &RequestArgs) -> anyhow::Result<i32> {
     let p = match &a.what {
         RequestKind::Play(p) => p,
         RequestKind::Switchover(s) => return switchover(s),
+        RequestKind::Reload(r) => return reload(r),
     };
     let mut to = Vec::new();
     for t in &p.to {
@@ -125,6 +145,70 @@ pub fn run(a: &RequestArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+/// Sends `body` once and waits up to `wait_ms` for its JSON answer (a `StatusReply`).
+fn ask_json(
+    c: &mut crate::net::failover::client::Client,
+    to: std::net::SocketAddrV4,
+    body: Body,
+    wait_ms: u64,
+) -> Result<serde_json::Value, crate::net::failover::client::ClientError> {
+    c.ask(
+        to,
+        body,
+        1,
+        std::time::Duration::from_millis(wait_ms),
+        |b| match b {
+            Body::StatusReply { json } => serde_json::from_str::<serde_json::Value>(json).ok(),
+            _ => None,
+        },
+    )
+}
+
+/// Runs `tandem request reload`: asks the host and prints its report.
+fn reload(r: &ReloadArgs) -> anyhow::Result<i32> {
+    let to = match super::server::parse_addr("to", &r.to) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("tandem request: {e:#}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let auth = ClientAuth {
+        key_file: r.key_file.clone(),
+        session_id: None,
+        channel: None,
+    };
+    let mut c = match auth.client(SenderRole::Client) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tandem request: {e:#}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    // A reload may hand channels over first (up to a few seconds each): wait for it.
+    let answer = ask_json(&mut c, to, Body::ReloadRequest, 60_000);
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tandem request reload: {to}: {e} (is it a `tandem serve` host?)");
+            return Ok(EXIT_RUNTIME);
+        }
+    };
+    if answer["reloaded"] != serde_json::Value::Bool(true) {
+        let why = answer["reason"].as_str().unwrap_or("no reason given");
+        eprintln!("tandem request reload: {to} refused: {why}");
+        return Ok(EXIT_RUNTIME);
+    }
+    let lines = answer["report"].as_array().cloned().unwrap_or_default();
+    if lines.is_empty() {
+        println!("{to}: reloaded, nothing changed");
+    }
+    for l in lines {
+        println!("{to}: {}", l.as_str().unwrap_or_default());
+    }
+    Ok(0)
+}
+
 /// Runs `tandem request switchover`: asks, prints the answer, then waits until the server
 /// is no longer on air (its peer took the live group at the offered datagram).
 fn switchover(s: &SwitchoverArgs) -> anyhow::Result<i32> {
@@ -142,16 +226,7 @@ fn switchover(s: &SwitchoverArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    let answer = c.ask(
-        to,
-        Body::SwitchoverRequest,
-        1,
-        std::time::Duration::from_millis(1000),
-        |b| match b {
-            Body::StatusReply { json } => serde_json::from_str::<serde_json::Value>(json).ok(),
-            _ => None,
-        },
-    );
+    let answer = ask_json(&mut c, to, Body::SwitchoverRequest, 1_000);
     let answer = match answer {
         Ok(a) => a,
         Err(e) => {

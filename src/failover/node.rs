@@ -482,7 +482,10 @@ impl Node {
                 };
                 self.ch.machine.handle(e, mono);
             }
-            Body::MonitorCommand(_) | Body::Heartbeat { .. } | Body::Status { .. } => {}
+            Body::MonitorCommand(_)
+            | Body::Heartbeat { .. }
+            | Body::Status { .. }
+            | Body::ReloadRequest => {}
             body @ (Body::SyncParams(_)
             | Body::SwitchoverRequest
             | Body::PlayRequest { .. }

@@ -348,6 +348,10 @@ pub enum Body {
     /// (`tandem request switchover`); answered with a [`Body::StatusReply`] saying whether
     /// it was accepted, from which datagram, or why not.
     SwitchoverRequest,
+    /// An operator asks a `tandem serve` host to read its configuration file again and
+    /// apply it (`tandem request reload`, as SIGHUP); answered with a [`Body::StatusReply`]
+    /// listing what changed, or why nothing did. Session 0: the host answers, no channel.
+    ReloadRequest,
 }
 
 /// The kind byte of each body.
@@ -386,6 +390,8 @@ pub enum Kind {
     HandOver = 15,
     /// [`Body::SwitchoverRequest`]
     SwitchoverRequest = 16,
+    /// [`Body::ReloadRequest`]
+    ReloadRequest = 17,
 }
 
 impl Body {
@@ -408,6 +414,7 @@ impl Body {
             Body::MonitorCommand(_) => Kind::MonitorCommand,
             Body::HandOver { .. } => Kind::HandOver,
             Body::SwitchoverRequest => Kind::SwitchoverRequest,
+            Body::ReloadRequest => Kind::ReloadRequest,
         }
     }
 }
@@ -778,7 +785,7 @@ fn put_body(out: &mut Vec<u8>, body: &Body) -> Result<(), WireError> {
             out.extend_from_slice(&at_index.to_be_bytes());
             out.extend_from_slice(&epoch.to_be_bytes());
         }
-        Body::SwitchoverRequest => {}
+        Body::SwitchoverRequest | Body::ReloadRequest => {}
         Body::OwnershipQuery { nonce } => out.extend_from_slice(&nonce.to_be_bytes()),
         Body::OwnershipReply {
             nonce,
@@ -872,6 +879,7 @@ fn get_body(kind: u8, c: &mut Cursor<'_>) -> Result<Body, WireError> {
             epoch: c.u64("hand-over epoch")?,
         },
         16 => Body::SwitchoverRequest,
+        17 => Body::ReloadRequest,
         10 => Body::OwnershipReply {
             nonce: c.u64("nonce")?,
             state: c.state("reply state")?,

@@ -91,6 +91,7 @@ fn all_bodies() -> Vec<Body> {
             epoch: 7,
         },
         Body::SwitchoverRequest,
+        Body::ReloadRequest,
     ]
 }
 

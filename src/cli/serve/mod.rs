@@ -77,8 +77,14 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
     loop {
         let sig = signals.wait(std::time::Duration::from_millis(200));
         if sig == Some(libc::SIGHUP) {
+            tracing::info!(file = %a.config.display(), "SIGHUP: reloading the configuration");
             reload(&mut host, &a.config);
             continue;
+        }
+        while let Some(from) = host.reload_request() {
+            tracing::info!(file = %a.config.display(), from = %from, "reload requested on the control port");
+            let answer = reload(&mut host, &a.config);
+            host.answer_reload(from, &answer);
         }
         if let Some(sig) = sig {
             tracing::info!(signal = sig, "signal received: stopping every channel");
@@ -96,9 +102,10 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
     }
 }
 
-/// SIGHUP: reads the file again and applies it; a file that does not parse changes nothing.
-fn reload(host: &mut run::Host, path: &std::path::Path) {
-    tracing::info!(file = %path.display(), "SIGHUP: reloading the configuration");
+/// A reload (SIGHUP, or `tandem request reload`): reads the file again and applies it; a
+/// file that does not parse changes nothing. The answer for the control port:
+/// `{"reloaded": bool, "report": [lines]}` or `{"reloaded": false, "reason": text}`.
+fn reload(host: &mut run::Host, path: &std::path::Path) -> serde_json::Value {
     let parsed = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: {e}", path.display()))
         .and_then(|t| config::parse(&t, path).map_err(|e| e.to_string()));
@@ -106,17 +113,23 @@ fn reload(host: &mut run::Host, path: &std::path::Path) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("reload refused, nothing changed: {e}");
-            return;
+            return serde_json::json!({"reloaded": false, "reason": format!("nothing changed: {e}")});
         }
     };
     match host.reload(&new) {
-        Ok(report) if report.is_empty() => tracing::info!("reload: nothing changed"),
         Ok(report) => {
-            for line in report {
+            if report.is_empty() {
+                tracing::info!("reload: nothing changed");
+            }
+            for line in &report {
                 tracing::info!("reload: {line}");
             }
+            serde_json::json!({"reloaded": true, "report": report})
         }
-        Err(e) => tracing::error!("reload refused: {e}"),
+        Err(e) => {
+            tracing::error!("reload refused: {e}");
+            serde_json::json!({"reloaded": false, "reason": e})
+        }
     }
 }
 

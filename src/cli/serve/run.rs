@@ -63,6 +63,9 @@ pub struct Host {
     running: Vec<Running>,
     /// Channels that could not start.
     pub failed: usize,
+    /// Reload requests from the control port (who asked).
+    reloads: std::sync::mpsc::Receiver<std::net::SocketAddr>,
+    replies: Arc<HostReplies>,
 }
 
 /// Starts one channel's server on a thread of its own.
@@ -168,7 +171,17 @@ impl Host {
             tracing::warn!(channel = %ch.name, "failback is not built yet: the channel stays where a failover puts it (hand it back with `tandem request switchover --channel`)");
         }
         let entries: Entries = Arc::default();
-        let listing_key = key.clone().unwrap_or_else(|| Key::derive_from_session(0));
+        let replies = Arc::new(HostReplies {
+            key: key.clone().unwrap_or_else(|| Key::derive_from_session(0)),
+            stamper: Mutex::new(Stamper::new(
+                SenderRole::Primary,
+                default_server_id(h.sync_listen) | CONTROL_ID_BIT,
+                real_ns(),
+                0,
+            )),
+            sock: Mutex::new(None),
+        });
+        let (reload_tx, reloads) = std::sync::mpsc::channel();
         let sync = Arc::new(
             HostSocket::bind("sync", h.sync_listen, None)
                 .with_context(|| format!("[host] sync_listen {}", h.sync_listen))?,
@@ -177,11 +190,11 @@ impl Host {
             HostSocket::bind(
                 "control",
                 h.control_listen,
-                Some(listing_handler(
+                Some(host_handler(
                     entries.clone(),
-                    listing_key,
+                    replies.clone(),
                     h.name.clone(),
-                    default_server_id(h.sync_listen),
+                    reload_tx,
                 )),
             )
             .with_context(|| format!("[host] control_listen {}", h.control_listen))?,
@@ -205,6 +218,8 @@ impl Host {
             entries,
             running: Vec::new(),
             failed: 0,
+            reloads,
+            replies,
         };
         for ch in &cfg.channels {
             let entry = host.start_channel(ch);
@@ -464,6 +479,21 @@ impl Host {
         }
     }
 
+    /// The next reload request from the control port, if any (who asked).
+    pub fn reload_request(&self) -> Option<std::net::SocketAddr> {
+        self.reloads.try_recv().ok()
+    }
+
+    /// Answers a reload request: `{reloaded, report | reason}` as JSON.
+    pub fn answer_reload(&self, to: std::net::SocketAddr, answer: &serde_json::Value) {
+        self.replies.send_later(
+            Body::StatusReply {
+                json: answer.to_string(),
+            },
+            to,
+        );
+    }
+
     /// Channels still running.
     pub fn running(&self) -> usize {
         self.running
@@ -520,32 +550,67 @@ fn thread_name(name: &str) -> String {
     s
 }
 
-/// The host's answer to session-0 status requests: the listing.
-fn listing_handler(entries: Entries, key: Key, host: String, server_id: u32) -> HostHandler {
-    let mut stamper = Stamper::new(
-        SenderRole::Primary,
-        server_id | CONTROL_ID_BIT,
-        real_ns(),
-        0,
-    );
+/// What the host itself answers on its control port (session 0): signs and sends replies.
+struct HostReplies {
+    key: Key,
+    stamper: Mutex<Stamper>,
+    sock: Mutex<Option<std::net::UdpSocket>>,
+}
+
+impl HostReplies {
+    fn send(&self, sock: &std::net::UdpSocket, body: Body, to: std::net::SocketAddr) {
+        let header = self
+            .stamper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .header(0, false, real_ns());
+        if let Ok(b) = wire::encode(&Msg { header, body }, &self.key) {
+            let _ = sock.send_to(&b, to);
+        }
+    }
+
+    /// A reply from outside the routing thread (a reload's report).
+    fn send_later(&self, body: Body, to: std::net::SocketAddr) {
+        if let Some(s) = self.sock.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            self.send(s, body, to);
+        }
+    }
+}
+
+/// The host's answer to session-0 requests: the listing (status), and reload requests
+/// handed to the main loop (`reloads`), which answers with [`HostReplies::send_later`].
+fn host_handler(
+    entries: Entries,
+    replies: Arc<HostReplies>,
+    host: String,
+    reloads: std::sync::mpsc::Sender<std::net::SocketAddr>,
+) -> HostHandler {
     let mut guard = wire::ReplayGuard::new();
     Box::new(move |bytes, from, sock| {
-        let Ok(msg) = wire::decode(bytes, &key, None) else {
+        let Ok(msg) = wire::decode(bytes, &replies.key, None) else {
             return;
         };
-        if guard.check(&msg.header).is_err() || !matches!(msg.body, Body::StatusRequest) {
+        if guard.check(&msg.header).is_err() {
             return;
         }
-        let json = {
-            let e = entries.lock().unwrap_or_else(|e| e.into_inner());
-            listing(&host, &e, false).to_string()
-        };
-        let reply = Msg {
-            header: stamper.header(0, false, real_ns()),
-            body: Body::StatusReply { json },
-        };
-        if let Ok(b) = wire::encode(&reply, &key) {
-            let _ = sock.send_to(&b, from);
+        match msg.body {
+            Body::StatusRequest => {
+                let json = {
+                    let e = entries.lock().unwrap_or_else(|e| e.into_inner());
+                    listing(&host, &e, false).to_string()
+                };
+                replies.send(sock, Body::StatusReply { json }, from);
+            }
+            Body::ReloadRequest => {
+                {
+                    let mut s = replies.sock.lock().unwrap_or_else(|e| e.into_inner());
+                    if s.is_none() {
+                        *s = sock.try_clone().ok();
+                    }
+                }
+                let _ = reloads.send(from);
+            }
+            _ => {}
         }
     })
 }

@@ -226,7 +226,17 @@ fn switchover(s: &SwitchoverArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    let answer = ask_json(&mut c, to, Body::SwitchoverRequest, 1_000);
+    // A refusal while the output is held for a moment (a stall) is asked again, for 1 s.
+    let mut answer = ask_json(&mut c, to, Body::SwitchoverRequest, 1_000);
+    for _ in 0..10 {
+        match &answer {
+            Ok(a) if a["reason"] == crate::failover::machine::HELD_REFUSAL => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                answer = ask_json(&mut c, to, Body::SwitchoverRequest, 1_000);
+            }
+            _ => break,
+        }
+    }
     let answer = match answer {
         Ok(a) => a,
         Err(e) => {

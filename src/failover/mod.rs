@@ -8,6 +8,7 @@ pub mod absent;
 pub mod alarms;
 pub mod clock;
 pub mod detector;
+pub mod failback;
 pub mod kernel;
 pub mod live_id;
 pub mod machine;

@@ -18,6 +18,7 @@ use anyhow::Context;
 
 use super::config::{ChannelConfig, Loop, ServeConfig};
 use crate::failover::absent::{AbsentParams, AbsentPrimary};
+use crate::failover::failback::Failback;
 use crate::failover::state::Role;
 use crate::failover::wire::{self, Body, Key, Msg, SenderRole, Stamper};
 use crate::net::clock::{mono_ns, real_ns};
@@ -49,6 +50,8 @@ struct Running {
     cfg: ServerConfig,
     /// Started as the secondary: the rule that takes it when its primary is never heard.
     absent: Option<AbsentPrimary>,
+    /// `failback = true` and this host is not the preferred primary: the hand-back rule.
+    failback: Option<Failback>,
     snapshot: crate::net::http::Shared,
 }
 
@@ -99,6 +102,7 @@ fn spawn(scfg: ServerConfig) -> Result<Running, String> {
         thread,
         cfg: scfg,
         absent,
+        failback: None,
         snapshot,
     })
 }
@@ -167,9 +171,6 @@ impl Host {
                 None
             }
         };
-        for ch in cfg.channels.iter().filter(|c| c.failback) {
-            tracing::warn!(channel = %ch.name, "failback is not built yet: the channel stays where a failover puts it (hand it back with `tandem request switchover --channel`)");
-        }
         let entries: Entries = Arc::default();
         let replies = Arc::new(HostReplies {
             key: key.clone().unwrap_or_else(|| Key::derive_from_session(0)),
@@ -248,7 +249,10 @@ impl Host {
             ended: None,
         };
         match spawn(scfg) {
-            Ok(r) => self.running.push(r),
+            Ok(mut r) => {
+                r.failback = self.failback_rule_of(ch);
+                self.running.push(r)
+            }
             Err(e) => {
                 tracing::error!(channel = %ch.name, "channel cannot start: {e}");
                 eprintln!("tandem serve: channel '{}': {e}", ch.name);
@@ -300,8 +304,8 @@ impl Host {
         let mut c = crate::net::failover::client::Client::new(SenderRole::Client, key, session)
             .map_err(|e| e.to_string())?;
         let to = self.cfg.host.control_listen;
-        let answer = c
-            .ask(
+        let ask = |c: &mut crate::net::failover::client::Client| {
+            c.ask(
                 to,
                 Body::SwitchoverRequest,
                 1,
@@ -313,7 +317,17 @@ impl Host {
                     _ => None,
                 },
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+        };
+        // A refusal while the output is held for a moment (a stall) is asked again, for 1 s.
+        let mut answer = ask(&mut c)?;
+        for _ in 0..10 {
+            if answer["reason"] != crate::failover::machine::HELD_REFUSAL {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            answer = ask(&mut c)?;
+        }
         if answer["accepted"] != serde_json::Value::Bool(true) {
             return Err(format!(
                 "switchover refused: {}",
@@ -426,6 +440,7 @@ impl Host {
     /// the secondary whose primary has not been heard since it started is restarted as its
     /// primary, which verifies that nobody is on air before it sends.
     pub fn tick(&mut self) {
+        self.failback_tick();
         let now = mono_ns();
         for i in 0..self.running.len() {
             let r = &mut self.running[i];
@@ -462,7 +477,8 @@ impl Host {
             cfg.role = Role::Primary;
             cfg.start_mono_ns = mono_ns();
             match spawn(cfg) {
-                Ok(new) => {
+                Ok(mut new) => {
+                    new.failback = self.failback_rule(&new.name);
                     if let Some(e) = self.lock().iter_mut().find(|e| e.name == new.name) {
                         e.role = Role::Primary;
                     }
@@ -476,6 +492,62 @@ impl Host {
                 }
             }
             return; // one per tick: the indices moved
+        }
+    }
+
+    /// The fail-back rule of a channel this host is not the preferred primary of.
+    fn failback_rule_of(&self, ch: &ChannelConfig) -> Option<Failback> {
+        (ch.failback && !ch.primary_on(&self.cfg.host.name))
+            .then(|| Failback::new((ch.failback_after_s * 1e9) as u64))
+    }
+
+    /// [`Host::failback_rule_of`] by name.
+    fn failback_rule(&self, name: &str) -> Option<Failback> {
+        let ch = self.cfg.channels.iter().find(|c| c.name == name)?;
+        self.failback_rule_of(ch)
+    }
+
+    /// Fail-back (`failback = true`, `crate::failover::failback`): a channel on air here
+    /// whose preferred host has been synchronised for `failback_after_s` is handed back to
+    /// it (a switchover).
+    fn failback_tick(&mut self) {
+        let now = mono_ns();
+        let mut due = Vec::new();
+        for r in &mut self.running {
+            let Some(rule) = r.failback.as_mut() else {
+                continue;
+            };
+            let (on_air, peer) = match r
+                .snapshot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                Some(s) => (
+                    s.on_air,
+                    s.status["peer"]["state"]
+                        .as_str()
+                        .and_then(crate::failover::state::State::from_name),
+                ),
+                None => (false, None),
+            };
+            if rule.poll(now, on_air, peer) {
+                due.push(r.name.clone());
+            }
+        }
+        for name in due {
+            let Some(ch) = self.cfg.channels.iter().find(|c| c.name == name).cloned() else {
+                continue;
+            };
+            tracing::info!(channel = %name, preferred = %ch.primary, after_s = ch.failback_after_s, "fail-back: the preferred host has been synchronised long enough; handing the channel back");
+            match self.hand_off(&ch) {
+                Ok(()) => {
+                    tracing::info!(channel = %name, "fail-back: handed back to host {}", ch.primary)
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %name, "fail-back not done: {e}; trying again after another {} s", ch.failback_after_s)
+                }
+            }
         }
     }
 

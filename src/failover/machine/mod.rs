@@ -450,6 +450,11 @@ struct Ctx {
     query: Option<(u64, u32)>,
 }
 
+/// Why a hand-over is refused for a moment: the output is held while ownership is verified
+/// (after a stall, a few ms). A client may ask again.
+pub const HELD_REFUSAL: &str =
+    "the live output is held while this server verifies ownership (after a stall): try again";
+
 /// A hand-over this server (on air) has offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct HandOver {
@@ -946,6 +951,9 @@ impl Machine {
     /// the `Primary` on air, with a peer that reports `Secondary_synchronized`, and no
     /// hand-over already under way.
     pub fn hand_over_refusal(&self) -> Option<String> {
+        if self.state == State::Primary && matches!(self.gate, LiveGate::Held { .. }) {
+            return Some(HELD_REFUSAL.to_string());
+        }
         if self.state != State::Primary || self.gate != LiveGate::Open {
             return Some(format!(
                 "this server is {}, not the primary on air",

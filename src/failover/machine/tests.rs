@@ -1461,3 +1461,15 @@ fn every_state_rules_act_in_every_state() {
         );
     }
 }
+
+/// A switchover asked while the primary holds its output for a moment says so (the client
+/// asks again); off air it is refused as before.
+#[test]
+fn a_hand_over_asked_while_held_is_refused_for_a_moment() {
+    let p = reach(State::Primary, Guard::LiveHeld);
+    assert_eq!(p.hand_over_refusal().as_deref(), Some(super::HELD_REFUSAL));
+    let s = reach(State::SecondarySynchronized, Guard::Always);
+    assert!(s
+        .hand_over_refusal()
+        .is_some_and(|r| r.contains("not the primary on air")));
+}

@@ -73,6 +73,18 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Serve many channels on this host from one TOML file (`--check`: validate it and
     /// print the plan; see docs/serve.md).
+    #[command(after_help = "\
+Each host of a pair runs `tandem serve` with the same channel list; a channel is on air on
+the host its `primary` key names and stands by on the other (active/active), one sync link
+and one control port per host.
+
+Examples:
+  tandem serve /etc/tandem/serve.toml --check      validate, print the plan
+  tandem serve /etc/tandem/serve.toml              run until SIGINT/SIGTERM
+  tandem status 127.0.0.1:7411                     the host's channels, one line each
+  tandem status 127.0.0.1:7411 --channel news      one channel in full
+  tandem request switchover --to 127.0.0.1:7411 --channel news
+  kill -HUP $PID  (or: tandem request reload --to 127.0.0.1:7411)   apply an edited file")]
     Serve(serve::ServeArgs),
 }
 

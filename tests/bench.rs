@@ -25,8 +25,27 @@ fn clean(files: &[&PathBuf]) {
     }
 }
 
-/// Runs the benchmark and returns its exit code and parsed JSON.
+/// Runs the benchmark and returns its exit code and parsed JSON. A run in which a stall of
+/// this shared machine made the secondary take over before the fault was injected (by the
+/// rules; the trial says `switched_before_fault` and has no detection latency) measured
+/// nothing of the fault: it is run again, three runs at most.
 fn bench(args: &[&str], json: &PathBuf) -> (i32, serde_json::Value) {
+    let mut last = bench_once(args, json);
+    for attempt in 1..3 {
+        let early = last.1["trials"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["switched_before_fault"] == true));
+        if !early {
+            break;
+        }
+        eprintln!("run {attempt}: a stall switched a trial before its fault; again");
+        last = bench_once(args, json);
+    }
+    last
+}
+
+/// One run of the benchmark.
+fn bench_once(args: &[&str], json: &PathBuf) -> (i32, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .current_dir(root())
         .args(["bench", "failover"])

@@ -777,6 +777,21 @@ fn sync_initiated_by_a_component() {
 /// secondary's own detector is off).
 #[test]
 fn monitor_detects_and_commands_the_switch() {
+    for attempt in 1..=3 {
+        if monitor_attempt() {
+            return;
+        }
+        eprintln!(
+            "attempt {attempt}: a stall made the monitor declare a failure before the kill; again"
+        );
+    }
+    panic!("the monitor declared a failure before the kill in three attempts");
+}
+
+/// One run; false when the monitor declared a server failed before the test's kill (a stall
+/// of this machine longer than the monitor's 13 ms window, which the method answers by
+/// switching: the run is then not the one measured).
+fn monitor_attempt() -> bool {
     let dir = scratch("monitor");
     let asset = fixture("cbr-25fps.ts", &dir).display().to_string();
     let net = Net::new();
@@ -800,10 +815,17 @@ fn monitor_detects_and_commands_the_switch() {
         &["--loop", &mon],
         &["--loop", &mon, "--no-detect"],
     );
-    wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s, &m]);
+    let early = |m: &Proc| m.log_text().contains("declared failed");
+    if try_wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC).is_none() && early(&m) {
+        return false;
+    }
+    wait_state(net.ctl_s, "Secondary_synchronized", SEC, &[&p, &s, &m]);
     m.wait_log("watching the server on air", 3 * SEC);
     let rx = Recv::start(&dir, &net.live_url("udp"), RX_MAX_S, None);
     std::thread::sleep(Duration::from_millis(500));
+    if early(&m) {
+        return false;
+    }
     p.kill9();
     s.wait_log(
         "Secondary_synchronized -> Secondary_no_primary: MonitorTakeover",
@@ -816,6 +838,7 @@ fn monitor_detects_and_commands_the_switch() {
     assert_eq!((cc, missing), (0, 0), "{r}");
     // The monitor now watches the new server on air.
     m.wait_log("watching the server on air", SEC);
+    true
 }
 
 /// SIGSTOP of the primary: the secondary takes over; after SIGCONT the old primary sends

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use super::signals::Signals;
 use super::{EXIT_BAD_INPUT, EXIT_RUNTIME};
-use crate::io::load_or_build;
+use crate::io::playlist::Source;
 use crate::net::clock::{mono_ns, real_ns, real_to_mono, set_clock_offset_ms};
 use crate::net::engine::{Engine, EngineConfig, EngineStats, Sink, Target};
 use crate::net::sockets::{resolve_iface, sender, SenderOptions};
@@ -26,7 +26,8 @@ const START_LEAD_NS: u64 = 100_000_000;
 /// Arguments of `tandem play`.
 #[derive(Debug, clap::Args)]
 pub struct PlayArgs {
-    /// The MPEG-TS asset (its offset map is loaded or built first).
+    /// The MPEG-TS asset (its offset map is loaded or built first), or a playlist (JSON or
+    /// M3U, docs/playlists.md) whose clips play one after another as one stream.
     pub asset: PathBuf,
     /// Destination: udp://GROUP:PORT (7 TS packets per datagram) or rtp://GROUP:PORT
     /// (RFC 2250, payload type 33).
@@ -76,7 +77,7 @@ impl<E: Into<anyhow::Error>> From<E> for BadInput {
 /// Everything validated, ready to start.
 struct Plan {
     stream: Arc<OutputStream>,
-    asset: std::fs::File,
+    clips: Vec<std::fs::File>,
     dest: Dest,
     iface: std::net::Ipv4Addr,
     sink: Sink,
@@ -108,31 +109,28 @@ fn prepare(args: &PlayArgs) -> Result<Plan, BadInput> {
     let dest: Dest = args.dest.parse()?;
     let iface = resolve_iface(&args.iface)?;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if let Some(e) = crate::io::playlist::not_yet_playable(&args.asset) {
-        return Err(BadInput(anyhow::anyhow!(e)));
-    }
-    let map = crate::net::priority::quietly("offset map", || load_or_build(&args.asset, progress))?;
-    let asset = std::fs::File::open(&args.asset)
-        .with_context(|| format!("{}: cannot open", args.asset.display()))?;
+    let source =
+        crate::net::priority::quietly("offset map", || Source::load(&args.asset, progress))?;
+    let clips = source.open()?;
     let session_id = args
         .session_id
         .clone()
-        .unwrap_or_else(|| format!("{:032x}@{}", map.identity.hash, dest.addr));
-    let loops = match args.loops {
-        None => Some(1),
-        Some(0) => None,
-        Some(n) => Some(n),
-    };
-    let stream = OutputStream::with_asset(
-        Arc::new(map),
+        .unwrap_or_else(|| format!("{:032x}@{}", source.identity().hash, dest.addr));
+    let stream = source.stream(
+        &clips,
         SessionParams {
             session_id,
             framing: dest.framing,
-            loops,
+            loops: source.loops(args.loops),
         },
-        &asset,
-    )
-    .with_context(|| format!("{}", args.asset.display()))?;
+    )?;
+    if source.is_playlist() {
+        tracing::info!(
+            playlist = %args.asset.display(),
+            clips = source.clips.len(),
+            "playing a playlist: its clips one after another as one stream"
+        );
+    }
     let opts = SenderOptions {
         ttl: args.ttl,
         ..SenderOptions::new(iface)
@@ -169,7 +167,7 @@ fn prepare(args: &PlayArgs) -> Result<Plan, BadInput> {
     };
     Ok(Plan {
         stream: Arc::new(stream),
-        asset,
+        clips,
         dest,
         iface,
         sink: Sink {
@@ -234,7 +232,7 @@ fn play(args: &PlayArgs, plan: Plan, signals: Signals) -> anyhow::Result<i32> {
             "--start-at is in the past: joining the session in progress"
         );
     }
-    let mut cfg = EngineConfig::new(plan.stream.clone(), plan.asset, plan.origin_mono);
+    let mut cfg = EngineConfig::new(plan.stream.clone(), plan.clips, plan.origin_mono);
     cfg.start_index = plan.start_index;
     cfg.live = Some(plan.sink);
     cfg.initial_target = Target::Live;

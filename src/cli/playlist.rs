@@ -3,13 +3,11 @@
 //! stream, indexed, `in`/`out` inside it, the same streams as the first clip) and the filler.
 //! Prints the schedule; exit 0 when every item can be played, 2 with every problem listed.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::EXIT_BAD_INPUT;
-use crate::index::OffsetMap;
+use crate::playlist::layout::Streams;
 use crate::playlist::{Item, Kind, Playlist};
-use crate::ts::packet::Pid;
 use crate::ts::pcr::HZ;
 
 /// `tandem playlist`.
@@ -18,61 +16,6 @@ pub struct PlaylistArgs {
     /// The playlist: JSON (ffplayout's shape plus tandem's keys) or M3U (one clip per line);
     /// told apart from an asset by content.
     pub list: PathBuf,
-}
-
-/// What a clip is, for comparing clips with each other.
-#[derive(Debug, Clone, PartialEq)]
-struct Streams {
-    video: Option<Pid>,
-    pcr: Pid,
-    frame_rate: Option<(u32, u32)>,
-    pids: BTreeSet<u16>,
-}
-
-impl Streams {
-    fn of(m: &OffsetMap) -> Streams {
-        Streams {
-            video: m.video_pid,
-            pcr: m.pcr_pid,
-            frame_rate: m.frame_rate,
-            pids: m
-                .pid_cc
-                .iter()
-                .map(|e| e.pid.value())
-                .filter(|&p| p != Pid::NULL.value())
-                .collect(),
-        }
-    }
-
-    /// How `self` differs from `first`, in words (empty: the same).
-    fn differences(&self, first: &Streams) -> Vec<String> {
-        let mut d = Vec::new();
-        if self.video != first.video {
-            d.push(format!(
-                "video PID {:?} (item 1: {:?})",
-                self.video, first.video
-            ));
-        }
-        if self.pcr != first.pcr {
-            d.push(format!("PCR PID {} (item 1: {})", self.pcr, first.pcr));
-        }
-        if self.frame_rate != first.frame_rate {
-            let r = |x: Option<(u32, u32)>| {
-                x.map_or("unknown".to_string(), |(n, d)| {
-                    format!("{:.3} fps", n as f64 / d as f64)
-                })
-            };
-            d.push(format!(
-                "frame rate {} (item 1: {})",
-                r(self.frame_rate),
-                r(first.frame_rate)
-            ));
-        }
-        if self.pids != first.pids {
-            d.push(format!("PIDs {:?} (item 1: {:?})", self.pids, first.pids));
-        }
-        d
-    }
 }
 
 /// A clip as checked.

@@ -33,8 +33,8 @@ pub const SECONDARY_CONTROL: &str = "127.0.0.1:7312";
 /// Flags shared by `primary` and `secondary`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
-    /// The MPEG-TS asset to play. Without it the server waits for an asset request
-    /// (`tandem request play ASSET --to ...`).
+    /// The MPEG-TS asset to play, or a playlist (JSON or M3U, docs/playlists.md). Without
+    /// it the server waits for an asset request (`tandem request play ASSET --to ...`).
     pub asset: Option<PathBuf>,
     /// The live group: udp://GROUP:PORT (7 TS packets per datagram) or rtp://GROUP:PORT
     /// (RFC 2250). Both servers must give the same.
@@ -224,7 +224,17 @@ fn config(a: &ServerArgs, role: Role, no_detect: bool) -> anyhow::Result<ServerC
         muted,
         iface,
         ttl: a.ttl,
-        loops: crate::net::failover::session::loops_of(a.loops),
+        // A playlist with `"loop": true` plays endlessly unless `--loop` says otherwise.
+        loops: match a.loops {
+            None if a
+                .asset
+                .as_deref()
+                .is_some_and(crate::io::playlist::loops_by_default) =>
+            {
+                None
+            }
+            flag => crate::net::failover::session::loops_of(flag),
+        },
         start_at_ms: a.start_at,
         session_id: a.session_id.clone(),
         sync_listen,

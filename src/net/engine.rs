@@ -216,8 +216,9 @@ pub enum EngineError {
 pub struct EngineConfig {
     /// The session to play.
     pub stream: Arc<OutputStream>,
-    /// The asset file (read with pread).
-    pub asset: File,
+    /// The clip files, in the order of the stream's clips (one for an asset; read with
+    /// pread).
+    pub clips: Vec<File>,
     /// CLOCK_MONOTONIC instant of timeline time 0 (ns; negative = before boot, see
     /// [`super::clock::real_to_mono`]).
     pub origin_mono_ns: i64,
@@ -268,10 +269,11 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// Defaults: start at datagram 0, no sinks, target off, 500 us late threshold, 1 s of
     /// history, 3 s ahead (rides through a storage stall of most of a second), sleeps of at most 50 ms, logging on.
-    pub fn new(stream: Arc<OutputStream>, asset: File, origin_mono_ns: i64) -> EngineConfig {
+    /// `clips`: the files of the stream's clips, in order (one for an asset).
+    pub fn new(stream: Arc<OutputStream>, clips: Vec<File>, origin_mono_ns: i64) -> EngineConfig {
         EngineConfig {
             stream,
-            asset,
+            clips,
             origin_mono_ns,
             start_index: 0,
             live: None,
@@ -449,7 +451,7 @@ impl Engine {
 
         let reader = {
             let ring = ring.clone();
-            let src = DatagramSource::with_default_plan(stream.clone(), cfg.asset);
+            let src = DatagramSource::with_sources(stream.clone(), cfg.clips);
             let sup = cfg.supervision.clone();
             let shared = shared.clone();
             // Every buffer the ring will hold, allocated here at once: grown one by one in
@@ -1294,7 +1296,7 @@ mod tests {
         let g = group(0);
         let rx = receiver(g, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 20_000_000);
+        let mut cfg = EngineConfig::new(s.clone(), vec![file], mono_ns() as i64 + 20_000_000);
         cfg.live = Some(Sink {
             socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
             dest: g,
@@ -1332,7 +1334,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let gate_calls = Arc::new(AtomicU64::new(0));
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 10_000_000);
+        let mut cfg = EngineConfig::new(s.clone(), vec![file], mono_ns() as i64 + 10_000_000);
         cfg.live = Some(Sink {
             socket: sender(gl, &opts).unwrap(),
             dest: gl,
@@ -1412,7 +1414,7 @@ mod tests {
         let g = group(4);
         let rx = receiver(g, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 50_000_000);
+        let mut cfg = EngineConfig::new(s.clone(), vec![file], mono_ns() as i64 + 50_000_000);
         cfg.live = Some(Sink {
             socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
             dest: g,
@@ -1446,7 +1448,7 @@ mod tests {
             let rx = receiver(g, Ipv4Addr::LOCALHOST, Some(4 << 20)).unwrap();
             rx.set_read_timeout(Some(Duration::from_millis(300)))
                 .unwrap();
-            let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 5_000_000);
+            let mut cfg = EngineConfig::new(s.clone(), vec![file], mono_ns() as i64 + 5_000_000);
             cfg.live = Some(Sink {
                 socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
                 dest: g,
@@ -1479,7 +1481,7 @@ mod tests {
         let g = group(3);
         // Origin 1 s in the past from datagram 0: every send is far behind, so the gate
         // is asked at the first live send.
-        let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 - 1_000_000_000);
+        let mut cfg = EngineConfig::new(s, vec![file], mono_ns() as i64 - 1_000_000_000);
         cfg.live = Some(Sink {
             socket: sender(g, &SenderOptions::new(Ipv4Addr::LOCALHOST)).unwrap(),
             dest: g,
@@ -1504,14 +1506,14 @@ mod tests {
     #[test]
     fn bad_configs_are_errors() {
         let (_, s, file) = setup(Some(1));
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64);
+        let mut cfg = EngineConfig::new(s.clone(), vec![file], mono_ns() as i64);
         cfg.initial_target = Target::Live;
         assert!(matches!(
             Engine::start(cfg),
             Err(EngineError::NoSink(Target::Live))
         ));
         let (_, _, file) = setup(Some(1));
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64);
+        let mut cfg = EngineConfig::new(s.clone(), vec![file], mono_ns() as i64);
         cfg.start_index = s.datagram_count().unwrap();
         assert!(matches!(
             Engine::start(cfg),
@@ -1555,7 +1557,7 @@ mod tests {
             "{near_twins} datagrams with a twin <= 6 apart"
         );
         // Nothing due for 10 s: the reader renders the whole session into the ring.
-        let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 10_000_000_000);
+        let mut cfg = EngineConfig::new(s.clone(), vec![file], mono_ns() as i64 + 10_000_000_000);
         cfg.ahead_ns = 10_000_000_000;
         cfg.log = false;
         let h = Engine::start(cfg).unwrap();

@@ -46,7 +46,7 @@ fn the_first_fill_runs_at_idle_priority_then_the_reader_comes_back() {
     let (s, file) = setup();
     // First datagram due in 400 ms; a 200 ms ring fills long before on a machine that
     // is not overloaded (else the first fetch ends the fill: either way it ends).
-    let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 + 400_000_000);
+    let mut cfg = EngineConfig::new(s, vec![file], mono_ns() as i64 + 400_000_000);
     cfg.ahead_ns = 200_000_000;
     cfg.quiet_fill = true;
     cfg.rt_priority = None;
@@ -89,7 +89,7 @@ fn the_first_send_ends_a_quiet_fill_and_the_pacer_is_never_idle() {
     let (s, file) = setup();
     // 3 s of a 13.5 Mb/s stream ahead, first datagram due 30 ms after the start: whichever
     // comes first ends the quiet fill; both leave every thread at its normal priority.
-    let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 + 30_000_000);
+    let mut cfg = EngineConfig::new(s, vec![file], mono_ns() as i64 + 30_000_000);
     cfg.quiet_fill = true;
     cfg.rt_priority = None;
     cfg.log = false;
@@ -112,7 +112,7 @@ fn the_first_send_ends_a_quiet_fill_and_the_pacer_is_never_idle() {
 #[test]
 fn no_quiet_fill_when_off_joining_in_progress_or_starting_late() {
     let (s, file) = setup();
-    let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 200_000_000);
+    let mut cfg = EngineConfig::new(s.clone(), vec![file], mono_ns() as i64 + 200_000_000);
     cfg.quiet_fill = false;
     cfg.log = false;
     let h = Engine::start(cfg).unwrap();
@@ -122,7 +122,7 @@ fn no_quiet_fill_when_off_joining_in_progress_or_starting_late() {
     // Due in a minute: the fill would be exposed to starvation for longer than the
     // supervisor's reader deadline.
     let (_, file) = setup();
-    let mut cfg = EngineConfig::new(s.clone(), file, mono_ns() as i64 + 60_000_000_000);
+    let mut cfg = EngineConfig::new(s.clone(), vec![file], mono_ns() as i64 + 60_000_000_000);
     cfg.quiet_fill = true;
     cfg.log = false;
     let h = Engine::start(cfg).unwrap();
@@ -130,7 +130,7 @@ fn no_quiet_fill_when_off_joining_in_progress_or_starting_late() {
     h.stop();
     h.join().unwrap();
     let (_, file) = setup();
-    let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 - 1_000_000_000);
+    let mut cfg = EngineConfig::new(s, vec![file], mono_ns() as i64 - 1_000_000_000);
     cfg.quiet_fill = true;
     cfg.start_index = 100;
     cfg.log = false;
@@ -150,7 +150,7 @@ fn rt_priority_is_applied_to_the_pacer_where_permitted() {
         .join()
         .unwrap();
     let (s, file) = setup();
-    let mut cfg = EngineConfig::new(s, file, mono_ns() as i64 + 200_000_000);
+    let mut cfg = EngineConfig::new(s, vec![file], mono_ns() as i64 + 200_000_000);
     cfg.rt_priority = Some(1);
     cfg.quiet_fill = false;
     cfg.log = false;

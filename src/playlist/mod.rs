@@ -12,6 +12,7 @@
 //! every 188 bytes, ISO/IEC 13818-1 §2.4.3.2). Sources are resolved against the playlist's
 //! folder. Nothing here opens a file: the caller reads the text and checks the clips.
 
+pub mod layout;
 mod time;
 
 #[cfg(test)]

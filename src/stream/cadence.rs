@@ -76,13 +76,7 @@ impl LoopPlan {
     /// [`Self::for_map`] reading from the asset whether the join's packets are null packets
     /// (only the packets of the join are read; an unreadable one counts as not null).
     pub fn for_asset(map: &OffsetMap, asset: &dyn crate::stream::reader::ReadAt) -> LoopPlan {
-        let is_null = |p: u64| {
-            let mut h = [0u8; 3];
-            map.packet_offset(p)
-                .is_some_and(|o| asset.read_exact_at(&mut h, o).is_ok())
-                && h[0] == SYNC_BYTE
-                && u16::from_be_bytes([h[1], h[2]]) & 0x1FFF == Pid::NULL.value()
-        };
+        let is_null = |p: u64| is_null_packet(map, asset, p);
         Self::for_map(map, Some(&is_null))
     }
 
@@ -108,38 +102,37 @@ impl LoopPlan {
             region: 0,
         };
         if overlap > 0 {
-            // Near the asset's mean rate (5 % above it, which takes up what dropping whole
-            // packets leaves), dropping late null packets: a constant-rate asset stays
-            // constant-rate. Where that does not catch up within half a pass, at twice the
-            // mean rate.
-            let mean = (span / map.packets).max(1);
-            let half_pass = map.packets / 2;
-            let (head, region) = Self::head(map, period, mean, mean * 19 / 20, is_null, half_pass)
-                .or_else(|| {
-                    Self::head(map, period, mean, (mean / 2).max(1), is_null, map.packets)
-                })?;
+            // The previous pass's last packet, on this pass's origin.
+            let prev = map.packet_time(map.packets - 1) as i128 - period as i128;
+            let (head, region) = head_behind(map, prev, is_null)?;
             plan.head = head;
             plan.region = region;
         }
         Some(plan)
     }
 
-    /// The head of a later pass behind the previous pass's tail: packets depart at
-    /// `max(nominal, previous + spacing)`; a null packet at least half a `mean` interval
-    /// late is dropped (dropping one that is less late would leave a hole of more than one
-    /// interval); ends at the first packet on time. `None` if that takes more than `limit`
-    /// packets.
-    fn head(
+    /// The re-derived head of every later pass: (asset packet, departure offset).
+    pub fn head(&self) -> &[(u64, u64)] {
+        &self.head
+    }
+
+    /// Asset packets the head covers (kept and dropped null packets).
+    pub fn region(&self) -> u64 {
+        self.region
+    }
+
+    /// The head behind a tail: packets depart at `max(nominal, previous + spacing)`; a null
+    /// packet at least half a `mean` interval late is dropped (dropping one that is less
+    /// late would leave a hole of more than one interval); ends at the first packet on time.
+    /// `None` if that takes more than `limit` packets.
+    fn head_at(
         map: &OffsetMap,
-        period: u64,
+        mut prev: i128,
         mean: u64,
         spacing: u64,
         is_null: Option<&dyn Fn(u64) -> bool>,
         limit: u64,
     ) -> Option<(Vec<(u64, u64)>, u64)> {
-        // The previous pass's last packet, on this pass's origin (negative: nothing to wait
-        // for).
-        let mut prev = map.packet_time(map.packets - 1) as i128 - period as i128;
         let mut head = Vec::new();
         for p in 0..map.packets.min(limit) {
             let nominal = map.packet_time(p) as i128;
@@ -155,7 +148,39 @@ impl LoopPlan {
         }
         None
     }
+}
 
+/// Whether packet `p` of `map` is a null packet (PID 0x1FFF, ISO/IEC 13818-1 §2.4.3.3) in
+/// `asset`; an unreadable one counts as not null.
+pub fn is_null_packet(map: &OffsetMap, asset: &dyn crate::stream::reader::ReadAt, p: u64) -> bool {
+    let mut h = [0u8; 3];
+    map.packet_offset(p)
+        .is_some_and(|o| asset.read_exact_at(&mut h, o).is_ok())
+        && h[0] == SYNC_BYTE
+        && u16::from_be_bytes([h[1], h[2]]) & 0x1FFF == Pid::NULL.value()
+}
+
+/// The head of `map` queued behind a tail whose last packet departs at `prev` (ticks on
+/// `map`'s origin; negative or early: nothing to wait for): near the map's mean rate (5 %
+/// above it, which takes up what dropping whole packets leaves), dropping late null packets,
+/// so that a constant-rate asset stays constant-rate; where that does not catch up within
+/// half the map, at twice the mean rate. `None` when even that does not catch up.
+/// Returns the kept head packets (packet, departure offset) and the packets it covers.
+pub fn head_behind(
+    map: &OffsetMap,
+    prev: i128,
+    is_null: Option<&dyn Fn(u64) -> bool>,
+) -> Option<(Vec<(u64, u64)>, u64)> {
+    if map.packets == 0 {
+        return None;
+    }
+    let mean = (map.loop_period / map.packets).max(1);
+    let half = map.packets / 2;
+    LoopPlan::head_at(map, prev, mean, mean * 19 / 20, is_null, half)
+        .or_else(|| LoopPlan::head_at(map, prev, mean, (mean / 2).max(1), is_null, map.packets))
+}
+
+impl LoopPlan {
     /// Packets of pass `k` (`k >= 1` drops the head's late null packets).
     pub fn pass_len(&self, packets: u64, k: u64) -> u64 {
         if k == 0 {
@@ -248,7 +273,7 @@ impl LoopPlan {
 }
 
 /// `t` rounded to the nearest multiple of 300 (one 90 kHz tick).
-fn round_300(t: u64) -> u64 {
+pub fn round_300(t: u64) -> u64 {
     (t + 150) / 300 * 300
 }
 

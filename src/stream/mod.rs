@@ -16,6 +16,7 @@ pub mod cadence;
 pub mod chunk;
 mod framing;
 mod output;
+pub mod programme;
 pub mod reader;
 pub mod rtp;
 pub mod sdp;

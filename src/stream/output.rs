@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::cadence::LoopPlan;
+use super::programme::{Located, Programme};
 use super::rtp::{RtpSession, HEADER_LEN};
 use super::trim::AudioTrim;
 use crate::index::{flags, OffsetMap};
@@ -13,6 +14,7 @@ use crate::ts::pes;
 
 const PPD: u64 = PACKETS_PER_DATAGRAM as u64;
 /// TR 101 290 2.3b: a PCR step outside 0..=100 ms without the discontinuity flag is an error.
+#[cfg(test)]
 const MAX_PCR_STEP: u64 = HZ / 10;
 
 /// The parameters that, with the asset, fix every byte of a session's output.
@@ -95,19 +97,15 @@ pub enum RenderError {
 /// The output of one session: random access to every datagram by index.
 #[derive(Debug, Clone)]
 pub struct OutputStream {
-    map: Arc<OffsetMap>,
+    /// The clips and how each position follows the one before ([`Programme`]).
+    programme: Programme,
     params: SessionParams,
     rtp: Option<RtpSession>,
-    /// CC advance per loop, indexed by PID (8192 entries).
-    cc_advance: Vec<u8>,
-    /// The raw PCR step at the loop point is not a valid continuation: mark the first PCR
-    /// of every later pass with `discontinuity_indicator` (ISO/IEC 13818-1 §2.4.3.5).
-    loop_discontinuity: bool,
-    first_pcr_packet: u64,
-    /// The shift per pass and the re-derived head of later passes.
+    /// The loop plan of the first clip on its own (what `tandem index` reports; for one
+    /// asset, the plan the programme plays).
     plan: LoopPlan,
-    /// The audio cut at the end of every pass followed by another.
-    trim: AudioTrim,
+    /// Largest clip, in datagrams: a switch boundary is always found within it.
+    max_clip_datagrams: u64,
 }
 
 impl OutputStream {
@@ -115,7 +113,10 @@ impl OutputStream {
     /// asset's bytes the loop plan drops no null packets: a player uses
     /// [`Self::with_asset`], and both servers of a pair must build their stream the same way.
     pub fn new(map: Arc<OffsetMap>, params: SessionParams) -> Result<OutputStream, StreamError> {
-        Self::build(map, params, None)
+        check(&map)?;
+        let plan = LoopPlan::for_map(&map, None);
+        let programme = Programme::single(map, &plan, AudioTrim::default(), params.loops);
+        Self::build(programme, plan, params)
     }
 
     /// [`Self::new`] with the asset at hand: the head of a later pass may drop its late null
@@ -126,89 +127,81 @@ impl OutputStream {
         params: SessionParams,
         asset: &dyn super::reader::ReadAt,
     ) -> Result<OutputStream, StreamError> {
-        let plan = LoopPlan::for_asset(&map, asset);
-        let trim = if params.loops == Some(1) {
-            AudioTrim::default()
-        } else {
-            AudioTrim::plan(&map, plan.period, asset)
-        };
-        Self::build(map, params, Some((plan, trim)))
+        Self::with_clips(&[(map, asset)], params)
     }
 
-    fn build(
-        map: Arc<OffsetMap>,
+    /// A session over clips played one after another (a playlist; one clip is
+    /// [`Self::with_asset`]): `params.loops` passes over all of them. Only the packets of
+    /// the joins are read. Fails when a clip cannot be paced.
+    pub fn with_clips(
+        clips: &[(Arc<OffsetMap>, &dyn super::reader::ReadAt)],
         params: SessionParams,
-        plan: Option<(LoopPlan, AudioTrim)>,
     ) -> Result<OutputStream, StreamError> {
-        if map.packets == 0 {
+        if clips.is_empty() {
             return Err(StreamError::Empty);
         }
-        if map.anchors.len() < 2 {
-            return Err(StreamError::NoPcr {
-                count: map.anchors.len(),
-                pid: map.pcr_pid,
-            });
-        }
-        if map.loop_period == 0 {
-            return Err(StreamError::ZeroPeriod);
+        for (m, _) in clips {
+            check(m)?;
         }
         if params.loops == Some(0) {
             return Err(StreamError::ZeroLoops);
         }
-        let mut cc_advance = vec![0u8; 8192];
-        for e in &map.pid_cc {
-            cc_advance[e.pid.value() as usize] = e.advance & 0x0F;
+        let plan = LoopPlan::for_asset(&clips[0].0, clips[0].1);
+        let programme = Programme::plan(clips, params.loops);
+        Self::build(programme, plan, params)
+    }
+
+    fn build(
+        programme: Programme,
+        plan: LoopPlan,
+        params: SessionParams,
+    ) -> Result<OutputStream, StreamError> {
+        if params.loops == Some(0) {
+            return Err(StreamError::ZeroLoops);
         }
-        let (plan, trim) =
-            plan.unwrap_or_else(|| (LoopPlan::for_map(&map, None), AudioTrim::default()));
-        for e in &map.pid_cc {
-            if let Some(a) = trim.advance(e.pid) {
-                cc_advance[e.pid.value() as usize] = a & 0x0F;
-            }
-        }
-        let (first, last) = (map.anchors[0], map.anchors[map.anchors.len() - 1]);
-        // The PCR step the output shows from the last PCR of a pass to the first of the next
-        // (the first may depart later than in the asset: see `cadence`).
-        let step = first
-            .pcr
-            .add(
-                (plan.period + plan.delay(&map, plan.output_index(&map, 1, first.packet)))
-                    % PCR_MODULUS,
-            )
-            .ticks_since(last.pcr);
         let rtp = (params.framing == Framing::Rtp)
             .then(|| RtpSession::from_session_id(&params.session_id));
+        let max_clip_datagrams = programme
+            .clips()
+            .iter()
+            .map(|c| c.map.datagram_count())
+            .max()
+            .unwrap_or(0);
         Ok(OutputStream {
-            loop_discontinuity: step == 0 || step > MAX_PCR_STEP,
-            first_pcr_packet: first.packet,
-            plan,
-            trim,
-            map,
+            programme,
             params,
             rtp,
-            cc_advance,
+            plan,
+            max_clip_datagrams,
         })
     }
 
-    /// The offset map.
+    /// The offset map of the first clip (of the asset, for a session over one).
     pub fn map(&self) -> &Arc<OffsetMap> {
-        &self.map
+        &self.programme.clips()[0].map
     }
 
-    /// How passes follow each other (the shift per pass, by the video cadence where the
-    /// asset allows it).
+    /// The clips and their joins.
+    pub fn programme(&self) -> &Programme {
+        &self.programme
+    }
+
+    /// How passes of the first clip follow each other on their own (the shift per pass, by
+    /// the video cadence where the asset allows it); for a session over one asset, how its
+    /// passes follow each other.
     pub fn loop_plan(&self) -> &LoopPlan {
         &self.plan
     }
 
-    /// The audio cut at the end of each pass followed by another ([`AudioTrim`]).
+    /// The audio cut at the end of each pass of the first clip ([`AudioTrim`]).
     pub fn audio_trim(&self) -> &AudioTrim {
-        &self.trim
+        self.programme.trim(0)
     }
 
-    /// Timeline shift per pass, 27 MHz ticks ([`LoopPlan::period`]).
+    /// Timeline length of one cycle of the programme (for one asset: the shift per pass,
+    /// [`LoopPlan::period`]), 27 MHz ticks.
     pub fn period(&self) -> u64 {
-        self.plan.period
+        self.programme.cycle().1
     }
 
     /// The session parameters.
@@ -221,17 +214,16 @@ impl OutputStream {
         self.rtp
     }
 
-    /// Whether passes after the first start with a flagged PCR discontinuity (the asset's own
-    /// PCRs do not continue across its end, e.g. it holds a PCR discontinuity itself).
+    /// Whether passes of the first clip after the first start with a flagged PCR
+    /// discontinuity (its own PCRs do not continue across its end, e.g. it holds a PCR
+    /// discontinuity itself).
     pub fn loop_discontinuity(&self) -> bool {
-        self.loop_discontinuity
+        self.programme.discontinuity(0).is_some()
     }
 
     /// Output packets of the whole session (`None` = endless).
     pub fn total_packets(&self) -> Option<u64> {
-        self.params
-            .loops
-            .map(|l| self.plan.total(self.map.packets, l))
+        self.programme.total_packets()
     }
 
     /// Datagrams in the session (`None` = endless).
@@ -268,25 +260,33 @@ impl OutputStream {
         }
     }
 
-    /// `(pass, asset packet)` of output packet `j` (passes after the first may be shorter
-    /// by the late null packets their head drops, see [`LoopPlan`]).
+    /// `(position, clip packet)` of output packet `j`: for one asset, `(pass, asset
+    /// packet)` (passes after the first may be shorter by the late null packets their head
+    /// drops, see [`LoopPlan`]). [`Self::locate_clip`] also names the clip.
     pub fn locate(&self, j: u64) -> (u64, u64) {
-        self.plan.locate(self.map.packets, j)
+        let l = self.programme.locate(j);
+        (l.position, l.packet)
+    }
+
+    /// Where output packet `j` comes from: position, clip and packet.
+    pub fn locate_clip(&self, j: u64) -> Located {
+        self.programme.locate(j)
     }
 
     /// Departure time of datagram `i` in 27 MHz ticks relative to the session origin: the
     /// timeline time of its first packet (RFC 2250 §2, target transmission time of the
-    /// first byte), `packet_time(j % P) + k x period` with `j = 7i` (the head of a later
-    /// pass re-derived behind the tail of the one before, see [`LoopPlan`]).
+    /// first byte): its clip's `packet_time` plus the position's origin on the channel's
+    /// timeline (the head of a later position re-derived behind the tail of the one before,
+    /// see [`Programme`]).
     pub fn departure_ticks(&self, i: u64) -> u64 {
         self.packet_departure_ticks(i.saturating_mul(PPD))
     }
 
-    /// Departure time of output packet `j` (27 MHz ticks from the session origin); a PCR
-    /// in it is rendered as this time plus the asset's first PCR.
+    /// Departure time of output packet `j` (27 MHz ticks from the session origin).
     pub fn packet_departure_ticks(&self, j: u64) -> u64 {
-        self.plan
-            .time_of(self.map.packets, j, |p| self.map.packet_time(p))
+        let clips = self.programme.clips();
+        self.programme
+            .time_of(j, |c, p| clips[c].map.packet_time(p))
     }
 
     /// [`Self::departure_ticks`] in nanoseconds.
@@ -299,12 +299,13 @@ impl OutputStream {
     /// the search over the anchors with two comparisons; the value is exactly the same.
     pub fn departure_ns_hinted(&self, i: u64, hint: &mut usize) -> u64 {
         let j = i.saturating_mul(PPD);
-        let (_, p) = self.locate(j);
-        let a = &self.map.anchors;
+        let l = self.programme.locate(j);
+        let a = &self.programme.clips()[l.clip].map.anchors;
         let n = a.len();
         if n < 2 {
             return self.departure_ns(i);
         }
+        let p = l.packet;
         // The pair (h - 1, h) that `index::interpolate` picks for p: the first anchor after
         // p, clamped to 1 ..= n - 1.
         let h = *hint;
@@ -317,9 +318,9 @@ impl OutputStream {
             a.partition_point(|x| x.packet <= p).clamp(1, n - 1)
         };
         *hint = h;
-        let t = self.plan.time_of(self.map.packets, j, |p| {
-            crate::index::interpolate(&a[h - 1..=h], p)
-        });
+        let t = self
+            .programme
+            .time_of(j, |_, p| crate::index::interpolate(&a[h - 1..=h], p));
         ticks_to_ns(t)
     }
 
@@ -329,8 +330,11 @@ impl OutputStream {
         let hi = match self.datagram_count() {
             Some(c) => c,
             None => {
-                let passes = ticks / self.plan.period + 2;
-                passes.saturating_mul(self.map.packets).div_ceil(PPD) + 1
+                let (_, per) = self.programme.cycle();
+                let n = self.programme.clips().len() as u64;
+                let cycles = ticks / per.max(1) + 2;
+                let q = cycles.saturating_mul(n).saturating_add(1);
+                self.programme.packets_before(q).div_ceil(PPD) + 1
             }
         };
         let (mut lo, mut hi) = (0u64, hi);
@@ -345,23 +349,30 @@ impl OutputStream {
         lo
     }
 
-    /// Nominal bitrate of the output TS in bits per second (packets over the period).
+    /// Nominal bitrate of the output TS in bits per second (packets over the timeline of
+    /// one cycle).
     pub fn bitrate(&self) -> f64 {
-        (self.map.packets * PACKET_SIZE as u64 * 8) as f64 * HZ as f64 / self.plan.period as f64
+        let (packets, per) = self.programme.cycle();
+        (packets * PACKET_SIZE as u64 * 8) as f64 * HZ as f64 / per.max(1) as f64
     }
 
     /// [`flags`] of datagram `i`: `HAS_PCR` is exact (from the PCR anchors); `FRAME_START`
-    /// is set when an asset datagram holding one of its packets has it (exact when the pass
-    /// starts on a datagram boundary, otherwise it may also be set on the datagram before).
+    /// is set when a clip datagram holding one of its packets has it (exact when the
+    /// position starts on a datagram boundary, otherwise it may also be set on the datagram
+    /// before).
     pub fn flags(&self, i: u64) -> u8 {
         let mut f = 0;
-        let anchors = &self.map.anchors;
         for m in 0..self.packets_in(i) as u64 {
-            let (_, p) = self.locate(i * PPD + m);
-            if anchors.binary_search_by_key(&p, |a| a.packet).is_ok() {
+            let l = self.programme.locate(i * PPD + m);
+            let map = &self.programme.clips()[l.clip].map;
+            if map
+                .anchors
+                .binary_search_by_key(&l.packet, |a| a.packet)
+                .is_ok()
+            {
                 f |= flags::HAS_PCR;
             }
-            if let Some(e) = self.map.datagrams.get((p / PPD) as usize) {
+            if let Some(e) = map.datagrams.get((l.packet / PPD) as usize) {
                 f |= e.flags & flags::FRAME_START;
             }
         }
@@ -372,12 +383,13 @@ impl OutputStream {
     /// point). `Frame` falls back to `Pcr` for assets without video frame starts. For a
     /// finite session, returns [`Self::datagram_count`] when no boundary is left.
     pub fn next_boundary(&self, after: u64, kind: BoundaryKind) -> u64 {
-        let has_frames = self.map.frames > 0
-            && self
-                .map
-                .datagrams
-                .iter()
-                .any(|d| d.flags & flags::FRAME_START != 0);
+        let has_frames = self.programme.clips().iter().all(|c| {
+            c.map.frames > 0
+                && c.map
+                    .datagrams
+                    .iter()
+                    .any(|d| d.flags & flags::FRAME_START != 0)
+        });
         let mask = match kind {
             BoundaryKind::Pcr => flags::HAS_PCR,
             BoundaryKind::Frame if has_frames => flags::FRAME_START,
@@ -385,10 +397,8 @@ impl OutputStream {
             BoundaryKind::Either => flags::HAS_PCR | flags::FRAME_START,
         };
         let count = self.datagram_count().unwrap_or(u64::MAX);
-        // Every pass holds a PCR, so one pass and a bit is always enough.
-        let limit = after
-            .saturating_add(self.map.datagram_count() + 2)
-            .min(count);
+        // Every clip holds a PCR, so the largest clip and a bit is always enough.
+        let limit = after.saturating_add(self.max_clip_datagrams + 2).min(count);
         let mut i = after.saturating_add(1);
         while i < limit {
             if self.flags(i) & mask != 0 {
@@ -400,10 +410,10 @@ impl OutputStream {
     }
 
     /// Renders datagram `i` into `out` (cleared first): the RTP header for RTP framing, then
-    /// its packets with the loop rewriting of pass `k`: PCR + `k x period` (plus the delay
-    /// of a re-derived head packet, §2.4.3.5), PTS/DTS + `k x period / 300` (§2.4.3.7), CC +
-    /// `k x advance` per PID (§2.4.3.3).
-    /// `asset` holds the datagram's asset packets (see [`Self::locate`]) back to back.
+    /// its packets with the rewriting of position `q` ([`Programme`]): PCR + `S_q` (plus
+    /// the delay of a re-derived head packet, §2.4.3.5), PTS/DTS + `S_q / 300` (§2.4.3.7),
+    /// CC + the position's offset per PID (§2.4.3.3); for one asset, `S_q = q x period`.
+    /// `asset` holds the datagram's clip packets (see [`Self::locate_clip`]) back to back.
     pub fn render(&self, i: u64, asset: &[u8], out: &mut Vec<u8>) -> Result<(), RenderError> {
         out.clear();
         out.resize(self.header_len(), 0);
@@ -435,33 +445,33 @@ impl OutputStream {
         }
         for m in 0..n {
             let j = i * PPD + m as u64;
-            let (k, p) = self.locate(j);
+            let l = self.programme.locate(j);
             let pkt = &mut out[base + m * PACKET_SIZE..base + (m + 1) * PACKET_SIZE];
             if pkt[0] != SYNC_BYTE {
                 return Err(RenderError::NoSync {
                     index: i,
-                    packet: p,
+                    packet: l.packet,
                     byte: pkt[0],
                 });
             }
-            if self.params.loops.map_or(true, |n| n > k + 1) {
-                if let Some(b) = self.trim.packet(p) {
+            if self.programme.followed(l.position) {
+                if let Some(b) = self.programme.trimmed(l.clip, l.packet) {
                     pkt.copy_from_slice(b);
                 }
             }
-            if k > 0 {
-                self.rewrite(pkt, k, p, j);
+            if l.position > 0 {
+                self.rewrite(pkt, &l);
             }
         }
         Ok(())
     }
 
-    /// Loop rewriting of output packet `j`, asset packet `p` of pass `k >= 1`.
-    fn rewrite(&self, pkt: &mut [u8], k: u64, p: u64, j: u64) {
+    /// The rewriting of output packet `l` of position `q >= 1`.
+    fn rewrite(&self, pkt: &mut [u8], l: &Located) {
         let Ok(view) = Packet::new_checked(pkt) else {
             // An adaptation field we cannot parse: only the header's CC is safe to touch.
             let pid = Pid::new(u16::from_be_bytes([pkt[1], pkt[2]]));
-            let cc = Cc::new(pkt[3]).add(self.cc_shift(pid, k));
+            let cc = Cc::new(pkt[3]).add(self.programme.cc_shift(pid, l.position));
             edit::set_cc(pkt, cc);
             return;
         };
@@ -472,35 +482,44 @@ impl OutputStream {
             view.pusi(),
             view.scrambled(),
         );
-        edit::set_cc(pkt, cc.add(self.cc_shift(pid, k)));
+        edit::set_cc(pkt, cc.add(self.programme.cc_shift(pid, l.position)));
+        let (_, shift) = self.programme.origin(l.position);
         if let Some(pcr) = pcr {
-            let shift = (k as u128 * self.plan.period as u128 % PCR_MODULUS as u128) as u64;
-            let delay = self.plan.delay(&self.map, j) % PCR_MODULUS;
+            let delay = self.programme.delay(l) % PCR_MODULUS;
             edit::set_pcr(pkt, pcr.add(shift).add(delay));
-            if self.loop_discontinuity && p == self.first_pcr_packet {
+            if self.programme.discontinuity(l.clip) == Some(l.packet) {
                 // adaptation field flags byte: discontinuity_indicator (§2.4.3.5).
                 pkt[5] |= 0x80;
             }
         }
         if pusi && !scrambled {
-            let per_loop = self.plan.period / PER_90KHZ;
-            let shift = (k as u128 * per_loop as u128 % PTS_MODULUS as u128) as u64;
-            pes::shift_timestamps(pkt, shift);
+            pes::shift_timestamps(pkt, (shift / PER_90KHZ) % PTS_MODULUS);
         }
     }
 
-    /// CC shift of `pid` in pass `k`: `k x advance mod 16`.
-    fn cc_shift(&self, pid: Pid, k: u64) -> u8 {
-        let adv = self.cc_advance[pid.value() as usize] as u64;
-        ((k % 16) * adv % 16) as u8
-    }
-
-    /// The PCR an analyzer reads from output packet `j` if it carries asset PCR `raw`.
+    /// The PCR an analyzer reads from output packet `j` if it carries clip PCR `raw`.
     pub fn output_pcr(&self, raw: Pcr, j: u64) -> Pcr {
-        let (k, _) = self.locate(j);
-        raw.add((k as u128 * self.plan.period as u128 % PCR_MODULUS as u128) as u64)
-            .add(self.plan.delay(&self.map, j) % PCR_MODULUS)
+        let l = self.programme.locate(j);
+        let (_, shift) = self.programme.origin(l.position);
+        raw.add(shift).add(self.programme.delay(&l) % PCR_MODULUS)
     }
+}
+
+/// Whether `map` can be paced.
+fn check(map: &OffsetMap) -> Result<(), StreamError> {
+    if map.packets == 0 {
+        return Err(StreamError::Empty);
+    }
+    if map.anchors.len() < 2 {
+        return Err(StreamError::NoPcr {
+            count: map.anchors.len(),
+            pid: map.pcr_pid,
+        });
+    }
+    if map.loop_period == 0 {
+        return Err(StreamError::ZeroPeriod);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -68,34 +68,56 @@ pub const CHUNK_MIN_BYTES: usize = 256 * 1024;
 /// See [`CHUNK_MIN_BYTES`].
 pub const CHUNK_MAX_BYTES: usize = 1 << 20;
 
-/// Renders datagrams of a session from an asset source, one chunk in memory at a time.
+/// Renders datagrams of a session from its clips' files, one chunk in memory at a time.
 pub struct DatagramSource<R> {
     stream: Arc<OutputStream>,
-    src: R,
-    plan: ChunkPlan,
+    /// One source per clip of the stream, in order.
+    srcs: Vec<R>,
+    /// One chunk plan per clip.
+    plans: Vec<ChunkPlan>,
     chunk: Vec<u8>,
-    /// Asset packets `[first, end)` held in `chunk`, which starts at file byte `byte_start`.
-    loaded: Option<(u64, u64, u64)>,
+    /// Clip `c`'s packets `[first, end)` held in `chunk`, which starts at its file's byte
+    /// `byte_start`: `(c, first, end, byte_start)`.
+    loaded: Option<(usize, u64, u64, u64)>,
     reads: u64,
 }
 
 impl<R: ReadAt> DatagramSource<R> {
-    /// A source with the given chunk plan.
+    /// A source over one asset with the given chunk plan.
     pub fn new(stream: Arc<OutputStream>, src: R, plan: ChunkPlan) -> DatagramSource<R> {
         DatagramSource {
             stream,
-            src,
-            plan,
+            srcs: vec![src],
+            plans: vec![plan],
             chunk: Vec::new(),
             loaded: None,
             reads: 0,
         }
     }
 
-    /// A source with the default plan ([`CHUNK_MIN_BYTES`], [`CHUNK_MAX_BYTES`]).
+    /// A source over one asset with the default plan ([`CHUNK_MIN_BYTES`],
+    /// [`CHUNK_MAX_BYTES`]).
     pub fn with_default_plan(stream: Arc<OutputStream>, src: R) -> DatagramSource<R> {
-        let plan = ChunkPlan::new(stream.map(), CHUNK_MIN_BYTES, CHUNK_MAX_BYTES);
-        DatagramSource::new(stream, src, plan)
+        Self::with_sources(stream, vec![src])
+    }
+
+    /// A source over the stream's clips (`srcs[c]` holds clip `c`), each with the default
+    /// plan.
+    pub fn with_sources(stream: Arc<OutputStream>, srcs: Vec<R>) -> DatagramSource<R> {
+        let plans = stream
+            .programme()
+            .clips()
+            .iter()
+            .map(|c| ChunkPlan::new(&c.map, CHUNK_MIN_BYTES, CHUNK_MAX_BYTES))
+            .collect();
+        DatagramSource {
+            stream,
+            srcs,
+            plans,
+            chunk: Vec::new(),
+            loaded: None,
+            reads: 0,
+        }
     }
 
     /// The session.
@@ -118,30 +140,29 @@ impl<R: ReadAt> DatagramSource<R> {
         }
         out.resize(self.stream.header_len(), 0);
         for m in 0..n as u64 {
-            let (_, p) = self.stream.locate(i * PACKETS_PER_DATAGRAM as u64 + m);
-            let at = self.packet(p)?;
+            let l = self.stream.locate_clip(i * PACKETS_PER_DATAGRAM as u64 + m);
+            let at = self.packet(l.clip, l.packet)?;
             out.extend_from_slice(&self.chunk[at..at + PACKET_SIZE]);
         }
         self.stream.render_over(i, out)?;
         Ok(())
     }
 
-    /// Offset in `chunk` of asset packet `p`, loading its chunk if needed.
-    fn packet(&mut self, p: u64) -> Result<usize, SourceError> {
-        let off = self
-            .stream
-            .map()
-            .packet_offset(p)
-            .ok_or(SourceError::Unmapped(p))?;
+    /// Offset in `chunk` of packet `p` of clip `c`, loading its chunk if needed.
+    fn packet(&mut self, c: usize, p: u64) -> Result<usize, SourceError> {
+        let map = self.stream.programme().clips()[c].map.clone();
+        let off = map.packet_offset(p).ok_or(SourceError::Unmapped(p))?;
         match self.loaded {
-            Some((first, end, start)) if (first..end).contains(&p) => {
+            Some((lc, first, end, start)) if lc == c && (first..end).contains(&p) => {
                 return Ok((off - start) as usize)
             }
             _ => {}
         }
-        let map = self.stream.map().clone();
+        let (Some(plan), Some(src)) = (self.plans.get(c), self.srcs.get(c)) else {
+            return Err(SourceError::Unmapped(p));
+        };
         let ppd = PACKETS_PER_DATAGRAM as u64;
-        let r = self.plan.chunk_of(p / ppd);
+        let r = plan.chunk_of(p / ppd);
         let first = r.start * ppd;
         let end = (r.end * ppd).min(map.packets).max(p + 1);
         let start = map
@@ -153,15 +174,14 @@ impl<R: ReadAt> DatagramSource<R> {
         let len = (last + PACKET_SIZE as u64 - start) as usize;
         self.chunk.resize(len, 0);
         self.loaded = None;
-        self.src
-            .read_exact_at(&mut self.chunk, start)
+        src.read_exact_at(&mut self.chunk, start)
             .map_err(|source| SourceError::Io {
                 offset: start,
                 len,
                 source,
             })?;
         self.reads += 1;
-        self.loaded = Some((first, end, start));
+        self.loaded = Some((c, first, end, start));
         Ok((off - start) as usize)
     }
 }

@@ -52,24 +52,29 @@ struct PesPacket {
 impl AudioTrim {
     /// Plans the trim for passes `period` ticks apart.
     pub fn plan(map: &OffsetMap, period: u64, asset: &dyn ReadAt) -> AudioTrim {
+        let next = |pid: Pid| first_pts(map, pid, asset).map(|f| (f + period / 300) % PTS_MODULUS);
+        Self::plan_before(map, asset, &next)
+    }
+
+    /// Plans the trim of the end of `map` before a clip whose first audio PES of `pid` is
+    /// presented at `next(pid)` (90 kHz, on `map`'s own timestamps).
+    pub fn plan_before(
+        map: &OffsetMap,
+        asset: &dyn ReadAt,
+        next: &dyn Fn(Pid) -> Option<u64>,
+    ) -> AudioTrim {
         let mut t = AudioTrim::default();
         if map.packets < 2 {
             return t;
         }
-        let read = |p: u64| -> Option<[u8; PACKET_SIZE]> {
-            let mut b = [0u8; PACKET_SIZE];
-            let o = map.packet_offset(p)?;
-            asset.read_exact_at(&mut b, o).ok()?;
-            (b[0] == SYNC_BYTE).then_some(b)
-        };
+        let read = |p: u64| read_packet(map, asset, p);
         for (pid, pes) in last_pes_per_pid(map, &read) {
             if Some(pid) == map.video_pid || pid == map.pcr_pid {
                 continue;
             }
-            let Some(first_next) = first_pts(map, pid, &read) else {
+            let Some(next) = next(pid) else {
                 continue;
             };
-            let next = (first_next + period / 300) % PTS_MODULUS;
             if let Some(done) = trim_one(&pes, next) {
                 let first_cc = map.pid_cc.iter().find(|e| e.pid == pid).map(|e| e.first);
                 let Some(first_cc) = first_cc else { continue };
@@ -162,8 +167,20 @@ fn last_pes_per_pid(
     done
 }
 
-/// The PTS of the first PES of `pid` within [`LOOK_AHEAD`] of the start.
-fn first_pts(
+/// Packet `p` of `map` read from `asset` (`None`: unreadable or not a packet).
+fn read_packet(map: &OffsetMap, asset: &dyn ReadAt, p: u64) -> Option<[u8; PACKET_SIZE]> {
+    let mut b = [0u8; PACKET_SIZE];
+    let o = map.packet_offset(p)?;
+    asset.read_exact_at(&mut b, o).ok()?;
+    (b[0] == SYNC_BYTE).then_some(b)
+}
+
+/// The PTS of the first PES of `pid` within [`LOOK_AHEAD`] of the start of `map`.
+pub fn first_pts(map: &OffsetMap, pid: Pid, asset: &dyn ReadAt) -> Option<u64> {
+    first_pts_by(map, pid, &|p| read_packet(map, asset, p))
+}
+
+fn first_pts_by(
     map: &OffsetMap,
     pid: Pid,
     read: &dyn Fn(u64) -> Option<[u8; PACKET_SIZE]>,

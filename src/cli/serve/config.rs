@@ -78,6 +78,8 @@ pub enum Loop {
     Times(u64),
     /// Endless.
     Forever,
+    /// A playlist without a `loop` key in the channel: as its own `loop` key says.
+    AsListed,
 }
 
 /// One channel.
@@ -85,7 +87,8 @@ pub enum Loop {
 pub struct ChannelConfig {
     /// The channel's name (unique).
     pub name: String,
-    /// The asset it plays; `None`: it waits for an asset request.
+    /// The asset (or playlist: key `playlist`) it plays; `None`: it waits for an asset
+    /// request.
     pub asset: Option<PathBuf>,
     /// The live group.
     pub live: Dest,
@@ -327,11 +330,11 @@ pub fn parse(text: &str, file: &Path) -> Result<ServeConfig, ConfigError> {
             );
         }
         let key = |k: &str| format!("channel '{name}', key '{k}'");
-        if let Some(p) = &c.playlist {
+        if let (Some(_), Some(p)) = (&c.asset, &c.playlist) {
             return cx.err(
                 p.span(),
                 format!(
-                    "{}: playlists are not supported yet; give an asset",
+                    "{}: a channel plays an asset or a playlist, not both",
                     key("playlist")
                 ),
             );
@@ -373,6 +376,7 @@ pub fn parse(text: &str, file: &Path) -> Result<ServeConfig, ConfigError> {
             }
         }
         let looping = match c.looping.as_ref().map(|l| (l.get_ref(), l.span())) {
+            None if c.playlist.is_some() => Loop::AsListed,
             None | Some((RawLoop::Flag(false), _)) => Loop::Once,
             Some((RawLoop::Flag(true), _)) => Loop::Forever,
             Some((RawLoop::Times(n), _)) if *n >= 1 => Loop::Times(*n as u64),
@@ -449,7 +453,11 @@ pub fn parse(text: &str, file: &Path) -> Result<ServeConfig, ConfigError> {
         channels.push(ChannelConfig {
             inject,
             primary: cx.name(&key("primary"), &c.primary)?,
-            asset: c.asset.as_ref().map(|a| PathBuf::from(a.get_ref())),
+            asset: c
+                .asset
+                .as_ref()
+                .or(c.playlist.as_ref())
+                .map(|a| PathBuf::from(a.get_ref())),
             live,
             muted,
             looping,
@@ -592,9 +600,12 @@ miss = 4
             "control_listen",
         );
         bad(
-            ("asset = \"news.ts\"", "playlist = \"news.json\""),
-            12,
-            "not supported yet",
+            (
+                "asset = \"news.ts\"",
+                "asset = \"news.ts\"\nplaylist = \"news.json\"",
+            ),
+            13,
+            "not both",
         );
         bad(
             ("name = \"news\"", "name = \"news news\""),

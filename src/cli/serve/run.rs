@@ -131,6 +131,10 @@ fn server_config(
             Loop::Once => Some(1),
             Loop::Times(n) => Some(n),
             Loop::Forever => None,
+            Loop::AsListed => match &ch.asset {
+                Some(p) if crate::io::playlist::loops_by_default(p) => None,
+                _ => Some(1),
+            },
         },
         start_at_ms: None,
         session_id: Some(ch.session_text()),

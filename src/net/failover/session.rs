@@ -4,11 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
-
 use crate::failover::wire::SyncParams;
 use crate::index::{AssetIdentity, OffsetMap};
-use crate::io::load_or_build;
+use crate::io::playlist::Source;
 use crate::net::url::Framing;
 use crate::stream::{OutputStream, SessionParams};
 use crate::ts::pcr::{ns_to_ticks, ticks_to_ns};
@@ -17,12 +15,14 @@ use crate::units::Ticks27M;
 /// Frame duration assumed for assets without a known frame rate (25 fps).
 pub const DEFAULT_FRAME_NS: u64 = 40_000_000;
 
-/// A loaded asset.
+/// A loaded asset, or a playlist's clips.
 #[derive(Debug, Clone)]
 pub struct Asset {
-    /// Where it is on this server.
+    /// Where it is on this server (the asset, or the playlist).
     pub path: PathBuf,
-    /// Its offset map.
+    /// The clips it plays (one for an asset).
+    pub source: Source,
+    /// The offset map of its (first) clip.
     pub map: Arc<OffsetMap>,
     /// One video frame, ns (or [`DEFAULT_FRAME_NS`]).
     pub frame_ns: u64,
@@ -38,20 +38,18 @@ impl Asset {
     }
 
     fn load_now(path: &Path) -> anyhow::Result<Asset> {
-        if let Some(e) = crate::io::playlist::not_yet_playable(path) {
-            anyhow::bail!(e);
-        }
-        // The index errors name the file already.
-        let map = load_or_build(path, false)?;
+        // The index and playlist errors name the file already.
+        let source = Source::load(path, false)?;
+        let map = source.clips[0].1.clone();
         let frame_ns = map
             .frame_ticks()
             .map(ticks_to_ns)
             .filter(|&f| f > 0)
             .unwrap_or(DEFAULT_FRAME_NS);
-        let max_gap = map
-            .datagrams
-            .windows(2)
-            .map(|w| w[1].time.since(w[0].time))
+        let max_gap = source
+            .clips
+            .iter()
+            .flat_map(|(_, m)| m.datagrams.windows(2).map(|w| w[1].time.since(w[0].time)))
             .max()
             .unwrap_or(Ticks27M(0));
         // Across the loop point (a short silence where the video cadence is longer than the
@@ -65,13 +63,14 @@ impl Asset {
             path: path.to_path_buf(),
             frame_ns,
             max_gap_ns: max_gap.to_ns(),
-            map: Arc::new(map),
+            map,
+            source,
         })
     }
 
     /// Its identity.
     pub fn identity(&self) -> AssetIdentity {
-        self.map.identity
+        self.source.identity()
     }
 
     /// The session text both servers derive the RTP SSRC etc. from: `--session-id`, or the
@@ -79,29 +78,31 @@ impl Asset {
     pub fn session_text(&self, session_id: Option<&str>, live: std::net::SocketAddrV4) -> String {
         match session_id {
             Some(s) => s.to_string(),
-            None => format!("{:032x}@{}", self.map.identity.hash, live),
+            None => format!("{:032x}@{}", self.identity().hash, live),
         }
     }
 
-    /// The output stream of a session over this asset.
+    /// The output stream of a session over this asset (or playlist).
     pub fn stream(
         &self,
         session: String,
         framing: Framing,
         loops: Option<u64>,
     ) -> anyhow::Result<OutputStream> {
-        let file = std::fs::File::open(&self.path)
-            .with_context(|| format!("{}: cannot open", self.path.display()))?;
-        OutputStream::with_asset(
-            self.map.clone(),
+        let files = self.source.open()?;
+        self.source.stream(
+            &files,
             SessionParams {
                 session_id: session,
                 framing,
                 loops,
             },
-            &file,
         )
-        .with_context(|| format!("{}", self.path.display()))
+    }
+
+    /// Opens the clip files, in order (for an engine).
+    pub fn open(&self) -> anyhow::Result<Vec<std::fs::File>> {
+        self.source.open()
     }
 }
 

@@ -394,17 +394,17 @@ impl Server {
         let Some(asset) = &self.ch.asset else {
             return false;
         };
-        let file = match std::fs::File::open(&asset.path) {
+        let files = match asset.open() {
             Ok(f) => f,
             Err(e) => {
-                tracing::error!("{}: {e}", asset.path.display());
-                self.ch.last_error = Some(format!("{}: {e}", asset.path.display()));
+                tracing::error!("{e:#}");
+                self.ch.last_error = Some(format!("{e:#}"));
                 return false;
             }
         };
         let zero = tl.zero_real(&stream).clamp(0, u64::MAX as i128) as u64;
         let origin_mono = real_to_mono(zero);
-        let mut ec = EngineConfig::new(stream.clone(), file, origin_mono);
+        let mut ec = EngineConfig::new(stream.clone(), files, origin_mono);
         ec.start_index = start;
         let sock = |s: &std::net::UdpSocket| s.try_clone();
         match sock(&self.ch.live_tx) {

@@ -9,7 +9,7 @@ use super::trim::AudioTrim;
 use crate::index::{flags, OffsetMap};
 use crate::stream::Framing;
 use crate::ts::packet::{edit, Cc, Packet, Pid, PACKETS_PER_DATAGRAM, PACKET_SIZE, SYNC_BYTE};
-use crate::ts::pcr::{ticks_to_ns, Pcr, HZ, PCR_MODULUS, PER_90KHZ, PTS_MODULUS};
+use crate::ts::pcr::{ticks_to_ns, Pcr, HZ, PCR_MODULUS};
 use crate::ts::pes;
 
 const PPD: u64 = PACKETS_PER_DATAGRAM as u64;
@@ -493,7 +493,7 @@ impl OutputStream {
             }
         }
         if pusi && !scrambled {
-            pes::shift_timestamps(pkt, (shift / PER_90KHZ) % PTS_MODULUS);
+            pes::shift_timestamps(pkt, self.programme.pts_shift(l.position));
         }
     }
 
@@ -527,6 +527,7 @@ mod tests {
     use super::super::testutil::{self, Spec};
     use super::*;
     use crate::stream::rtp::RtpHeader;
+    use crate::ts::pcr::PTS_MODULUS;
     use crate::ts::pes::timestamps;
     use std::collections::HashMap;
 

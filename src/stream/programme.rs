@@ -24,6 +24,10 @@
 //!   and its departures re-derived exactly as for a loop ([`super::cadence`]), late null
 //!   packets dropped. A silence longer than one frame, or an overlap longer than a quarter
 //!   of the clip or one second, falls back to the byte span.
+//! - **Decoding order.** Where the next clip's first DTS would come before the previous
+//!   clip's last (it reorders B-frames, the previous one does not), the last picture is held
+//!   for whole frames: they are added to the PTS/DTS shift, not to the PCR shift, so the
+//!   output has no silence and the next clip's frames wait that much longer in the decoder.
 //! - **Audio.** The last audio PES of a clip is trimmed against the first audio PES of the
 //!   clip after it ([`AudioTrim`]), so the audio neither overlaps nor leaves a gap of more
 //!   than half an audio frame.
@@ -72,6 +76,11 @@ struct Join {
     step: u64,
     /// `S_q - S_{q-1}` modulo [`PCR_MODULUS`], a multiple of 300.
     shift: u64,
+    /// Ticks (27 MHz, a multiple of 300) added to the PTS/DTS shift but not to the PCR
+    /// shift: the held frames (see `held`). The next clip's frames then reach the decoder
+    /// that much earlier relative to their presentation than in their file, instead of a
+    /// silence of that length in the output.
+    hold: u64,
     /// Whether the step follows the video cadence.
     cadence: bool,
     /// Frames the last picture of the previous clip is held on the cadence, so that the
@@ -121,6 +130,7 @@ pub struct Programme {
     cycle_packets: Vec<u64>,
     cycle_time: Vec<u64>,
     cycle_shift: Vec<u64>,
+    cycle_hold: Vec<u64>,
     cycle_cc: Vec<Vec<u8>>,
 }
 
@@ -140,6 +150,7 @@ impl Programme {
         let mut join = Join {
             step: plan.period,
             shift: plan.period % PCR_MODULUS,
+            hold: 0,
             cadence: plan.cadence,
             held: 0,
             head: plan.head().to_vec(),
@@ -199,7 +210,7 @@ impl Programme {
             }
             let (map, bytes) = (&planned[c].map, clips[c].1);
             let (next_map, next_bytes) = (&planned[next].map, clips[next].1);
-            let shift90 = joins[next].shift / PER_90KHZ;
+            let shift90 = ((joins[next].shift + joins[next].hold) % PCR_MODULUS) / PER_90KHZ;
             let first_next = |pid: Pid| {
                 trim::first_pts(next_map, pid, next_bytes).map(|p| (p + shift90) % PTS_MODULUS)
             };
@@ -216,6 +227,7 @@ impl Programme {
         let n = clips.len();
         let mut cycle_packets = vec![0u64];
         let (mut cycle_time, mut cycle_shift, mut cycle_cc) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut cycle_hold, mut h) = (Vec::new(), 0u64);
         let (mut t, mut s, mut cc) = (0u64, 0u64, vec![0u8; 8192]);
         for x in 0..n {
             let c = (1 + x) % n;
@@ -224,6 +236,8 @@ impl Programme {
             cycle_packets.push(cycle_packets[x] + len);
             t = t.saturating_add(j.step);
             s = (s + j.shift) % PCR_MODULUS;
+            h = (h + j.hold) % PCR_MODULUS;
+            cycle_hold.push(h);
             for (a, b) in cc.iter_mut().zip(&j.cc) {
                 *a = (*a + b) & 0x0F;
             }
@@ -238,6 +252,7 @@ impl Programme {
             cycle_packets,
             cycle_time,
             cycle_shift,
+            cycle_hold,
             cycle_cc,
         }
     }
@@ -322,6 +337,21 @@ impl Programme {
         let s = ((cyc as u128 % PCR_MODULUS as u128) * sp + self.cycle_shift[x] as u128)
             % PCR_MODULUS as u128;
         (t as u64, s as u64)
+    }
+
+    /// The PTS/DTS shift of position `q` (90 kHz, modulo 2^33): `S_q / 300` plus the frames
+    /// held at the joins so far.
+    pub fn pts_shift(&self, q: u64) -> u64 {
+        let (_, s) = self.origin(q);
+        if q == 0 {
+            return 0;
+        }
+        let n = self.clips.len() as u64;
+        let (cyc, x) = ((q - 1) / n, ((q - 1) % n) as usize);
+        let hp = self.cycle_hold[n as usize - 1] as u128;
+        let h = ((cyc as u128 % PCR_MODULUS as u128) * hp + self.cycle_hold[x] as u128)
+            % PCR_MODULUS as u128;
+        ((s as u128 + h) % PCR_MODULUS as u128) as u64 / PER_90KHZ
     }
 
     /// Departure of output packet `j` (27 MHz ticks from the session origin), with the clip
@@ -413,6 +443,7 @@ fn join(from: &Clip, to: &Clip, bytes: &dyn ReadAt) -> Join {
     let empty = || Join {
         step: 0,
         shift: 0,
+        hold: 0,
         cadence: false,
         held: 0,
         head: Vec::new(),
@@ -435,7 +466,7 @@ fn join(from: &Clip, to: &Clip, bytes: &dyn ReadAt) -> Join {
         } else {
             d90 as i128
         };
-        let mut shift = a as i128 + d90 * PER_90KHZ as i128;
+        let shift = a as i128 + d90 * PER_90KHZ as i128;
         // Decoding order: the next clip's first DTS after the previous clip's last one
         // (§2.4.3.7); where reordering differs, whole frames of hold.
         let mut held = 0u64;
@@ -447,14 +478,14 @@ fn join(from: &Clip, to: &Clip, bytes: &dyn ReadAt) -> Join {
             );
             if gap <= 0 {
                 held = ((1 - gap) + frame90 - 1).div_euclid(frame90) as u64;
-                shift += (cadence::round_300(frame * held)) as i128;
             }
         }
+        let hold = cadence::round_300(frame * held);
         let step = shift + d_pcr0;
         let span = from.map.loop_period as i128;
         let overlap = span - step;
         if step <= 0
-            || -overlap > (frame * (1 + held)) as i128
+            || -overlap > frame as i128
             || overlap > to.map.loop_period as i128 / 4
             || overlap > HZ as i128
         {
@@ -465,6 +496,7 @@ fn join(from: &Clip, to: &Clip, bytes: &dyn ReadAt) -> Join {
         j.shift = shift.rem_euclid(PCR_MODULUS as i128) as u64;
         j.cadence = true;
         j.held = held;
+        j.hold = hold;
         if overlap > 0 {
             let (head, region) = head_of(from, to, j.step, bytes)?;
             j.head = head;

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tandem::index::{build_bytes, BuildOptions, OffsetMap};
+use tandem::stream::cut::cut;
+use tandem::stream::programme::ClipRef;
 use tandem::stream::reader::ReadAt;
 use tandem::stream::{Framing, OutputStream, SessionParams};
 use tandem::ts::packet::{Cc, Packet, Pid, PACKET_SIZE};
@@ -50,19 +52,44 @@ fn check(name: &str) -> Join {
 
 /// The programme of `names` played [`PASSES`] times, checked as one stream.
 fn check_clips(name: &str, names: &[&str]) -> Join {
-    let clips: Vec<(Vec<u8>, Arc<OffsetMap>)> = names
+    let whole: Vec<Item<'_>> = names.iter().map(|n| (*n, None)).collect();
+    check_cuts(name, &whole)
+}
+
+/// A clip of a playlist, whole or cut at `(in, out)` seconds.
+type Item<'a> = (&'a str, Option<(f64, Option<f64>)>);
+/// The clips of a playlist.
+type Items<'a> = [Item<'a>];
+/// A clip's bytes, (cut) map and the packets played as null packets.
+type Loaded = (Vec<u8>, Arc<OffsetMap>, Arc<[u64]>);
+
+/// [`check_clips`] with in and out points: every cut clip starts at a random access point
+/// and holds exactly the frames between its points.
+fn check_cuts(name: &str, items: &Items<'_>) -> Join {
+    let clips: Vec<Loaded> = items
         .iter()
-        .map(|n| {
+        .map(|(n, points)| {
             let bytes = std::fs::read(format!("{}/{n}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-            let map = Arc::new(build_bytes(&bytes, &BuildOptions::default()).unwrap().map);
-            (bytes, map)
+            let map = build_bytes(&bytes, &BuildOptions::default()).unwrap().map;
+            match points {
+                None => (bytes, Arc::new(map), Arc::from(Vec::new())),
+                Some((a, b)) => {
+                    let c = cut(&map, &bytes, *a, *b).unwrap();
+                    (bytes, Arc::new(c.map), Arc::from(c.nulls))
+                }
+            }
         })
         .collect();
-    let refs: Vec<(Arc<OffsetMap>, &dyn ReadAt)> = clips
+    let refs: Vec<ClipRef<'_>> = clips
         .iter()
-        .map(|(b, m)| (m.clone(), b as &dyn ReadAt))
+        .map(|(b, m, n)| ClipRef {
+            map: m,
+            bytes: b as &dyn ReadAt,
+            nulls: n,
+        })
         .collect();
-    let s = OutputStream::with_clips(
+    let cut_clips = items.iter().filter(|i| i.1.is_some()).count();
+    let s = OutputStream::with_cuts(
         &refs,
         SessionParams {
             session_id: "cadence".into(),
@@ -86,7 +113,7 @@ fn check_clips(name: &str, names: &[&str]) -> Join {
         let mut asset = Vec::new();
         for m in 0..s.packets_in(i) as u64 {
             let l = s.locate_clip(7 * i + m);
-            let (bytes, cmap) = &clips[l.clip];
+            let (bytes, cmap, _) = &clips[l.clip];
             let o = cmap.packet_offset(l.packet).unwrap() as usize;
             asset.extend_from_slice(&bytes[o..o + PACKET_SIZE]);
         }
@@ -94,6 +121,17 @@ fn check_clips(name: &str, names: &[&str]) -> Join {
         out.extend_from_slice(&d);
     }
     let frames: u64 = clips.iter().map(|c| c.1.frames as u64).sum();
+    // A cut clip starts on a random access point: its first video PES carries one.
+    for (bytes, m, _) in &clips {
+        let o = m.packet_offset(0).unwrap() as usize;
+        let first = Packet::new_checked(&bytes[o..o + PACKET_SIZE]).unwrap();
+        if first.pid() == video {
+            assert!(
+                first.pusi() && first.random_access(),
+                "{name}: a clip starts off a RAP"
+            );
+        }
+    }
     let mut last_cc: HashMap<Pid, Cc> = HashMap::new();
     // Per PID: every PES of the output, reassembled (for the ADTS frames of the audio).
     let mut units: BTreeMap<Pid, Vec<Vec<u8>>> = BTreeMap::new();
@@ -179,6 +217,7 @@ fn check_clips(name: &str, names: &[&str]) -> Join {
         .filter(|&h| h > 0)
         .collect();
     let held_joins = holds.len();
+    let cut_joins = cut_clips * PASSES as usize;
     let max_held = holds.iter().copied().max().unwrap_or(0);
     for w in vp.windows(2) {
         let step = (w[1] - w[0]) as f64;
@@ -252,7 +291,17 @@ fn check_clips(name: &str, names: &[&str]) -> Join {
         let mut gaps_at_holds = 0;
         for w in starts.windows(2) {
             let err = w[1].0 as f64 - (w[0].0 + w[0].1) as f64;
-            if err > d / 2.0 + 1.0 && gaps_at_holds < held_joins {
+            if err > d / 2.0 + 1.0 && gaps_at_holds < held_joins + cut_joins {
+                // Into a cut clip, its audio starts at its first PES after the in point: a
+                // gap of at most one PES (8 AAC frames in these assets).
+                if gaps_at_holds >= held_joins {
+                    assert!(
+                        err <= 8.0 * d + 1.0,
+                        "{name}: PID {pid}: audio gap {err} ticks into a cut clip"
+                    );
+                    gaps_at_holds += 1;
+                    continue;
+                }
                 // Where the picture is held, the audio of the next clip starts as much later:
                 // a gap of at most the held frames.
                 assert!(
@@ -370,5 +419,43 @@ fn every_join_of_a_playlist_keeps_the_video_cadence() {
         j.flagged,
         j.dropped,
         j.min_spacing
+    );
+}
+
+/// A playlist with in and out points: each cut clip starts on a random access point, holds
+/// exactly the frames presented between its points, and joins the clips around it on the
+/// cadence.
+#[test]
+fn in_and_out_points_cut_on_frames_and_keep_the_cadence() {
+    let items: &Items<'_> = &[
+        ("fixtures/cbr-25fps.ts", Some((0.9, Some(2.5)))),
+        ("assets/demo-25fps.ts", Some((2.0, Some(4.1)))),
+        ("fixtures/pcr-wrap-25fps.ts", None),
+        ("fixtures/cbr-25fps.ts", Some((0.0, Some(1.0)))),
+    ];
+    let j = check_cuts("cut playlist", items);
+    println!(
+        "cut playlist: video PTS step = frame within {:.1}; audio join {:+.1} ms; max PCR step {:.1} ms ({} flagged)",
+        j.worst_video_step_error, j.audio_join_ms, j.max_pcr_step_ms, j.flagged
+    );
+    // The frames of each cut: a RAP every 25 frames; in snaps forward to it, out keeps the
+    // frames presented before it.
+    let frames = |n: &str, a: f64, b: Option<f64>| {
+        let bytes = std::fs::read(format!("{}/{n}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let map = build_bytes(&bytes, &BuildOptions::default()).unwrap().map;
+        let c = cut(&map, &bytes, a, b).unwrap();
+        (c.map.frames, c.in_s, c.out_s)
+    };
+    assert_eq!(
+        frames("fixtures/cbr-25fps.ts", 0.9, Some(2.5)),
+        (38, 1.0, 2.52)
+    );
+    assert_eq!(
+        frames("assets/demo-25fps.ts", 2.0, Some(4.1)),
+        (53, 2.0, 4.12)
+    );
+    assert_eq!(
+        frames("fixtures/cbr-25fps.ts", 0.0, Some(1.0)),
+        (25, 0.0, 1.0)
     );
 }

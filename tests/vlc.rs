@@ -114,8 +114,41 @@ fn vlc_plays_our_rtp_stream_without_complaint() {
 /// when the cadence or the audio join breaks.
 #[test]
 fn vlc_sees_nothing_at_the_loop_points() {
-    let url = "rtp://239.255.91.2:5096";
-    let secs = 14;
+    // 4 passes of a 3 s asset: 3 joins inside the 12 s that VLC watches.
+    vlc_watches_joins(
+        "rtp://239.255.91.2:5096",
+        &repo("fixtures/cbr-25fps.ts"),
+        &["--loop=4"],
+        14,
+    );
+}
+
+/// The joins of a playlist, as VLC 3 sees them: four different clips (CBR and VBR, B-frames
+/// and none, a PCR wrap inside one, the last between in and out points), 11.5 s, four joins
+/// counting the one at the end. The same guard as [`vlc_sees_nothing_at_the_loop_points`].
+#[test]
+fn vlc_sees_nothing_at_the_playlist_joins() {
+    let dir = std::env::temp_dir().join(format!("tandem-vlc-list-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("list.json");
+    std::fs::write(
+        &list,
+        format!(
+            r#"{{"program": [{{"source": "{a}"}}, {{"source": "{b}"}}, {{"source": "{c}"}},
+               {{"source": "{a}", "in": 0.9, "out": 2.5}}]}}"#,
+            a = repo("fixtures/cbr-25fps.ts"),
+            b = repo("fixtures/vbr-25fps.ts"),
+            c = repo("fixtures/pcr-wrap-25fps.ts"),
+        ),
+    )
+    .unwrap();
+    vlc_watches_joins("rtp://239.255.91.3:5098", list.to_str().unwrap(), &[], 14);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Plays `what` with `extra` flags to `url` while cvlc watches it for `secs`; fails on any
+/// complaint of VLC's at the joins.
+fn vlc_watches_joins(url: &str, what: &str, extra: &[&str], secs: u64) {
     let vlc = Command::new("timeout")
         .args([
             &secs.to_string(),
@@ -144,17 +177,16 @@ fn vlc_sees_nothing_at_the_loop_points() {
         .unwrap()
         .as_millis() as u64
         + 1500;
-    // 4 passes of a 3 s asset: 3 joins inside the 12 s that VLC watches.
     let play = Command::new(BIN)
         .args([
             "play",
-            &repo("fixtures/cbr-25fps.ts"),
+            what,
             "--dest",
             url,
-            "--loop=4",
             "--start-at",
             &start.to_string(),
         ])
+        .args(extra)
         .stderr(Stdio::null())
         .status()
         .expect("play");

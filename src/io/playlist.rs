@@ -12,6 +12,7 @@ use super::load_or_build;
 use crate::index::{AssetIdentity, OffsetMap};
 use crate::playlist::layout::Streams;
 use crate::playlist::{self, Item, Kind, Playlist, PlaylistError};
+use crate::stream::programme::ClipRef;
 use crate::stream::reader::ReadAt;
 use crate::stream::{LoopPlan, OutputStream, SessionParams};
 use crate::ts::pcr::HZ;
@@ -48,13 +49,28 @@ pub fn read(path: &Path) -> Result<Option<Playlist>, PlaylistError> {
     playlist::parse(&text, path, kind).map(Some)
 }
 
+/// One clip of a [`Source`]: its file, the offset map of the part that plays (the whole
+/// clip, or an item's cut between its in and out points), and the packets of that part
+/// played as null packets.
+#[derive(Debug, Clone)]
+pub struct SourceClip {
+    /// The clip's file.
+    pub path: PathBuf,
+    /// The offset map of what plays.
+    pub map: Arc<OffsetMap>,
+    /// Packets of `map` played as null packets (the edges of a cut).
+    pub nulls: Arc<[u64]>,
+    /// Where the cut starts and ends (seconds from the clip's first frame), if cut.
+    pub cut: Option<(f64, f64)>,
+}
+
 /// What a session plays: one asset, or the clips of a playlist in order.
 #[derive(Debug, Clone)]
 pub struct Source {
     /// The file given (the asset, or the playlist).
     pub path: PathBuf,
-    /// The clips in playing order, with their offset maps (one for an asset).
-    pub clips: Vec<(PathBuf, Arc<OffsetMap>)>,
+    /// The clips in playing order (one for an asset).
+    pub clips: Vec<SourceClip>,
     /// The playlist's `loop` key (`None` for an asset).
     pub looped: Option<bool>,
 }
@@ -68,7 +84,12 @@ impl Source {
             let map = load_or_build(path, progress)?;
             return Ok(Source {
                 path: path.to_path_buf(),
-                clips: vec![(path.to_path_buf(), Arc::new(map))],
+                clips: vec![SourceClip {
+                    path: path.to_path_buf(),
+                    map: Arc::new(map),
+                    nulls: Arc::new([]),
+                    cut: None,
+                }],
                 looped: None,
             });
         };
@@ -78,8 +99,8 @@ impl Source {
         for (n, it) in pl.items.iter().enumerate() {
             let n = n + 1;
             match clip(it) {
-                Ok(map) => {
-                    let streams = Streams::of(&map);
+                Ok(c) => {
+                    let streams = Streams::of(&c.map);
                     match &first {
                         None => first = Some(streams),
                         Some(f) => {
@@ -93,7 +114,14 @@ impl Source {
                             }
                         }
                     }
-                    clips.push((it.source.clone(), Arc::new(map)));
+                    if let Some((a, b)) = c.cut {
+                        tracing::info!(
+                            "{}: item {n}: {} plays from {a:.3} s to {b:.3} s (in and out snapped to frames)",
+                            path.display(),
+                            it.source.display()
+                        );
+                    }
+                    clips.push(c);
                 }
                 Err(e) => problems.push(format!("item {n}: {e}")),
             }
@@ -131,12 +159,12 @@ impl Source {
     /// order are the same programme wherever the files sit).
     pub fn identity(&self) -> AssetIdentity {
         if !self.is_playlist() {
-            return self.clips[0].1.identity;
+            return self.clips[0].map.identity;
         }
         let mut bytes = Vec::with_capacity(self.clips.len() * 24 + 8);
         bytes.extend_from_slice(b"playlist");
         let mut size = 0u64;
-        for (_, m) in &self.clips {
+        for m in self.clips.iter().map(|c| &c.map) {
             bytes.extend_from_slice(&m.identity.size.to_le_bytes());
             bytes.extend_from_slice(&m.identity.hash.to_le_bytes());
             size = size.saturating_add(m.identity.size);
@@ -162,19 +190,25 @@ impl Source {
     pub fn open(&self) -> anyhow::Result<Vec<File>> {
         self.clips
             .iter()
-            .map(|(p, _)| File::open(p).with_context(|| format!("{}: cannot open", p.display())))
+            .map(|c| {
+                File::open(&c.path).with_context(|| format!("{}: cannot open", c.path.display()))
+            })
             .collect()
     }
 
     /// The output stream of a session over these clips; `files` from [`Self::open`].
     pub fn stream(&self, files: &[File], params: SessionParams) -> anyhow::Result<OutputStream> {
-        let clips: Vec<(Arc<OffsetMap>, &dyn ReadAt)> = self
+        let refs: Vec<ClipRef<'_>> = self
             .clips
             .iter()
             .zip(files)
-            .map(|((_, m), f)| (m.clone(), f as &dyn ReadAt))
+            .map(|(c, f)| ClipRef {
+                map: &c.map,
+                bytes: f as &dyn ReadAt,
+                nulls: &c.nulls,
+            })
             .collect();
-        OutputStream::with_clips(&clips, params).with_context(|| format!("{}", self.path.display()))
+        OutputStream::with_cuts(&refs, params).with_context(|| format!("{}", self.path.display()))
     }
 }
 
@@ -184,8 +218,8 @@ pub fn loops_by_default(path: &Path) -> bool {
     matches!(read(path), Ok(Some(p)) if p.looped)
 }
 
-/// The offset map of an item's clip, after the checks of what is not built yet.
-fn clip(it: &Item) -> Result<OffsetMap, String> {
+/// The part of an item's clip that plays, after the checks of what is not built yet.
+fn clip(it: &Item) -> Result<SourceClip, String> {
     let source = &it.source;
     if !source.exists() {
         return Err(format!("{}: no such file", source.display()));
@@ -202,21 +236,22 @@ fn clip(it: &Item) -> Result<OffsetMap, String> {
     let map = load_or_build(source, false).map_err(|e| e.to_string())?;
     let len = LoopPlan::for_map(&map, None).period as f64 / HZ as f64;
     let frame = map.frame_ticks().unwrap_or(HZ / 25) as f64 / HZ as f64;
-    if it.in_s > 0.0 {
-        return Err(format!(
-            "{}: \"in\" {} s: in points are not built yet, a clip plays from its start (docs/playlists.md)",
-            source.display(),
-            it.in_s
-        ));
+    let whole = it.in_s <= 0.0 && it.out_s.map_or(true, |o| o + frame / 2.0 >= len);
+    if whole {
+        return Ok(SourceClip {
+            path: source.clone(),
+            map: Arc::new(map),
+            nulls: Arc::new([]),
+            cut: None,
+        });
     }
-    if let Some(out) = it.out_s {
-        // A playlist's `out` is often the clip's length rounded: a frame of slack.
-        if out + frame < len {
-            return Err(format!(
-                "{}: \"out\" {out} s: out points are not built yet, a clip plays to its end ({len:.3} s) (docs/playlists.md)",
-                source.display()
-            ));
-        }
-    }
-    Ok(map)
+    let file = File::open(source).map_err(|e| format!("{}: cannot open: {e}", source.display()))?;
+    let c = crate::stream::cut::cut(&map, &file, it.in_s, it.out_s)
+        .map_err(|e| format!("{}: {e}", source.display()))?;
+    Ok(SourceClip {
+        path: source.clone(),
+        map: Arc::new(c.map),
+        nulls: Arc::from(c.nulls),
+        cut: Some((c.in_s, c.out_s)),
+    })
 }

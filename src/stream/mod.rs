@@ -14,6 +14,7 @@
 
 pub mod cadence;
 pub mod chunk;
+pub mod cut;
 mod framing;
 mod output;
 pub mod programme;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::cadence::LoopPlan;
-use super::programme::{Located, Programme};
+use super::programme::{ClipRef, Located, Programme};
 use super::rtp::{RtpSession, HEADER_LEN};
 use super::trim::AudioTrim;
 use crate::index::{flags, OffsetMap};
@@ -137,17 +137,35 @@ impl OutputStream {
         clips: &[(Arc<OffsetMap>, &dyn super::reader::ReadAt)],
         params: SessionParams,
     ) -> Result<OutputStream, StreamError> {
-        if clips.is_empty() {
+        let none: Arc<[u64]> = Arc::new([]);
+        let refs: Vec<ClipRef<'_>> = clips
+            .iter()
+            .map(|(map, bytes)| ClipRef {
+                map,
+                bytes: *bytes,
+                nulls: &none,
+            })
+            .collect();
+        Self::with_cuts(&refs, params)
+    }
+
+    /// [`Self::with_clips`] with the packets of each clip that play as null packets (the
+    /// edges of an item's in and out points, `super::cut`).
+    pub fn with_cuts(
+        refs: &[ClipRef<'_>],
+        params: SessionParams,
+    ) -> Result<OutputStream, StreamError> {
+        if refs.is_empty() {
             return Err(StreamError::Empty);
         }
-        for (m, _) in clips {
-            check(m)?;
+        for c in refs {
+            check(c.map)?;
         }
         if params.loops == Some(0) {
             return Err(StreamError::ZeroLoops);
         }
-        let plan = LoopPlan::for_asset(&clips[0].0, clips[0].1);
-        let programme = Programme::plan(clips, params.loops);
+        let plan = LoopPlan::for_asset(refs[0].map, refs[0].bytes);
+        let programme = Programme::plan(refs, params.loops);
         Self::build(programme, plan, params)
     }
 
@@ -453,6 +471,9 @@ impl OutputStream {
                     packet: l.packet,
                     byte: pkt[0],
                 });
+            }
+            if self.programme.nulled(l.clip, l.packet) {
+                pkt.copy_from_slice(&super::cut::null_packet());
             }
             if self.programme.followed(l.position) {
                 if let Some(b) = self.programme.trimmed(l.clip, l.packet) {

@@ -28,6 +28,10 @@
 //!   clip's last (it reorders B-frames, the previous one does not), the last picture is held
 //!   for whole frames: they are added to the PTS/DTS shift, not to the PCR shift, so the
 //!   output has no silence and the next clip's frames wait that much longer in the decoder.
+//! - **No silence.** Where the next clip would start later than the previous one's bytes
+//!   end (its first frame is presented later after its first packet), it starts right after
+//!   them instead: that time, like held frames, goes to its PTS/DTS shift only (at most one
+//!   frame).
 //! - **Audio.** The last audio PES of a clip is trimmed against the first audio PES of the
 //!   clip after it ([`AudioTrim`]), so the audio neither overlaps nor leaves a gap of more
 //!   than half an audio frame.
@@ -42,6 +46,7 @@
 use std::sync::Arc;
 
 use super::cadence::{self, LoopPlan};
+use super::cut::Nulled;
 use super::reader::ReadAt;
 use super::trim::{self, AudioTrim};
 use crate::index::OffsetMap;
@@ -67,6 +72,19 @@ pub struct Clip {
     cadence: Option<u64>,
     /// The audio trimmed at its end before the clip that follows it.
     trim: AudioTrim,
+    /// Its packets played as null packets (the edges of a cut, `super::cut`), sorted.
+    nulls: Arc<[u64]>,
+}
+
+/// A clip to plan: its offset map, its bytes, and the packets played as null packets.
+#[derive(Clone, Copy)]
+pub struct ClipRef<'a> {
+    /// The (cut) offset map.
+    pub map: &'a Arc<OffsetMap>,
+    /// The clip's bytes (its file).
+    pub bytes: &'a dyn ReadAt,
+    /// Packets of `map` played as null packets (sorted; empty for a whole clip).
+    pub nulls: &'a Arc<[u64]>,
 }
 
 /// How a position's clip follows the position before it.
@@ -165,6 +183,7 @@ impl Programme {
             video_dts: None,
             cadence: plan.cadence.then_some(plan.period),
             trim,
+            nulls: Arc::from(Vec::new()),
         };
         Self::assemble(vec![clip], vec![join], passes)
     }
@@ -172,8 +191,22 @@ impl Programme {
     /// The programme of `clips` (each with its bytes, for the packets of its joins) played
     /// `passes` times (`None`: endlessly). One clip is planned exactly as [`Self::single`]
     /// with [`LoopPlan::for_asset`] and [`AudioTrim::plan`].
-    pub fn plan(clips: &[(Arc<OffsetMap>, &dyn ReadAt)], passes: Option<u64>) -> Programme {
-        if clips.len() == 1 {
+    pub fn plan(refs: &[ClipRef<'_>], passes: Option<u64>) -> Programme {
+        // Planning reads a cut clip as it plays: its edge packets as null packets.
+        let readers: Vec<Nulled<'_>> = refs
+            .iter()
+            .map(|c| Nulled {
+                inner: c.bytes,
+                map: c.map,
+                nulls: c.nulls,
+            })
+            .collect();
+        let clips: Vec<(Arc<OffsetMap>, &dyn ReadAt)> = refs
+            .iter()
+            .zip(&readers)
+            .map(|(c, r)| (c.map.clone(), r as &dyn ReadAt))
+            .collect();
+        if clips.len() == 1 && refs[0].nulls.is_empty() {
             let (map, bytes) = (&clips[0].0, clips[0].1);
             let plan = LoopPlan::for_asset(map, bytes);
             let trim = if passes == Some(1) {
@@ -194,8 +227,12 @@ impl Programme {
                     .cadence
                     .then(|| LoopPlan::for_map(map, None).period),
                 trim: AudioTrim::default(),
+                nulls: Arc::new([]),
             })
             .collect();
+        for (c, r) in planned.iter_mut().zip(refs) {
+            c.nulls = r.nulls.clone();
+        }
         let mut joins: Vec<Join> = (0..n)
             .map(|c| {
                 let prev = (c + n - 1) % n;
@@ -405,6 +442,11 @@ impl Programme {
             .flatten()
     }
 
+    /// Whether packet `p` of `clip` plays as a null packet (the edge of a cut).
+    pub fn nulled(&self, clip: usize, p: u64) -> bool {
+        self.clips[clip].nulls.binary_search(&p).is_ok()
+    }
+
     /// The bytes of packet `p` of `clip` where its audio is trimmed before the next clip.
     pub fn trimmed(&self, clip: usize, p: u64) -> Option<&[u8; PACKET_SIZE]> {
         self.clips[clip].trim.packet(p)
@@ -491,12 +533,18 @@ fn join(from: &Clip, to: &Clip, bytes: &dyn ReadAt) -> Join {
         {
             return None;
         }
+        // A silence (the next clip's first frame is presented later after its first packet
+        // than the previous clip's was): the next clip starts right after the previous
+        // one's bytes, its PTS/DTS still on the cadence, so the PCR steps across the join
+        // stay those of the clips.
+        let silence = (-overlap).max(0) / 300 * 300;
+        let (shift, step, overlap) = (shift - silence, step - silence, overlap + silence);
         let mut j = empty();
         j.step = step as u64;
         j.shift = shift.rem_euclid(PCR_MODULUS as i128) as u64;
         j.cadence = true;
         j.held = held;
-        j.hold = hold;
+        j.hold = hold + silence as u64;
         if overlap > 0 {
             let (head, region) = head_of(from, to, j.step, bytes)?;
             j.head = head;
@@ -672,9 +720,22 @@ mod tests {
             packets: 1000,
             ..Spec::default()
         });
-        let clips: Vec<(Arc<OffsetMap>, &dyn ReadAt)> =
-            vec![(Arc::new(ma.clone()), &a), (Arc::new(mb.clone()), &b)];
-        let p = Programme::plan(&clips, Some(2));
+        let (ma2, mb2) = (Arc::new(ma.clone()), Arc::new(mb.clone()));
+        let none: Arc<[u64]> = Arc::new([]);
+        let refs = [
+            ClipRef {
+                map: &ma2,
+                bytes: &a,
+                nulls: &none,
+            },
+            ClipRef {
+                map: &mb2,
+                bytes: &b,
+                nulls: &none,
+            },
+        ];
+        let clips: Vec<(Arc<OffsetMap>, &dyn ReadAt)> = vec![(ma2.clone(), &a), (mb2.clone(), &b)];
+        let p = Programme::plan(&refs, Some(2));
         assert_eq!(p.positions(), Some(4));
         let total = p.total_packets().unwrap();
         assert_eq!(

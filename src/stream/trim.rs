@@ -18,6 +18,7 @@
 //! trimmed. Audio other than ADTS, or a last PES that a PCR or another PID's data shares, is
 //! left alone.
 
+use super::cut::null_packet;
 use super::reader::ReadAt;
 use crate::index::OffsetMap;
 use crate::ts::packet::{Cc, Packet, Pid, PACKET_SIZE, SYNC_BYTE};
@@ -323,13 +324,6 @@ fn trim_one(pes: &[PesPacket], next: u64) -> Option<Trimmed> {
         frames_cut: (frames.len() - keep) as u32,
         gap: -signed(t),
     })
-}
-
-/// A null packet (PID 0x1FFF, ISO/IEC 13818-1 §2.4.3.3).
-fn null_packet() -> [u8; PACKET_SIZE] {
-    let mut b = [0xFFu8; PACKET_SIZE];
-    b[..4].copy_from_slice(&[SYNC_BYTE, 0x1F, 0xFF, 0x10]);
-    b
 }
 
 /// `pkt` with only the first `keep` payload bytes (of the payload at `payload_at`), the

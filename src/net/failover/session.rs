@@ -40,7 +40,7 @@ impl Asset {
     fn load_now(path: &Path) -> anyhow::Result<Asset> {
         // The index and playlist errors name the file already.
         let source = Source::load(path, false)?;
-        let map = source.clips[0].1.clone();
+        let map = source.clips[0].map.clone();
         let frame_ns = map
             .frame_ticks()
             .map(ticks_to_ns)
@@ -49,7 +49,12 @@ impl Asset {
         let max_gap = source
             .clips
             .iter()
-            .flat_map(|(_, m)| m.datagrams.windows(2).map(|w| w[1].time.since(w[0].time)))
+            .flat_map(|c| {
+                c.map
+                    .datagrams
+                    .windows(2)
+                    .map(|w| w[1].time.since(w[0].time))
+            })
             .max()
             .unwrap_or(Ticks27M(0));
         // Across the loop point (a short silence where the video cadence is longer than the

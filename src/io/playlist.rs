@@ -12,6 +12,7 @@ use super::load_or_build;
 use crate::index::{AssetIdentity, OffsetMap};
 use crate::playlist::layout::Streams;
 use crate::playlist::{self, Item, Kind, Playlist, PlaylistError};
+use crate::stream::cut::Edit;
 use crate::stream::programme::ClipRef;
 use crate::stream::reader::ReadAt;
 use crate::stream::{LoopPlan, OutputStream, SessionParams};
@@ -51,15 +52,15 @@ pub fn read(path: &Path) -> Result<Option<Playlist>, PlaylistError> {
 
 /// One clip of a [`Source`]: its file, the offset map of the part that plays (the whole
 /// clip, or an item's cut between its in and out points), and the packets of that part
-/// played as null packets.
+/// played with other bytes.
 #[derive(Debug, Clone)]
 pub struct SourceClip {
     /// The clip's file.
     pub path: PathBuf,
     /// The offset map of what plays.
     pub map: Arc<OffsetMap>,
-    /// Packets of `map` played as null packets (the edges of a cut).
-    pub nulls: Arc<[u64]>,
+    /// Packets of `map` played with other bytes (the edges of a cut).
+    pub edits: Arc<[Edit]>,
     /// Where the cut starts and ends (seconds from the clip's first frame), if cut.
     pub cut: Option<(f64, f64)>,
 }
@@ -87,7 +88,7 @@ impl Source {
                 clips: vec![SourceClip {
                     path: path.to_path_buf(),
                     map: Arc::new(map),
-                    nulls: Arc::new([]),
+                    edits: Arc::new([]),
                     cut: None,
                 }],
                 looped: None,
@@ -205,7 +206,7 @@ impl Source {
             .map(|(c, f)| ClipRef {
                 map: &c.map,
                 bytes: f as &dyn ReadAt,
-                nulls: &c.nulls,
+                edits: &c.edits,
             })
             .collect();
         OutputStream::with_cuts(&refs, params).with_context(|| format!("{}", self.path.display()))
@@ -241,7 +242,7 @@ fn clip(it: &Item) -> Result<SourceClip, String> {
         return Ok(SourceClip {
             path: source.clone(),
             map: Arc::new(map),
-            nulls: Arc::new([]),
+            edits: Arc::new([]),
             cut: None,
         });
     }
@@ -251,7 +252,7 @@ fn clip(it: &Item) -> Result<SourceClip, String> {
     Ok(SourceClip {
         path: source.clone(),
         map: Arc::new(c.map),
-        nulls: Arc::from(c.nulls),
+        edits: Arc::from(c.edits),
         cut: Some((c.in_s, c.out_s)),
     })
 }

@@ -12,6 +12,8 @@
 //!   above every PTS decoded before it (an I or P picture: B pictures come after their
 //!   anchor in decode order): every picture kept is decodable (its references come before it
 //!   in decode order) and the pictures kept are exactly those presented before that frame.
+//! - **Audio** (ADTS AAC) plays from the frame nearest the in point to the last frame that
+//!   ends by the out point, from wherever the muxer sent those frames ([`edge_edits`]).
 //! - **Other PIDs** are cut at PES (and section) boundaries: a PID's packets before its first
 //!   payload-unit start in the cut, and the packets of a PES the cut's end splits, become
 //!   null packets in place (§2.4.3.3), so the datagram layout and the timeline stay those of
@@ -37,8 +39,10 @@ pub struct Cut {
     /// The offset map of the packets kept (`packets` of them, from the clip's packet
     /// `first`).
     pub map: OffsetMap,
-    /// Packets of `map` played as null packets (sorted).
-    pub nulls: Vec<u64>,
+    /// Packets of `map` played with other bytes (sorted): null packets, and the first
+    /// packet of an audio PES the in point splits, rewritten to start at its next whole
+    /// frame.
+    pub edits: Vec<Edit>,
     /// The clip's packets `[first, end)`.
     pub first: u64,
     /// See `first`.
@@ -76,33 +80,35 @@ struct VideoStart {
     rap: bool,
 }
 
-/// Reads through `inner` with the packets `nulls` of `map` (sorted) read as null packets
-/// (ISO/IEC 13818-1 §2.4.3.3): a cut clip as it plays, for planning its joins.
-pub struct Nulled<'a> {
+/// A packet of a cut played with other bytes: (packet of the cut's map, its bytes).
+pub type Edit = (u64, [u8; PACKET_SIZE]);
+
+/// Reads through `inner` with the packets `edits` of `map` (sorted) read as they play: a cut
+/// clip as it plays, for planning its joins.
+pub struct Edited<'a> {
     /// The clip's bytes.
     pub inner: &'a dyn ReadAt,
     /// Its (cut) map.
     pub map: &'a OffsetMap,
-    /// The packets of `map` played as null packets.
-    pub nulls: &'a [u64],
+    /// The packets of `map` played with other bytes.
+    pub edits: &'a [Edit],
 }
 
-impl ReadAt for Nulled<'_> {
+impl ReadAt for Edited<'_> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         self.inner.read_exact_at(buf, offset)?;
         let end = offset + buf.len() as u64;
-        for &p in self.nulls {
-            let Some(o) = self.map.packet_offset(p) else {
+        for (p, bytes) in self.edits {
+            let Some(o) = self.map.packet_offset(*p) else {
                 continue;
             };
             let (a, b) = (o.max(offset), (o + PACKET_SIZE as u64).min(end));
             if a >= b {
                 continue;
             }
-            let null = null_packet();
             let from = (a - o) as usize;
             buf[(a - offset) as usize..(b - offset) as usize]
-                .copy_from_slice(&null[from..from + (b - a) as usize]);
+                .copy_from_slice(&bytes[from..from + (b - a) as usize]);
         }
         Ok(())
     }
@@ -266,16 +272,17 @@ pub fn cut(
     };
     let in_at = ts_diff(in_pts, v0) as f64 / 90_000.0;
     let out_at = ts_diff(out_pts, v0) as f64 / 90_000.0;
-    let nulls = edge_nulls(map, bytes, video, first, end);
-    let sub = submap(map, bytes, video, first, end, &nulls).ok_or(CutError::TooShort {
-        in_s: in_at,
-        out_s: out_at,
-    })?;
+    let (lo, hi, edits) = edge_edits(map, bytes, video, (first, end), (in_pts, out_pts));
+    let sub =
+        submap(map, bytes, video, (lo, hi), (first, end), &edits).ok_or(CutError::TooShort {
+            in_s: in_at,
+            out_s: out_at,
+        })?;
     Ok(Cut {
         map: sub,
-        nulls: nulls.into_iter().map(|p| p - first).collect(),
-        first,
-        end,
+        edits: edits.into_iter().map(|(p, b)| (p - lo, b)).collect(),
+        first: lo,
+        end: hi,
         in_s: in_at,
         out_s: out_at,
     })
@@ -295,21 +302,83 @@ fn last_pts(map: &OffsetMap, bytes: &dyn ReadAt, video: Pid) -> u64 {
     best.unwrap_or(0)
 }
 
-/// The clip packets in `[first, end)` that play as null packets: per PID other than the
-/// video and the null PID, the payload packets before its first payload-unit start, and
-/// those of a PES (or section) that `end` splits.
-fn edge_nulls(map: &OffsetMap, bytes: &dyn ReadAt, video: Pid, first: u64, end: u64) -> Vec<u64> {
+/// What plays of a cut, per PID: the packet range it spans and the packets of that range
+/// played with other bytes (clip numbering, sorted).
+///
+/// The video plays `[first, end)` (from the random access point to the out frame). An ADTS
+/// audio PID plays its PES that holds the in point to its PES that holds the out point,
+/// wherever the muxer put them (audio is usually sent a little after the video it goes
+/// with): the first of them starts again at the audio frame nearest the in point (a new PES
+/// header with that frame's PTS, §2.4.3.7, in the packet that holds it; the packets before
+/// it become null packets), the last is cut after the last frame that ends no later than
+/// half a frame past the out point ([`super::trim::cut_split_pes`]). The range of the cut is
+/// the union of these; in it, a video packet outside `[first, end)` keeps only its PCR (an
+/// adaptation field without payload, §2.4.3.5, or a null packet without a PCR), an audio
+/// packet outside its PES becomes a null packet, and any other PID plays from its first
+/// unit start to its last whole unit (the packets outside become null packets).
+fn edge_edits(
+    map: &OffsetMap,
+    bytes: &dyn ReadAt,
+    video: Pid,
+    (first, end): (u64, u64),
+    (in_pts, out_pts): (u64, u64),
+) -> (u64, u64, Vec<Edit>) {
     let pids: Vec<Pid> = map
         .pid_cc
         .iter()
         .map(|e| e.pid)
         .filter(|&p| p != video && p != Pid::NULL)
         .collect();
+    let mut edits: Vec<Edit> = Vec::new();
+    let (mut lo, mut hi) = (first, end);
+    let mut audio: Vec<(Pid, u64, u64)> = Vec::new();
+    for &pid in &pids {
+        if let Some((a, b, e)) = audio_span(map, bytes, pid, (first, end), (in_pts, out_pts)) {
+            lo = lo.min(a);
+            hi = hi.max(b);
+            audio.push((pid, a, b));
+            edits.extend(e);
+        }
+    }
     let mut nulls = Vec::new();
-    if first > 0 {
+    // Audio outside its PES, video outside [first, end).
+    let mut video_cc: Option<(Cc, Cc)> = None; // CC before the first kept, of the last kept
+    for p in lo..hi {
+        if (first..end).contains(&p) && audio.iter().all(|a| (a.1..a.2).contains(&p)) {
+            continue;
+        }
+        let Some(b) = read(map, bytes, p) else {
+            continue;
+        };
+        let Ok(pk) = Packet::new_checked(&b) else {
+            continue;
+        };
+        let pid = pk.pid();
+        if pid == video && !(first..end).contains(&p) {
+            let cc = video_cc.get_or_insert_with(|| video_ccs(map, bytes, video, first, end));
+            match pk.pcr() {
+                Some(_) => {
+                    let keep = if p < first { cc.0 } else { cc.1 };
+                    edits.push((p, pcr_only(&b, keep)));
+                }
+                None => nulls.push(p),
+            }
+        } else if let Some(a) = audio.iter().find(|a| a.0 == pid) {
+            if !(a.1..a.2).contains(&p) && pk.has_payload() {
+                nulls.push(p);
+            }
+        }
+    }
+    // Other PIDs: whole units only, at the edges of [lo, hi).
+    let others: Vec<Pid> = pids
+        .iter()
+        .copied()
+        .filter(|p| !audio.iter().any(|a| a.0 == *p))
+        .collect();
+    if lo > 0 {
         let mut started: Vec<Pid> = Vec::new();
-        for (p, pid, pusi) in payload_packets(map, bytes, &pids, first..end) {
-            if started.len() == pids.len() {
+        for (p, pid, pusi) in payload_packets(map, bytes, &others, lo..hi) {
+            if started.len() == others.len() {
                 break;
             }
             if started.contains(&pid) {
@@ -322,13 +391,13 @@ fn edge_nulls(map: &OffsetMap, bytes: &dyn ReadAt, video: Pid, first: u64, end: 
             }
         }
     }
-    if end < map.packets {
-        // Which PIDs the end splits: their first payload packet from `end` on does not
-        // start a unit.
+    if hi < map.packets {
+        // Which PIDs the end splits: their first payload packet from `hi` on does not start
+        // a unit; their packets back to their last unit start become null packets.
         let mut seen: Vec<Pid> = Vec::new();
         let mut split: Vec<Pid> = Vec::new();
-        for (_, pid, pusi) in payload_packets(map, bytes, &pids, end..map.packets) {
-            if seen.len() == pids.len() {
+        for (_, pid, pusi) in payload_packets(map, bytes, &others, hi..map.packets) {
+            if seen.len() == others.len() {
                 break;
             }
             if seen.contains(&pid) {
@@ -339,8 +408,7 @@ fn edge_nulls(map: &OffsetMap, bytes: &dyn ReadAt, video: Pid, first: u64, end: 
                 split.push(pid);
             }
         }
-        // Their packets back to their last unit start.
-        for (p, pid, pusi) in payload_packets(map, bytes, &pids, (first..end).rev()) {
+        for (p, pid, pusi) in payload_packets(map, bytes, &others, (lo..hi).rev()) {
             if split.is_empty() {
                 break;
             }
@@ -353,9 +421,157 @@ fn edge_nulls(map: &OffsetMap, bytes: &dyn ReadAt, video: Pid, first: u64, end: 
             }
         }
     }
-    nulls.sort_unstable();
-    nulls.dedup();
-    nulls
+    edits.extend(nulls.into_iter().map(|p| (p, null_packet())));
+    edits.sort_by_key(|e| e.0);
+    edits.dedup_by_key(|e| e.0);
+    (lo, hi, edits)
+}
+
+/// The CC of the video packet before the first kept one and of the last kept one (what a
+/// PCR-only packet outside the video's range carries: no payload, no increment, §2.4.3.3).
+fn video_ccs(map: &OffsetMap, bytes: &dyn ReadAt, video: Pid, first: u64, end: u64) -> (Cc, Cc) {
+    let cc = |mut it: Box<dyn Iterator<Item = u64> + '_>| {
+        it.find_map(|p| {
+            let b = read(map, bytes, p)?;
+            let pk = Packet::new_checked(&b).ok()?;
+            (pk.pid() == video && pk.has_payload()).then(|| pk.cc())
+        })
+    };
+    let f = cc(Box::new(first..end)).unwrap_or(Cc::new(0));
+    let l = cc(Box::new((first..end).rev())).unwrap_or(f);
+    (Cc::new(f.value().wrapping_sub(1)), l)
+}
+
+/// `pkt` with its adaptation field (and PCR) only: no payload (adaptation_field_control
+/// `10`), the CC set to `cc`.
+fn pcr_only(pkt: &[u8; PACKET_SIZE], cc: Cc) -> [u8; PACKET_SIZE] {
+    let mut b = [0xFFu8; PACKET_SIZE];
+    let af_len = pkt[4] as usize;
+    b[..4].copy_from_slice(&pkt[..4]);
+    b[1] &= !0x40; // no payload, no unit start
+    b[3] = 0x20 | cc.value();
+    b[4] = 183;
+    // The adaptation field as it was (flags, PCR, ...), then stuffing.
+    let keep = af_len.min(183);
+    b[5..5 + keep].copy_from_slice(&pkt[5..5 + keep]);
+    b
+}
+
+/// The span of an ADTS audio PID in a cut (see [`edge_edits`]): its first and end packet and
+/// the edits of its first and last PES; `None` when it is not ADTS audio (or its PES are not
+/// found near the points).
+fn audio_span(
+    map: &OffsetMap,
+    bytes: &dyn ReadAt,
+    pid: Pid,
+    (first, end): (u64, u64),
+    (in_pts, out_pts): (u64, u64),
+) -> Option<(u64, u64, Vec<Edit>)> {
+    let only = [pid];
+    let from = packet_at(map, map.packet_time(first).saturating_sub(LEAD));
+    let to = packet_at(map, map.packet_time(end.saturating_sub(1)) + LEAD).min(map.packets);
+    let starts: Vec<(u64, u64)> = payload_packets(map, bytes, &only, from..to)
+        .filter(|x| x.2)
+        .filter_map(|(p, _, _)| {
+            let b = read(map, bytes, p)?;
+            let pk = Packet::new_checked(&b).ok()?;
+            Some((p, crate::ts::pes::timestamps(&pk).pts?))
+        })
+        .collect();
+    // The PES holding a point: the last one that starts at or before it.
+    let holding = |t: u64| starts.iter().rposition(|s| ts_diff(s.1, t) <= 0);
+    let h = holding(in_pts).unwrap_or(0);
+    let t = holding(out_pts.wrapping_sub(1))?;
+    if t <= h {
+        return None;
+    }
+    let next_start = |i: usize| starts.get(i + 1).map_or(map.packets, |s| s.0);
+    let packets_of = |i: usize| -> Option<Vec<super::trim::PesPacket>> {
+        payload_packets(map, bytes, &only, starts[i].0..next_start(i))
+            .map(|(p, _, _)| pes_packet(map, bytes, p))
+            .collect()
+    };
+    // A PES that cannot be cut at a frame is left out whole (the PES after the first, or
+    // the one before the last).
+    let mut edits = Vec::new();
+    let a = match packets_of(h).and_then(|pes| audio_head(&pes, in_pts)) {
+        Some(e) => {
+            edits.extend(e);
+            starts[h].0
+        }
+        None => starts[h + 1].0,
+    };
+    let b = match packets_of(t)
+        .and_then(|pes| super::trim::cut_split_pes(&pes, out_pts % PTS_MODULUS))
+    {
+        Some(e) => {
+            edits.extend(e);
+            next_start(t)
+        }
+        None => starts[t].0,
+    };
+    // An ADTS PID at all: its first PES parses.
+    super::trim::parse_adts(&packets_of(h)?, false)?;
+    Some((a, b, edits))
+}
+
+/// The first PES of an audio span (its packets, whole) started again at the ADTS frame
+/// nearest `in_pts` (ISO/IEC 13818-7 §6.2): the packet holding that frame's start gets a PES
+/// header with the frame's PTS (§2.4.3.7) in place of the bytes before it (adaptation field
+/// stuffing, §2.4.3.5, takes up the difference), the packets before it become null packets,
+/// the packets after it are unchanged. `None` when the PES is not ADTS audio or no frame
+/// start leaves room for the header.
+fn audio_head(pes: &[super::trim::PesPacket], in_pts: u64) -> Option<Vec<Edit>> {
+    let a = super::trim::parse_adts(pes, false)?;
+    let mut t = a.pts;
+    for (k, &(off, dur)) in a.frames.iter().enumerate() {
+        // Frames that end before the in point by more than half a frame are dropped.
+        if ts_diff(t + dur / 2, in_pts) < 0 {
+            t += dur;
+            continue;
+        }
+        if k == 0 {
+            return Some(Vec::new()); // the PES starts there already
+        }
+        // The packet holding this frame's start, and what it keeps.
+        let j = a.starts.partition_point(|&x| x <= off) - 1;
+        let e = (a.starts.get(j + 1).copied().unwrap_or(a.bytes.len())).min(a.end);
+        let header = 14;
+        if header + (e - off) > PACKET_SIZE - 5 {
+            t += dur;
+            continue; // no room for the header in that packet: the next frame
+        }
+        let mut payload = Vec::with_capacity(header + e - off);
+        let len = if a.pes_len == 0 { 0 } else { 8 + a.end - off };
+        payload.extend_from_slice(&[0, 0, 1, a.bytes[3]]);
+        payload.extend_from_slice(&(len as u16).to_be_bytes());
+        payload.extend_from_slice(&[0x80, 0x80, 5]);
+        payload.extend_from_slice(&crate::ts::pes::encode_pts(t % PTS_MODULUS));
+        payload.extend_from_slice(&a.bytes[off..e]);
+        let keep = &pes[j];
+        let mut out: Vec<Edit> = pes[..j].iter().map(|x| (x.p, null_packet())).collect();
+        let hdr = [
+            keep.bytes[0],
+            keep.bytes[1] | 0x40,
+            keep.bytes[2],
+            keep.bytes[3],
+        ];
+        out.push((keep.p, super::trim::packet_with(hdr, &payload)));
+        return Some(out);
+    }
+    None
+}
+
+/// Packet `p` as a [`super::trim::PesPacket`].
+fn pes_packet(map: &OffsetMap, bytes: &dyn ReadAt, p: u64) -> Option<super::trim::PesPacket> {
+    let b = read(map, bytes, p)?;
+    let pk = Packet::new_checked(&b).ok()?;
+    let payload_at = PACKET_SIZE - pk.payload().len();
+    Some(super::trim::PesPacket {
+        p,
+        bytes: b,
+        payload_at,
+    })
 }
 
 /// The packets in `range` of one of `pids` that carry a payload: (packet, PID, whether it
@@ -405,9 +621,9 @@ fn submap(
     map: &OffsetMap,
     bytes: &dyn ReadAt,
     video: Pid,
-    first: u64,
-    end: u64,
-    nulls: &[u64],
+    (first, end): (u64, u64),
+    (video_first, video_end): (u64, u64),
+    edits: &[Edit],
 ) -> Option<OffsetMap> {
     let packets = end - first;
     let parent: Vec<Anchor> = map
@@ -442,8 +658,8 @@ fn submap(
             });
         }
     }
-    let n_in = frame_number(map, bytes, video, first);
-    let n_out = frame_number(map, bytes, video, end);
+    let n_in = frame_number(map, bytes, video, video_first);
+    let n_out = frame_number(map, bytes, video, video_end);
     let mut datagrams = Vec::new();
     for d in 0..packets.div_ceil(PPD) {
         let q = first + d * PPD;
@@ -479,11 +695,13 @@ fn submap(
             if found.len() == want {
                 break;
             }
-            if nulls.binary_search(&p).is_ok() {
-                continue;
-            }
-            let Some(b) = read(map, bytes, p) else {
-                continue;
+            // As played: an edited packet's own bytes.
+            let b = match edits.binary_search_by_key(&p, |e| e.0) {
+                Ok(i) => edits[i].1,
+                Err(_) => match read(map, bytes, p) {
+                    Some(b) => b,
+                    None => continue,
+                },
             };
             let Ok(pk) = Packet::new_checked(&b) else {
                 continue;

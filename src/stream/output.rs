@@ -137,19 +137,19 @@ impl OutputStream {
         clips: &[(Arc<OffsetMap>, &dyn super::reader::ReadAt)],
         params: SessionParams,
     ) -> Result<OutputStream, StreamError> {
-        let none: Arc<[u64]> = Arc::new([]);
+        let none: Arc<[super::cut::Edit]> = Arc::new([]);
         let refs: Vec<ClipRef<'_>> = clips
             .iter()
             .map(|(map, bytes)| ClipRef {
                 map,
                 bytes: *bytes,
-                nulls: &none,
+                edits: &none,
             })
             .collect();
         Self::with_cuts(&refs, params)
     }
 
-    /// [`Self::with_clips`] with the packets of each clip that play as null packets (the
+    /// [`Self::with_clips`] with the packets of each clip that play with other bytes (the
     /// edges of an item's in and out points, `super::cut`).
     pub fn with_cuts(
         refs: &[ClipRef<'_>],
@@ -472,8 +472,8 @@ impl OutputStream {
                     byte: pkt[0],
                 });
             }
-            if self.programme.nulled(l.clip, l.packet) {
-                pkt.copy_from_slice(&super::cut::null_packet());
+            if let Some(b) = self.programme.edited(l.clip, l.packet) {
+                pkt.copy_from_slice(b);
             }
             if self.programme.followed(l.position) {
                 if let Some(b) = self.programme.trimmed(l.clip, l.packet) {

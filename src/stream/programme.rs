@@ -46,7 +46,7 @@
 use std::sync::Arc;
 
 use super::cadence::{self, LoopPlan};
-use super::cut::Nulled;
+use super::cut::{Edit, Edited};
 use super::reader::ReadAt;
 use super::trim::{self, AudioTrim};
 use crate::index::OffsetMap;
@@ -72,19 +72,19 @@ pub struct Clip {
     cadence: Option<u64>,
     /// The audio trimmed at its end before the clip that follows it.
     trim: AudioTrim,
-    /// Its packets played as null packets (the edges of a cut, `super::cut`), sorted.
-    nulls: Arc<[u64]>,
+    /// Its packets played with other bytes (the edges of a cut, `super::cut`), sorted.
+    edits: Arc<[Edit]>,
 }
 
-/// A clip to plan: its offset map, its bytes, and the packets played as null packets.
+/// A clip to plan: its offset map, its bytes, and the packets played with other bytes.
 #[derive(Clone, Copy)]
 pub struct ClipRef<'a> {
     /// The (cut) offset map.
     pub map: &'a Arc<OffsetMap>,
     /// The clip's bytes (its file).
     pub bytes: &'a dyn ReadAt,
-    /// Packets of `map` played as null packets (sorted; empty for a whole clip).
-    pub nulls: &'a Arc<[u64]>,
+    /// Packets of `map` played with other bytes (sorted; empty for a whole clip).
+    pub edits: &'a Arc<[Edit]>,
 }
 
 /// How a position's clip follows the position before it.
@@ -183,7 +183,7 @@ impl Programme {
             video_dts: None,
             cadence: plan.cadence.then_some(plan.period),
             trim,
-            nulls: Arc::from(Vec::new()),
+            edits: Arc::from(Vec::new()),
         };
         Self::assemble(vec![clip], vec![join], passes)
     }
@@ -192,13 +192,13 @@ impl Programme {
     /// `passes` times (`None`: endlessly). One clip is planned exactly as [`Self::single`]
     /// with [`LoopPlan::for_asset`] and [`AudioTrim::plan`].
     pub fn plan(refs: &[ClipRef<'_>], passes: Option<u64>) -> Programme {
-        // Planning reads a cut clip as it plays: its edge packets as null packets.
-        let readers: Vec<Nulled<'_>> = refs
+        // Planning reads a cut clip as it plays: its edge packets edited.
+        let readers: Vec<Edited<'_>> = refs
             .iter()
-            .map(|c| Nulled {
+            .map(|c| Edited {
                 inner: c.bytes,
                 map: c.map,
-                nulls: c.nulls,
+                edits: c.edits,
             })
             .collect();
         let clips: Vec<(Arc<OffsetMap>, &dyn ReadAt)> = refs
@@ -206,7 +206,7 @@ impl Programme {
             .zip(&readers)
             .map(|(c, r)| (c.map.clone(), r as &dyn ReadAt))
             .collect();
-        if clips.len() == 1 && refs[0].nulls.is_empty() {
+        if clips.len() == 1 && refs[0].edits.is_empty() {
             let (map, bytes) = (&clips[0].0, clips[0].1);
             let plan = LoopPlan::for_asset(map, bytes);
             let trim = if passes == Some(1) {
@@ -227,11 +227,11 @@ impl Programme {
                     .cadence
                     .then(|| LoopPlan::for_map(map, None).period),
                 trim: AudioTrim::default(),
-                nulls: Arc::new([]),
+                edits: Arc::new([]),
             })
             .collect();
         for (c, r) in planned.iter_mut().zip(refs) {
-            c.nulls = r.nulls.clone();
+            c.edits = r.edits.clone();
         }
         let mut joins: Vec<Join> = (0..n)
             .map(|c| {
@@ -442,9 +442,10 @@ impl Programme {
             .flatten()
     }
 
-    /// Whether packet `p` of `clip` plays as a null packet (the edge of a cut).
-    pub fn nulled(&self, clip: usize, p: u64) -> bool {
-        self.clips[clip].nulls.binary_search(&p).is_ok()
+    /// The bytes packet `p` of `clip` plays with, where the edge of a cut edits it.
+    pub fn edited(&self, clip: usize, p: u64) -> Option<&[u8; PACKET_SIZE]> {
+        let e = &self.clips[clip].edits;
+        e.binary_search_by_key(&p, |x| x.0).ok().map(|i| &e[i].1)
     }
 
     /// The bytes of packet `p` of `clip` where its audio is trimmed before the next clip.
@@ -721,17 +722,17 @@ mod tests {
             ..Spec::default()
         });
         let (ma2, mb2) = (Arc::new(ma.clone()), Arc::new(mb.clone()));
-        let none: Arc<[u64]> = Arc::new([]);
+        let none: Arc<[Edit]> = Arc::new([]);
         let refs = [
             ClipRef {
                 map: &ma2,
                 bytes: &a,
-                nulls: &none,
+                edits: &none,
             },
             ClipRef {
                 map: &mb2,
                 bytes: &b,
-                nulls: &none,
+                edits: &none,
             },
         ];
         let clips: Vec<(Arc<OffsetMap>, &dyn ReadAt)> = vec![(ma2.clone(), &a), (mb2.clone(), &b)];

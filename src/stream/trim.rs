@@ -43,11 +43,113 @@ pub struct AudioTrim {
 }
 
 /// One packet of a PES, as read.
-struct PesPacket {
-    p: u64,
-    bytes: [u8; PACKET_SIZE],
+pub(crate) struct PesPacket {
+    /// Its packet index in the map.
+    pub p: u64,
+    /// Its bytes.
+    pub bytes: [u8; PACKET_SIZE],
     /// Offset of the payload in the packet.
-    payload_at: usize,
+    pub payload_at: usize,
+}
+
+/// An ADTS audio PES reassembled from its packets.
+pub(crate) struct AdtsPes {
+    /// The PES bytes (every packet's payload, back to back).
+    pub bytes: Vec<u8>,
+    /// Where each packet's payload starts in `bytes`.
+    pub starts: Vec<usize>,
+    /// `PES_packet_length` (0: unbounded).
+    pub pes_len: usize,
+    /// Its PTS (90 kHz).
+    pub pts: u64,
+    /// Where the PES ends in `bytes`.
+    pub end: usize,
+    /// The ADTS frames: (offset in `bytes`, duration in 90 kHz ticks).
+    pub frames: Vec<(usize, u64)>,
+    /// Where the last whole frame ends in `bytes`.
+    pub frames_end: usize,
+}
+
+/// Reassembles a PES (its packets in order) and lists its ADTS frames (ISO/IEC 13818-7
+/// §6.2); `None` when it is not an MPEG audio PES of whole ADTS frames. `split`: the packets
+/// are the first part of a PES only (the frames are those that are whole in them; `end`
+/// stays where the PES says it ends).
+pub(crate) fn parse_adts(pes: &[PesPacket], split: bool) -> Option<AdtsPes> {
+    // The PES header (up to its length field and flags) must sit in the first packet.
+    if pes.is_empty() || PACKET_SIZE - pes[0].payload_at < 9 {
+        return None;
+    }
+    // The PES bytes and where each packet's payload starts in them.
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for pk in pes {
+        starts.push(bytes.len());
+        bytes.extend_from_slice(&pk.bytes[pk.payload_at..]);
+    }
+    if bytes.len() < 9 || bytes[..3] != [0, 0, 1] || !(0xC0..=0xDF).contains(&bytes[3]) {
+        return None; // not an MPEG audio stream_id (§2.4.3.7, Table 2-22)
+    }
+    let pes_len = u16::from_be_bytes([bytes[4], bytes[5]]) as usize;
+    let header = 9 + bytes[8] as usize;
+    let first = Packet::new_checked(&pes[0].bytes).ok()?;
+    let pts = pes::timestamps(&first).pts?;
+    let end = if pes_len == 0 {
+        bytes.len()
+    } else {
+        (6 + pes_len).min(bytes.len())
+    };
+    // ADTS frames: (offset in the PES, duration in 90 kHz).
+    let mut frames = Vec::new();
+    let mut at = header;
+    while at + 7 <= end {
+        let h = &bytes[at..at + 7];
+        if h[0] != 0xFF || h[1] & 0xF6 != 0xF0 {
+            return None; // not ADTS (ISO/IEC 13818-7 §6.2: syncword 0xFFF, layer 00)
+        }
+        let len = ((h[3] as usize & 3) << 11) | ((h[4] as usize) << 3) | (h[5] as usize >> 5);
+        let rate = match h[2] >> 2 & 0xF {
+            0 => 96_000,
+            1 => 88_200,
+            2 => 64_000,
+            3 => 48_000,
+            4 => 44_100,
+            5 => 32_000,
+            6 => 24_000,
+            7 => 22_050,
+            8 => 16_000,
+            9 => 12_000,
+            10 => 11_025,
+            11 => 8_000,
+            12 => 7_350,
+            _ => return None,
+        };
+        let blocks = (h[6] & 3) as u64 + 1;
+        if split && len >= 7 && at + len > bytes.len() {
+            break; // the first frame the split leaves partial
+        }
+        if len < 7 || at + len > end {
+            return None;
+        }
+        frames.push((at, blocks * 1024 * 90_000 / rate));
+        at += len;
+    }
+    if frames.is_empty() {
+        return None;
+    }
+    let end = if split && pes_len != 0 {
+        6 + pes_len
+    } else {
+        end
+    };
+    Some(AdtsPes {
+        bytes,
+        starts,
+        pes_len,
+        pts,
+        end,
+        frames,
+        frames_end: at,
+    })
 }
 
 impl AudioTrim {
@@ -76,7 +178,7 @@ impl AudioTrim {
             let Some(next) = next(pid) else {
                 continue;
             };
-            if let Some(done) = trim_one(&pes, next) {
+            if let Some(done) = trim_one(&pes, next, false) {
                 let first_cc = map.pid_cc.iter().find(|e| e.pid == pid).map(|e| e.first);
                 let Some(first_cc) = first_cc else { continue };
                 t.advance.push((pid, done.last_cc.add(1).since(first_cc)));
@@ -211,65 +313,16 @@ struct Trimmed {
 
 /// Trims one PES (its packets in order) so that its audio ends at most half a frame after
 /// `next` (90 kHz); `None` when it holds no ADTS audio or needs no trim.
-fn trim_one(pes: &[PesPacket], next: u64) -> Option<Trimmed> {
-    // The PES header (up to its length field and flags) must sit in the first packet.
-    if pes.is_empty() || PACKET_SIZE - pes[0].payload_at < 9 {
-        return None;
-    }
-    // The PES bytes and where each packet's payload starts in them.
-    let mut bytes = Vec::new();
-    let mut starts = Vec::new();
-    for pk in pes {
-        starts.push(bytes.len());
-        bytes.extend_from_slice(&pk.bytes[pk.payload_at..]);
-    }
-    if bytes.len() < 9 || bytes[..3] != [0, 0, 1] || !(0xC0..=0xDF).contains(&bytes[3]) {
-        return None; // not an MPEG audio stream_id (§2.4.3.7, Table 2-22)
-    }
-    let pes_len = u16::from_be_bytes([bytes[4], bytes[5]]) as usize;
-    let header = 9 + bytes[8] as usize;
-    let first = Packet::new_checked(&pes[0].bytes).ok()?;
-    let pts = pes::timestamps(&first).pts?;
-    let end = if pes_len == 0 {
-        bytes.len()
-    } else {
-        (6 + pes_len).min(bytes.len())
-    };
-    // ADTS frames: (offset in the PES, duration in 90 kHz).
-    let mut frames = Vec::new();
-    let mut at = header;
-    while at + 7 <= end {
-        let h = &bytes[at..at + 7];
-        if h[0] != 0xFF || h[1] & 0xF6 != 0xF0 {
-            return None; // not ADTS (ISO/IEC 13818-7 §6.2: syncword 0xFFF, layer 00)
-        }
-        let len = ((h[3] as usize & 3) << 11) | ((h[4] as usize) << 3) | (h[5] as usize >> 5);
-        let rate = match h[2] >> 2 & 0xF {
-            0 => 96_000,
-            1 => 88_200,
-            2 => 64_000,
-            3 => 48_000,
-            4 => 44_100,
-            5 => 32_000,
-            6 => 24_000,
-            7 => 22_050,
-            8 => 16_000,
-            9 => 12_000,
-            10 => 11_025,
-            11 => 8_000,
-            12 => 7_350,
-            _ => return None,
-        };
-        let blocks = (h[6] & 3) as u64 + 1;
-        if len < 7 || at + len > end {
-            return None;
-        }
-        frames.push((at, blocks * 1024 * 90_000 / rate));
-        at += len;
-    }
-    if frames.is_empty() {
-        return None;
-    }
+fn trim_one(pes: &[PesPacket], next: u64, split: bool) -> Option<Trimmed> {
+    let AdtsPes {
+        starts,
+        pes_len,
+        pts,
+        end,
+        frames,
+        frames_end,
+        ..
+    } = parse_adts(pes, split)?;
     // Keep the frames that end no later than half a frame after `next`.
     let signed = |a: u64| -> i64 {
         let d = (a + PTS_MODULUS - next) % PTS_MODULUS;
@@ -288,11 +341,12 @@ fn trim_one(pes: &[PesPacket], next: u64) -> Option<Trimmed> {
         t += d;
         keep += 1;
     }
-    if keep == frames.len() || keep == 0 {
+    if (keep == frames.len() && !split) || keep == 0 {
         // Nothing to cut, or the whole PES (its PID's packet before it is not known here).
         return None;
     }
-    let cut = frames[keep].0; // bytes of the PES kept
+    // Bytes of the PES kept.
+    let cut = frames.get(keep).map_or(frames_end, |f| f.0);
     let dropped = end - cut;
     let mut replaced = Vec::new();
     let mut last_cc = None;
@@ -326,18 +380,37 @@ fn trim_one(pes: &[PesPacket], next: u64) -> Option<Trimmed> {
     })
 }
 
+/// The packets of an ADTS audio PES that a cut's end splits (`pes`: its packets before the
+/// end), cut at the last whole frame that ends no later than half a frame after `next`
+/// (90 kHz): the packet of the cut keeps its first bytes, the packets after it become null
+/// packets, `PES_packet_length` counts the bytes kept. `None` when it is not ADTS audio or
+/// no frame is kept (the caller nulls them all).
+pub(crate) fn cut_split_pes(pes: &[PesPacket], next: u64) -> Option<Vec<(u64, [u8; PACKET_SIZE])>> {
+    let done = trim_one(pes, next, true)?;
+    Some(done.replaced.into_iter().map(|(p, b)| (p, *b)).collect())
+}
+
 /// `pkt` with only the first `keep` payload bytes (of the payload at `payload_at`), the
 /// rest of the packet filled by adaptation-field stuffing before them (§2.4.3.5).
 fn stuffed(pkt: &[u8; PACKET_SIZE], payload_at: usize, keep: usize) -> [u8; PACKET_SIZE] {
+    let mut hdr = [pkt[0], pkt[1], pkt[2], pkt[3]];
+    hdr[3] &= 0xCF;
+    packet_with(hdr, &pkt[payload_at..payload_at + keep])
+}
+
+/// A packet with the header `hdr` (its adaptation field control set to adaptation field and
+/// payload) carrying `payload` (at most 183 bytes) at its end, adaptation-field stuffing
+/// before it (§2.4.3.5).
+pub(crate) fn packet_with(hdr: [u8; 4], payload: &[u8]) -> [u8; PACKET_SIZE] {
     let mut b = [0xFFu8; PACKET_SIZE];
-    b[..4].copy_from_slice(&pkt[..4]);
+    b[..4].copy_from_slice(&hdr);
     b[3] = (b[3] & 0xCF) | 0x30; // adaptation field and payload
-    let af_len = PACKET_SIZE - 5 - keep; // bytes after the length byte
+    let af_len = PACKET_SIZE - 5 - payload.len(); // bytes after the length byte
     b[4] = af_len as u8;
     if af_len > 0 {
         b[5] = 0x00; // no flags; the rest is stuffing (0xFF)
     }
-    b[PACKET_SIZE - keep..].copy_from_slice(&pkt[payload_at..payload_at + keep]);
+    b[PACKET_SIZE - payload.len()..].copy_from_slice(payload);
     b
 }
 

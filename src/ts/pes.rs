@@ -64,6 +64,14 @@ fn write_ts(b: &mut [u8], v: u64) {
     b[4] = ((v & 0x7F) as u8) << 1 | 1;
 }
 
+/// The 5-byte PTS field of a PES header with only a PTS (`'0010'` prefix, markers set,
+/// ISO/IEC 13818-1 §2.4.3.7).
+pub fn encode_pts(pts: u64) -> [u8; 5] {
+    let mut b = [0x20u8, 0, 0, 0, 0];
+    write_ts(&mut b, pts);
+    b
+}
+
 /// Reads the PTS/DTS of a PES packet that starts in `pkt`.
 pub fn timestamps(pkt: &Packet<'_>) -> Timestamps {
     let (p, d) = locate(pkt);

@@ -221,6 +221,14 @@ fn all_messages() -> Vec<Msg> {
             json: r#"{"state":"Primary","epoch":3}"#.into(),
         },
         Body::MonitorCommand(MonitorCmd::Takeover),
+        Body::MonitorCommand(MonitorCmd::Stop),
+        Body::MonitorCommand(MonitorCmd::Fail),
+        Body::HandOver {
+            at_index: 123_456,
+            epoch: 7,
+        },
+        Body::SwitchoverRequest,
+        Body::ReloadRequest,
     ];
     bodies
         .into_iter()

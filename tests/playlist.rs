@@ -41,7 +41,7 @@ fn a_good_playlist_prints_its_schedule() {
         &list,
         r#"{"channel": "News", "date": "2026-12-03", "loop": true, "program": [
             {"in": 0, "out": 2.0, "duration": 3.0, "source": "cbr-25fps.ts", "title": "Opener"},
-            {"in": 0.5, "source": "vbr-25fps.ts", "custom_filter": "", "start": "18:00:00"}]}"#,
+            {"in": 0.5, "source": "vbr-25fps.ts", "custom_filter": ""}]}"#,
     )
     .unwrap();
     let (code, out, err) = run(&["playlist", list.to_str().unwrap()]);
@@ -51,9 +51,11 @@ fn a_good_playlist_prints_its_schedule() {
         "{out}"
     );
     assert!(out.contains("cbr-25fps.ts  \"Opener\""), "{out}");
-    assert!(out.contains("18:00:00.000"), "{out}");
-    // 2.000 s of the first clip, 3.000 - 0.5 s of the second (75 frames at 25 fps).
-    assert!(out.contains("total 4.500 s per pass"), "{out}");
+    // As a channel plays them: 2.000 s (50 frames) of the first clip; the second from its
+    // random access point at 1.000 s (in 0.5 snaps forward) to its end, 50 frames.
+    assert!(out.contains("0.000     2.000     2.000      50"), "{out}");
+    assert!(out.contains("1.000     3.000     2.000      50"), "{out}");
+    assert!(out.contains("total 4.000 s per pass"), "{out}");
     assert!(
         out.contains("note: item 2: key \"custom_filter\" is ffplayout's"),
         "{out}"
@@ -231,6 +233,13 @@ fn play_refuses_what_is_not_built_yet() {
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("day.json") && err.contains("item 2") && err.contains("\"start\""),
+        "{err}"
+    );
+    // The check says the same as the player.
+    let (code, _, err) = run(&["playlist", list.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("item 2") && err.contains("not built yet"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&d);

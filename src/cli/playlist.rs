@@ -120,7 +120,9 @@ pub fn run(a: &PlaylistArgs) -> anyhow::Result<i32> {
             .unwrap_or_else(|| "-".into());
         match load(&it.source) {
             Ok(clip) => {
-                for e in check_item(it, &clip) {
+                let item_problems = check_item(it, &clip);
+                let fine = item_problems.is_empty();
+                for e in item_problems {
                     problems.push(format!("item {n}: {e}"));
                 }
                 match &first {
@@ -136,13 +138,24 @@ pub fn run(a: &PlaylistArgs) -> anyhow::Result<i32> {
                         }
                     }
                 }
-                let out = it.out_s.unwrap_or(clip.duration_s).min(clip.duration_s);
-                let plays = (out - it.in_s).max(0.0);
+                let mut out = it.out_s.unwrap_or(clip.duration_s).min(clip.duration_s);
+                let (mut in_s, mut frames) = (it.in_s, clip.frames);
+                // As a channel plays it: the points snapped to frames, or why it cannot.
+                match crate::io::playlist::clip(it) {
+                    Ok(c) => {
+                        if let Some((a, b)) = c.cut {
+                            (in_s, out, frames) = (a, b, c.map.frames);
+                        }
+                    }
+                    Err(e) if fine => problems.push(format!("item {n}: {e}")),
+                    Err(_) => {}
+                }
+                let plays = (out - in_s).max(0.0);
                 total += plays;
                 println!(
                     "  {n:>3}  {start:>12}  {:>8.3}  {out:>8.3}  {plays:>8.3}  {:>6}  {}{}",
-                    it.in_s,
-                    clip.frames,
+                    in_s,
+                    frames,
                     it.source.display(),
                     it.title
                         .as_ref()

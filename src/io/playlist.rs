@@ -219,8 +219,9 @@ pub fn loops_by_default(path: &Path) -> bool {
     matches!(read(path), Ok(Some(p)) if p.looped)
 }
 
-/// The part of an item's clip that plays, after the checks of what is not built yet.
-fn clip(it: &Item) -> Result<SourceClip, String> {
+/// The part of an item's clip that plays (its in and out points snapped to frames), after
+/// the checks of what is not built yet; the error names the clip and the reason.
+pub fn clip(it: &Item) -> Result<SourceClip, String> {
     let source = &it.source;
     if !source.exists() {
         return Err(format!("{}: no such file", source.display()));

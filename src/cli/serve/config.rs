@@ -615,6 +615,23 @@ miss = 4
         bad(("primary = \"b\"", "primary = 7"), 22, "invalid type");
     }
 
+    /// `playlist` names what the channel plays like `asset`; without `loop` in the channel
+    /// the playlist's own `"loop"` key decides.
+    #[test]
+    fn a_channel_plays_a_playlist() {
+        let t = GOOD.replacen(
+            "name = \"sport\"\n",
+            "name = \"sport\"\nplaylist = \"sport.json\"\n",
+            1,
+        );
+        let c = parse_str(&t).unwrap();
+        let sport = &c.channels[1];
+        assert_eq!(sport.asset, Some(PathBuf::from("sport.json")));
+        assert_eq!(sport.looping, Loop::AsListed);
+        let t = t.replacen("switch_at = \"pcr\"", "switch_at = \"pcr\"\nloop = 2", 1);
+        assert_eq!(parse_str(&t).unwrap().channels[1].looping, Loop::Times(2));
+    }
+
     #[test]
     fn the_example_in_the_docs_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/serve-example.toml");

@@ -438,6 +438,85 @@ fn a_channel_whose_preferred_host_is_absent_is_taken_and_the_returning_host_join
     assert_eq!(r["rtp"]["duplicates"], 0, "{r}");
 }
 
+/// A channel defined differently on the two hosts (here its loop) does not pair: the
+/// secondary's host says what differs, in its listing and its log, and the host on air
+/// reports the channel unprotected; the channels defined the same pair as usual.
+#[test]
+fn a_channel_defined_differently_on_the_two_hosts_refuses_to_pair_and_says_what_differs() {
+    let dir = scratch("serve-differs");
+    let asset = fixture("cbr-25fps.ts", &dir);
+    let key = dir.join("tandem.key");
+    std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
+    let (hosts_net, news, sport, weather) = (Net::new(), Net::new(), Net::new(), Net::new());
+    let ha = Host {
+        name: "a",
+        http: None,
+        sync: hosts_net.sync_p,
+        peer: hosts_net.sync_s,
+        ctl: hosts_net.ctl_p,
+    };
+    let hb = Host {
+        name: "b",
+        http: None,
+        sync: hosts_net.sync_s,
+        peer: hosts_net.sync_p,
+        ctl: hosts_net.ctl_s,
+    };
+    let w = channel("weather", &asset, &weather, "a");
+    let w_b = w.replace("loop = true", "loop = 2");
+    assert_ne!(w, w_b);
+    for (h, extra) in [(&ha, &w), (&hb, &w_b)] {
+        std::fs::write(
+            dir.join(format!("{}.toml", h.name)),
+            config(h, &key, &asset, &news, &sport, extra),
+        )
+        .unwrap();
+    }
+    let conf = |h: &str| dir.join(format!("{h}.toml")).display().to_string();
+    let a = Proc::spawn("a", &dir, &args(&["serve", &conf("a")]));
+    let b = Proc::spawn("b", &dir, &args(&["serve", &conf("b")]));
+    settled(ha.ctl, hb.ctl, &key, &["news", "sport"], [&a, &b]);
+    let t0 = Instant::now();
+    let (mut why, mut unprotected) = (String::new(), false);
+    while t0.elapsed() < 10 * SEC && (why.is_empty() || !unprotected) {
+        let find = |l: Option<serde_json::Value>| {
+            l.and_then(|l| {
+                l["channels"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["name"] == "weather")
+                    .cloned()
+            })
+        };
+        if let Some(c) = find(listing(hb.ctl, &key)) {
+            why = c["last_error"].as_str().unwrap_or("").to_string();
+        }
+        if let Some(c) = find(listing(ha.ctl, &key)) {
+            unprotected = c["on_air"] == true
+                && c["alarms"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x.to_string().contains("pair_unprotected")));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        why.contains("defined differently on the two hosts")
+            && why.contains("loop endless there, 2 passes here"),
+        "b's weather: {why:?}\n{}",
+        b.log_text()
+    );
+    assert!(
+        unprotected,
+        "a's weather is not reported unprotected\n{}",
+        a.log_text()
+    );
+    let text = strip_ansi(&b.log_text());
+    assert!(
+        text.contains("defined differently on the two hosts"),
+        "{text}"
+    );
+}
+
 /// A channel table: `name` on `net`'s groups, preferring host `primary`.
 fn channel(name: &str, asset: &Path, net: &Net, primary: &str) -> String {
     format!(

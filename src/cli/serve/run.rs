@@ -735,6 +735,7 @@ fn listing(host: &str, entries: &[Entry], full: bool) -> serde_json::Value {
                     v["alarms"] = serde_json::json!(s.alarms);
                     v["sent_live"] = serde_json::json!(s.sent_live);
                     v["sent_muted"] = serde_json::json!(s.sent_muted);
+                    v["last_error"] = s.status["last_error"].clone();
                     if full {
                         v["status"] = s.status.clone();
                     }

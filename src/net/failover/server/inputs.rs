@@ -354,6 +354,34 @@ impl Server {
                 self.cfg.live
             ));
         }
+        if self.cfg.shared.is_some() {
+            // A channel of `tandem serve`: both hosts' files must define it the same way.
+            let mut differs = Vec::new();
+            if let Some(m) = self.cfg.muted {
+                if p.muted != m && !p.muted.ip().is_unspecified() {
+                    differs.push(format!("muted group {} there, {m} here", p.muted));
+                }
+            }
+            let ours = crate::net::failover::session::loop_count_wire(self.cfg.loops);
+            if p.loop_count != ours {
+                let say = |n: u32| match n {
+                    0 => "endless".to_string(),
+                    1 => "once".to_string(),
+                    n => format!("{n} passes"),
+                };
+                differs.push(format!(
+                    "loop {} there, {} here",
+                    say(p.loop_count),
+                    say(ours)
+                ));
+            }
+            if !differs.is_empty() {
+                return Err(format!(
+                    "the channel is defined differently on the two hosts: {} (the same definition in both files, then reload)",
+                    differs.join("; ")
+                ));
+            }
+        }
         if self.ch.asset.is_none() {
             let path = Path::new(&p.asset_name);
             match Asset::load(path) {

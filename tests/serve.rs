@@ -45,6 +45,26 @@ struct Host {
     ctl: SocketAddrV4,
 }
 
+/// Hosts a and b on `net`'s sync and control addresses (a the first, b the second), no HTTP.
+fn hosts(net: &Net) -> (Host, Host) {
+    (
+        Host {
+            name: "a",
+            http: None,
+            sync: net.sync_p,
+            peer: net.sync_s,
+            ctl: net.ctl_p,
+        },
+        Host {
+            name: "b",
+            http: None,
+            sync: net.sync_s,
+            peer: net.sync_p,
+            ctl: net.ctl_s,
+        },
+    )
+}
+
 /// A configuration of two channels (detection window 10 x 10 ms: wider than the default
 /// third of a frame, so that the stalls of this shared machine, tens of ms in a debug build
 /// with several channels on two cores, do not swap roles before the test does; the kill
@@ -380,20 +400,7 @@ fn a_channel_whose_preferred_host_is_absent_is_taken_and_the_returning_host_join
     let key = dir.join("tandem.key");
     std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
     let (hosts_net, news, sport) = (Net::new(), Net::new(), Net::new());
-    let ha = Host {
-        name: "a",
-        http: None,
-        sync: hosts_net.sync_p,
-        peer: hosts_net.sync_s,
-        ctl: hosts_net.ctl_p,
-    };
-    let hb = Host {
-        name: "b",
-        http: None,
-        sync: hosts_net.sync_s,
-        peer: hosts_net.sync_p,
-        ctl: hosts_net.ctl_s,
-    };
+    let (ha, hb) = hosts(&hosts_net);
     for h in [&ha, &hb] {
         std::fs::write(
             dir.join(format!("{}.toml", h.name)),
@@ -448,20 +455,7 @@ fn a_channel_defined_differently_on_the_two_hosts_refuses_to_pair_and_says_what_
     let key = dir.join("tandem.key");
     std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
     let (hosts_net, news, sport, weather) = (Net::new(), Net::new(), Net::new(), Net::new());
-    let ha = Host {
-        name: "a",
-        http: None,
-        sync: hosts_net.sync_p,
-        peer: hosts_net.sync_s,
-        ctl: hosts_net.ctl_p,
-    };
-    let hb = Host {
-        name: "b",
-        http: None,
-        sync: hosts_net.sync_s,
-        peer: hosts_net.sync_p,
-        ctl: hosts_net.ctl_s,
-    };
+    let (ha, hb) = hosts(&hosts_net);
     let w = channel("weather", &asset, &weather, "a");
     let w_b = w.replace("loop = true", "loop = 2");
     assert_ne!(w, w_b);
@@ -538,20 +532,7 @@ fn a_reload_adds_removes_and_changes_channels_without_a_glitch_on_the_rest() {
     std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
     let (hosts_net, news, sport, extra, weather) =
         (Net::new(), Net::new(), Net::new(), Net::new(), Net::new());
-    let ha = Host {
-        name: "a",
-        http: None,
-        sync: hosts_net.sync_p,
-        peer: hosts_net.sync_s,
-        ctl: hosts_net.ctl_p,
-    };
-    let hb = Host {
-        name: "b",
-        http: None,
-        sync: hosts_net.sync_s,
-        peer: hosts_net.sync_p,
-        ctl: hosts_net.ctl_s,
-    };
+    let (ha, hb) = hosts(&hosts_net);
     let write = |sport_change: &str, more: &str| {
         for h in [&ha, &hb] {
             std::fs::write(
@@ -671,20 +652,7 @@ fn fault_attempt() -> bool {
     let key = dir.join("tandem.key");
     std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
     let (hosts_net, news, sport) = (Net::new(), Net::new(), Net::new());
-    let ha = Host {
-        name: "a",
-        http: None,
-        sync: hosts_net.sync_p,
-        peer: hosts_net.sync_s,
-        ctl: hosts_net.ctl_p,
-    };
-    let hb = Host {
-        name: "b",
-        http: None,
-        sync: hosts_net.sync_s,
-        peer: hosts_net.sync_p,
-        ctl: hosts_net.ctl_s,
-    };
+    let (ha, hb) = hosts(&hosts_net);
     for h in [&ha, &hb] {
         // Both channels prefer a; the fault is a's, in news only.
         let mut text = config(h, &key, &asset, &news, &sport, "")
@@ -731,20 +699,7 @@ fn fail_back_hands_a_channel_back_to_its_preferred_host() {
     let key = dir.join("tandem.key");
     std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
     let (hosts_net, news, sport) = (Net::new(), Net::new(), Net::new());
-    let ha = Host {
-        name: "a",
-        http: None,
-        sync: hosts_net.sync_p,
-        peer: hosts_net.sync_s,
-        ctl: hosts_net.ctl_p,
-    };
-    let hb = Host {
-        name: "b",
-        http: None,
-        sync: hosts_net.sync_s,
-        peer: hosts_net.sync_p,
-        ctl: hosts_net.ctl_s,
-    };
+    let (ha, hb) = hosts(&hosts_net);
     for h in [&ha, &hb] {
         let text = config(h, &key, &asset, &news, &sport, "").replacen(
             "heartbeat_us = 10000\n",

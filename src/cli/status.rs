@@ -228,6 +228,19 @@ fn human(s: &serde_json::Value) -> String {
     );
     line(&mut out, "clock offset ns", field(s, &["clock_offset_ns"]));
     line(&mut out, "asset", field(s, &["asset"]));
+    if s.get("playlist").is_some_and(|p| !p.is_null()) {
+        line(
+            &mut out,
+            "playlist",
+            format!(
+                "item {} of {} (pass {}): {}",
+                field(s, &["playlist", "item"]),
+                field(s, &["playlist", "items"]),
+                field(s, &["playlist", "pass"]),
+                field(s, &["playlist", "source"])
+            ),
+        );
+    }
     line(&mut out, "refused messages", field(s, &["rejected_total"]));
     line(&mut out, "last error", field(s, &["last_error"]));
     if let Some(t) = s.get("transitions").and_then(|t| t.as_array()) {

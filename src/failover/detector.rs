@@ -36,6 +36,15 @@
 //! own live port is down" look the same; the rule trusts this server's ears once they have
 //! heard the primary (see `docs/failover.md`, limits, and `--no-live-path-rule`).
 //!
+//! # The schedule
+//! A fixed live window must be at least the asset's largest gap between two datagrams (a VBR
+//! asset, or a playlist with a VBR clip, can be silent 50-80 ms by itself), which slows every
+//! detection by as much. Where the driver knows when the datagram after the last one heard is
+//! due ([`Detector::on_live_scheduled`]), the live rule follows the schedule instead: the live
+//! group is silent once `w` has passed since the last arrival and `w / 2` since that due
+//! time ([`DetectorConfig::scheduled_window_ns`]); in a constant-rate stream that is the same
+//! instant as before, in a gap it waits for the gap.
+//!
 //! # Whose clock
 //! Arrivals are judged by their *kernel receive timestamps* (`rx_ns`, SO_TIMESTAMPNS), not by
 //! when the secondary got round to reading them, so a stall of the secondary itself does not
@@ -73,6 +82,12 @@ pub struct DetectorConfig {
     /// Also declare a failure when heartbeats report datagrams the live group never carried
     /// (the live-path rule, see the module docs). Needs [`LiveWatch::Watch`].
     pub path_rule: bool,
+    /// The live window when the schedule is known (see "The schedule" in the module docs):
+    /// with each arrival the driver says when the next datagram is due, and the live group
+    /// counts as silent `w` after the last arrival and `w / 2` after that due time, whichever
+    /// is later; [`LiveWatch::Watch`]'s fixed window (at least the asset's largest gap)
+    /// stands in while the due time is not known. `None`: the fixed window only.
+    pub scheduled_window_ns: Option<u64>,
 }
 
 impl DetectorConfig {
@@ -96,6 +111,7 @@ impl DetectorConfig {
                 window_ns: period_ns * miss as u64,
             },
             path_rule: true,
+            scheduled_window_ns: None,
         }
     }
 }
@@ -180,6 +196,8 @@ pub struct Detector {
     config: DetectorConfig,
     last_heartbeat: Option<u64>,
     last_live: Option<u64>,
+    /// When the datagram after the last one heard is due (see "The schedule").
+    next_due: Option<u64>,
     last_index: Option<u64>,
     /// Highest index reported by heartbeats.
     reported: Option<u64>,
@@ -201,6 +219,7 @@ impl Detector {
             config,
             last_heartbeat: None,
             last_live: None,
+            next_due: None,
             last_index: None,
             reported: None,
             live_index: None,
@@ -259,8 +278,15 @@ impl Detector {
     /// A datagram of the primary arrived on the live group at kernel time `rx_ns`, with its
     /// datagram index if the driver could tell it (e.g. from the RTP sequence number).
     pub fn on_live(&mut self, rx_ns: u64, index: Option<u64>) {
+        self.on_live_scheduled(rx_ns, index, None);
+    }
+
+    /// [`Self::on_live`] with the time the datagram after this one is due on the live group
+    /// (same clock as `rx_ns`), when the driver knows it (see "The schedule").
+    pub fn on_live_scheduled(&mut self, rx_ns: u64, index: Option<u64>, next_due: Option<u64>) {
         if self.last_live.map_or(true, |t| rx_ns > t) {
             self.last_live = Some(rx_ns);
+            self.next_due = next_due;
             self.reported_at_live = self.reported;
         }
         self.live_heard = true;
@@ -326,7 +352,11 @@ impl Detector {
             return Some((hb_deadline, Cause::HeartbeatsMissing));
         };
         let live = self.last_live.unwrap_or(hb);
-        let by_heartbeats = hb_deadline.max(live.saturating_add(window_ns));
+        let live_deadline = match (self.config.scheduled_window_ns, self.next_due) {
+            (Some(w), Some(due)) => live.saturating_add(w).max(due.saturating_add(w / 2)),
+            _ => live.saturating_add(window_ns),
+        };
+        let by_heartbeats = hb_deadline.max(live_deadline);
         let by_path = match (self.path_armed(), self.last_live, self.unconfirmed_since) {
             (true, Some(last_live), Some(since)) => Some(
                 last_live
@@ -393,7 +423,39 @@ mod tests {
             grace_ns: 0,
             live,
             path_rule: true,
+            scheduled_window_ns: None,
         }
+    }
+
+    /// With the schedule known, a gap in the stream is waited out but no more: the live
+    /// group counts as silent `w` after the last arrival or `w / 2` after the next datagram's
+    /// due time, whichever is later; without a due time the fixed window stands in.
+    #[test]
+    fn the_schedule_waits_out_a_gap_and_no_more() {
+        let mut c = cfg(LiveWatch::Watch { window_ns: 80 * MS });
+        c.scheduled_window_ns = Some(6 * MS);
+        // Constant rate: the next datagram due 2 ms after the last: silent at last + 6 ms.
+        let mut d = Detector::new(c);
+        d.on_heartbeat(0, Some(1));
+        d.on_live_scheduled(MS, Some(1), Some(3 * MS));
+        assert_eq!(d.next_deadline(), Some(7 * MS));
+        assert!(d.poll(7 * MS - 1).is_none());
+        assert!(d.poll(7 * MS).is_some());
+        // A 50 ms gap: silent 3 ms after the next datagram was due.
+        let mut d = Detector::new(c);
+        d.on_heartbeat(0, Some(1));
+        d.on_live_scheduled(MS, Some(1), Some(51 * MS));
+        assert_eq!(d.next_deadline(), Some(54 * MS));
+        assert!(d.poll(53 * MS).is_none());
+        // The datagram arrives late but within the window: nothing declared, re-armed on it.
+        d.on_heartbeat(52 * MS, Some(2));
+        d.on_live_scheduled(53 * MS, Some(2), Some(55 * MS));
+        assert!(d.poll(56 * MS).is_none());
+        // No due time known: the fixed window.
+        let mut d = Detector::new(c);
+        d.on_heartbeat(0, Some(1));
+        d.on_live(MS, Some(1));
+        assert_eq!(d.next_deadline(), Some(81 * MS));
     }
 
     #[test]

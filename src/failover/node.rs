@@ -92,6 +92,7 @@ impl NodeConfig {
                 grace_ns: 0,
                 live: LiveWatch::Unavailable,
                 path_rule: false,
+                scheduled_window_ns: None,
             },
             clock: ClockConfig::default(),
             time_request_ns: p,
@@ -312,12 +313,20 @@ impl Node {
         };
     }
 
-    /// A datagram on the live group (kernel receive time on the mono clock).
-    pub fn on_live(&mut self, rx_mono: u64, index: Option<u64>, from_self: bool, now: Now) {
+    /// A datagram on the live group (kernel receive time on the mono clock), with the time
+    /// the datagram after it is due when the driver knows it (the detector's schedule).
+    pub fn on_live(
+        &mut self,
+        rx_mono: u64,
+        index: Option<u64>,
+        next_due: Option<u64>,
+        from_self: bool,
+        now: Now,
+    ) {
         if from_self {
             return;
         }
-        self.ch.detector.on_live(rx_mono, index);
+        self.ch.detector.on_live_scheduled(rx_mono, index, next_due);
         self.ch.machine.handle(
             Event::ForeignLive {
                 rx_ns: rx_mono,

@@ -984,7 +984,10 @@ impl Sim {
                 Input::Live(idx) => {
                     let n = &mut self.nodes[i];
                     n.foreign_last = Some(n.foreign_last.map_or(idx, |l| l.max(idx)));
-                    n.node.as_mut().unwrap().on_live(t, Some(idx), false, now);
+                    n.node
+                        .as_mut()
+                        .unwrap()
+                        .on_live(t, Some(idx), None, false, now);
                     self.outputs(i);
                 }
             }

@@ -219,6 +219,7 @@ impl Monitor {
                                     window_ns: period * miss as u64,
                                 },
                                 path_rule: true,
+                                scheduled_window_ns: None,
                             }));
                         }
                     }

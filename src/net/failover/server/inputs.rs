@@ -531,9 +531,21 @@ impl Server {
             }
             self.ch.live_heard += 1;
             self.ch.foreign_rx = Some(rx.mono);
-            self.ch.node.on_live(rx.mono, idx, false, now);
+            let next_due = idx.and_then(|i| self.due_mono(i + 1));
+            self.ch.node.on_live(rx.mono, idx, next_due, false, now);
             self.flush();
         }
+    }
+
+    /// When datagram `i` of the session is due on this server's mono clock (`None` before a
+    /// timeline or stream exists).
+    fn due_mono(&self, i: u64) -> Option<u64> {
+        let (st, tl) = (self.ch.stream.as_ref()?, self.ch.timeline?);
+        if st.datagram_count().is_some_and(|c| i >= c) {
+            return None;
+        }
+        let real = u64::try_from(tl.due_real(st, i)).ok()?;
+        Some(crate::net::clock::real_to_mono(real).max(0) as u64)
     }
 
     /// The session index of a datagram heard on the live group at `rx_mono`: RTP sequence

@@ -165,11 +165,13 @@ pub fn node_config(
         c.machine = machine::Config::new(cfg.server_id, p, miss);
         c.time_request_ns = p;
     }
-    // The live group must be silent for longer than the asset's largest datagram gap.
+    // The live group must be silent for longer than the asset's largest datagram gap, or,
+    // where the driver knows when the next datagram is due, for the window after that.
     if let (LiveWatch::Watch { window_ns }, Some(a)) = (c.detector.live, asset) {
         c.detector.live = LiveWatch::Watch {
             window_ns: window_ns.max(a.max_gap_ns.saturating_mul(3) / 2),
         };
+        c.detector.scheduled_window_ns = Some(window_ns);
     }
     if cfg.no_detect {
         c.detector.miss = u32::MAX;

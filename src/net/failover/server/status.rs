@@ -26,6 +26,26 @@ impl Server {
                     "age_us": now.mono.saturating_sub(l.mono_ns) / 1_000,
                 })
             });
+        // Where a playlist is: the item of the last datagram sent.
+        let playlist = match (
+            self.ch.asset.as_ref(),
+            self.ch.stream.as_ref(),
+            self.ch.engine.as_ref().and_then(|r| r.handle.last_sent()),
+        ) {
+            (Some(a), Some(st), Some(l)) if a.source.is_playlist() => {
+                let at = st.locate_clip(l.index.saturating_mul(7));
+                let n = a.source.clips.len() as u64;
+                let c = &a.source.clips[at.clip];
+                Some(serde_json::json!({
+                    "items": n,
+                    "item": at.clip + 1,
+                    "pass": at.position / n.max(1) + 1,
+                    "source": c.path.display().to_string(),
+                    "cut_s": c.cut.map(|(a, b)| [a, b]),
+                }))
+            }
+            _ => None,
+        };
         let stats = self.ch.engine.as_ref().map(|r| r.handle.stats());
         let components = self
             .host
@@ -45,6 +65,7 @@ impl Server {
             "live_group": self.cfg.live.to_string(),
             "muted": self.ch.muted.as_ref().map(|m| m.1.to_string()),
             "asset": self.ch.asset.as_ref().map(|a| a.path.display().to_string()),
+            "playlist": playlist,
             "peer": {
                 "sync_addr": self.cfg.sync_peer.to_string(),
                 "state": self.ch.node.machine().peer_state(),

@@ -230,10 +230,25 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         "tandem_alarm_active",
         "1 while the alarm is raised (sync_link_lost, pair_unprotected)",
     );
+    let item: Family<Channel, Gauge> = family(
+        &mut reg,
+        "tandem_playlist_item",
+        "For a channel playing a playlist: the item (1-based) of the last datagram this server sent",
+    );
+    let items: Family<Channel, Gauge> = family(
+        &mut reg,
+        "tandem_playlist_items",
+        "For a channel playing a playlist: the number of items in it",
+    );
     for s in snapshots {
         let ch = || Channel {
             channel: s.channel.clone(),
         };
+        let pl = &s.status["playlist"];
+        if let (Some(i), Some(n)) = (pl["item"].as_u64(), pl["items"].as_u64()) {
+            item.get_or_create(&ch()).set(gauge(i));
+            items.get_or_create(&ch()).set(gauge(n));
+        }
         for st in State::ALL {
             state
                 .get_or_create(&ChannelState {

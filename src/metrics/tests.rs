@@ -108,6 +108,25 @@ fn a_snapshot_renders_every_named_series() {
     );
     assert!(t.contains("# TYPE tandem_switches counter"), "{t}");
     assert!(t.trim_end().ends_with("# EOF"), "{t}");
+    // Not a playlist: no playlist series.
+    assert!(!t.contains("tandem_playlist_item{"), "{t}");
+}
+
+#[test]
+fn a_playlist_channel_says_which_item_is_on_air() {
+    let mut s = snapshot();
+    s.status = serde_json::json!({"playlist": {"items": 12, "item": 3, "pass": 1}});
+    let t = render(&[s]);
+    assert_eq!(
+        sample(&t, r#"tandem_playlist_item{channel="news"}"#).as_deref(),
+        Some("3"),
+        "{t}"
+    );
+    assert_eq!(
+        sample(&t, r#"tandem_playlist_items{channel="news"}"#).as_deref(),
+        Some("12"),
+        "{t}"
+    );
 }
 
 #[test]

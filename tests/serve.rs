@@ -511,6 +511,45 @@ fn a_channel_defined_differently_on_the_two_hosts_refuses_to_pair_and_says_what_
     );
 }
 
+/// A channel of `tandem serve` plays a playlist (`playlist = "..."`): both hosts pair on
+/// it and the one on air says where in the list it is.
+#[test]
+fn a_channel_plays_a_playlist() {
+    let dir = scratch("serve-playlist");
+    let asset = fixture("cbr-25fps.ts", &dir);
+    let other = fixture("pcr-wrap-25fps.ts", &dir);
+    let list = dir.join("movies.m3u");
+    std::fs::write(&list, format!("{}\n{}\n", asset.display(), other.display())).unwrap();
+    let key = dir.join("tandem.key");
+    std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
+    let (hosts_net, news, sport, movies) = (Net::new(), Net::new(), Net::new(), Net::new());
+    let (ha, hb) = hosts(&hosts_net);
+    let m = channel("movies", &list, &movies, "a").replace("asset = ", "playlist = ");
+    for h in [&ha, &hb] {
+        std::fs::write(
+            dir.join(format!("{}.toml", h.name)),
+            config(h, &key, &asset, &news, &sport, &m),
+        )
+        .unwrap();
+    }
+    let conf = |h: &str| dir.join(format!("{h}.toml")).display().to_string();
+    let a = Proc::spawn("a", &dir, &args(&["serve", &conf("a")]));
+    let b = Proc::spawn("b", &dir, &args(&["serve", &conf("b")]));
+    let (la, _) = settled(ha.ctl, hb.ctl, &key, &["news", "sport", "movies"], [&a, &b]);
+    let on = if on_air(&la, "movies") {
+        ha.ctl
+    } else {
+        hb.ctl
+    };
+    let key_flag = format!("--key-file={}", key.display());
+    let st = status_with(on, &[&key_flag, "--channel=movies"]).expect("movies' status");
+    assert_eq!(st["playlist"]["items"], 2, "{st}");
+    assert!(
+        st["asset"].as_str().unwrap_or("").ends_with("movies.m3u"),
+        "{st}"
+    );
+}
+
 /// A channel table: `name` on `net`'s groups, preferring host `primary`.
 fn channel(name: &str, asset: &Path, net: &Net, primary: &str) -> String {
     format!(

@@ -97,9 +97,21 @@ impl Source {
         let mut clips = Vec::with_capacity(pl.items.len());
         let mut problems = Vec::new();
         let mut first: Option<Streams> = None;
+        // An item that comes back with the same points is loaded once (its map shared).
+        let mut seen: Vec<(&Item, SourceClip)> = Vec::new();
         for (n, it) in pl.items.iter().enumerate() {
             let n = n + 1;
-            match clip(it) {
+            let same = |x: &&(&Item, SourceClip)| {
+                x.0.source == it.source
+                    && x.0.in_s == it.in_s
+                    && x.0.out_s == it.out_s
+                    && x.0.start == it.start
+            };
+            let loaded = match seen.iter().find(same) {
+                Some((_, c)) => Ok(c.clone()),
+                None => clip(it).inspect(|c| seen.push((it, c.clone()))),
+            };
+            match loaded {
                 Ok(c) => {
                     let streams = Streams::of(&c.map);
                     match &first {

@@ -192,11 +192,14 @@ impl Programme {
     /// `passes` times (`None`: endlessly). One clip is planned exactly as [`Self::single`]
     /// with [`LoopPlan::for_asset`] and [`AudioTrim::plan`].
     pub fn plan(refs: &[ClipRef<'_>], passes: Option<u64>) -> Programme {
-        // Planning reads a cut clip as it plays: its edge packets edited.
+        // Planning reads packet by packet near the joins: through a block cache, and a cut
+        // clip as it plays (its edge packets edited).
+        let cached: Vec<BlockCache<'_>> = refs.iter().map(|c| BlockCache::new(c.bytes)).collect();
         let readers: Vec<Edited<'_>> = refs
             .iter()
-            .map(|c| Edited {
-                inner: c.bytes,
+            .zip(&cached)
+            .map(|(c, b)| Edited {
+                inner: b,
                 map: c.map,
                 edits: c.edits,
             })
@@ -217,28 +220,42 @@ impl Programme {
             return Self::single(map.clone(), &plan, trim, passes);
         }
         let n = clips.len();
-        let mut planned: Vec<Clip> = clips
-            .iter()
-            .map(|(map, bytes)| Clip {
+        // A clip that comes back (a filler, an advert, a loop of a few clips) is planned
+        // once: what is planned depends only on the clips' content (their identities).
+        let id = |c: usize| (clips[c].0.identity.size, clips[c].0.identity.hash);
+        let mut facts = std::collections::HashMap::new();
+        let mut planned: Vec<Clip> = Vec::with_capacity(n);
+        for (c, (map, bytes)) in clips.iter().enumerate() {
+            let (video_pts, video_dts, cadence) = *facts.entry(id(c)).or_insert_with(|| {
+                let lp = LoopPlan::for_map(map, None);
+                (
+                    first_video_pts(map, *bytes),
+                    video_dts(map, *bytes),
+                    lp.cadence.then_some(lp.period),
+                )
+            });
+            planned.push(Clip {
                 map: map.clone(),
-                video_pts: first_video_pts(map, *bytes),
-                video_dts: video_dts(map, *bytes),
-                cadence: LoopPlan::for_map(map, None)
-                    .cadence
-                    .then(|| LoopPlan::for_map(map, None).period),
+                video_pts,
+                video_dts,
+                cadence,
                 trim: AudioTrim::default(),
                 edits: Arc::new([]),
-            })
-            .collect();
+            });
+        }
         for (c, r) in planned.iter_mut().zip(refs) {
             c.edits = r.edits.clone();
         }
+        let mut made = std::collections::HashMap::new();
         let mut joins: Vec<Join> = (0..n)
             .map(|c| {
                 let prev = (c + n - 1) % n;
-                join(&planned[prev], &planned[c], clips[c].1)
+                made.entry((id(prev), id(c)))
+                    .or_insert_with(|| join(&planned[prev], &planned[c], clips[c].1))
+                    .clone()
             })
             .collect();
+        let mut trims = std::collections::HashMap::new();
         // The trims need each join's shift; the CC offsets need the trims.
         for c in 0..n {
             let next = (c + 1) % n;
@@ -251,7 +268,10 @@ impl Programme {
             let first_next = |pid: Pid| {
                 trim::first_pts(next_map, pid, next_bytes).map(|p| (p + shift90) % PTS_MODULUS)
             };
-            planned[c].trim = AudioTrim::plan_before(map, bytes, &first_next);
+            planned[c].trim = trims
+                .entry((id(c), id(next), shift90))
+                .or_insert_with(|| AudioTrim::plan_before(map, bytes, &first_next))
+                .clone();
         }
         for c in 0..n {
             let prev = (c + n - 1) % n;
@@ -477,6 +497,79 @@ impl Programme {
     pub fn head(&self, clip: usize) -> (usize, u64) {
         let j = &self.joins[clip];
         (j.head.len(), j.dropped())
+    }
+}
+
+/// A [`ReadAt`] that serves small reads from a few cached blocks of the one under it
+/// (planning reads packet by packet near the joins: one system call per block instead of
+/// per packet). Reads that do not fit in one block go straight through.
+struct BlockCache<'a> {
+    inner: &'a dyn ReadAt,
+    blocks: std::cell::RefCell<Vec<(u64, Vec<u8>)>>,
+}
+
+impl<'a> BlockCache<'a> {
+    /// Block size: 32 KiB, 174 packets.
+    const BLOCK: u64 = 32 * 1024;
+    /// Blocks kept per clip (the most recently used last): planning reads near a clip's
+    /// start and near its end (64 KiB per clip while planning).
+    const KEEP: usize = 2;
+
+    fn new(inner: &'a dyn ReadAt) -> BlockCache<'a> {
+        BlockCache {
+            inner,
+            blocks: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl ReadAt for BlockCache<'_> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let b = offset / Self::BLOCK;
+        let end = offset + buf.len() as u64;
+        if end > (b + 1) * Self::BLOCK {
+            return self.inner.read_exact_at(buf, offset);
+        }
+        let mut blocks = self.blocks.borrow_mut();
+        let at = match blocks.iter().position(|x| x.0 == b) {
+            Some(i) => {
+                let x = blocks.remove(i);
+                blocks.push(x);
+                blocks.len() - 1
+            }
+            None => {
+                // The block, or as much of it as the file holds.
+                let mut data = vec![0u8; Self::BLOCK as usize];
+                let mut len = data.len();
+                while len > 0
+                    && self
+                        .inner
+                        .read_exact_at(&mut data[..len], b * Self::BLOCK)
+                        .is_err()
+                {
+                    len /= 2;
+                }
+                let need = (end - b * Self::BLOCK) as usize;
+                if len < need {
+                    return self.inner.read_exact_at(buf, offset);
+                }
+                data.truncate(len);
+                if blocks.len() == Self::KEEP {
+                    blocks.remove(0);
+                }
+                blocks.push((b, data));
+                blocks.len() - 1
+            }
+        };
+        let data = &blocks[at].1;
+        let from = (offset - b * Self::BLOCK) as usize;
+        match data.get(from..from + buf.len()) {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            None => self.inner.read_exact_at(buf, offset),
+        }
     }
 }
 
@@ -711,6 +804,29 @@ fn first_video_pts(map: &OffsetMap, bytes: &dyn ReadAt) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::stream::testutil::{asset, Spec};
+
+    /// The block cache reads what the reader under it holds, across block boundaries and at
+    /// the end of the file, and fails where it fails.
+    #[test]
+    fn the_block_cache_reads_what_is_under_it() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let c = BlockCache::new(&data);
+        for (off, len) in [
+            (0u64, 188usize),
+            (32_700, 188),
+            (32_767, 2),
+            (65_536, 3),
+            (99_900, 100),
+            (50_000, 40_000),
+            (0, 188),
+        ] {
+            let mut a = vec![0u8; len];
+            c.read_exact_at(&mut a, off).unwrap();
+            assert_eq!(&a[..], &data[off as usize..off as usize + len], "{off}+{len}");
+        }
+        let mut past = [0u8; 188];
+        assert!(c.read_exact_at(&mut past, 99_950).is_err());
+    }
 
     /// Two different clips: every output packet is located in its clip, positions follow
     /// each other without a hole, departures never go back, and the cycle holds both clips.

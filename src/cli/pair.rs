@@ -15,7 +15,7 @@ use crate::net::failover::{SwitchMode, SyncInit};
 /// Flags of `tandem pair`.
 #[derive(Debug, clap::Args)]
 pub struct PairArgs {
-    /// The MPEG-TS asset both servers play.
+    /// The MPEG-TS asset both servers play, or a playlist (JSON or M3U, docs/playlists.md).
     pub asset: PathBuf,
     /// The live group: udp://GROUP:PORT or rtp://GROUP:PORT.
     #[arg(long, value_name = "URL")]

@@ -822,7 +822,11 @@ mod tests {
         ] {
             let mut a = vec![0u8; len];
             c.read_exact_at(&mut a, off).unwrap();
-            assert_eq!(&a[..], &data[off as usize..off as usize + len], "{off}+{len}");
+            assert_eq!(
+                &a[..],
+                &data[off as usize..off as usize + len],
+                "{off}+{len}"
+            );
         }
         let mut past = [0u8; 188];
         assert!(c.read_exact_at(&mut past, 99_950).is_err());

@@ -358,6 +358,9 @@ fn the_status_page_in_a_real_browser_shows_the_switch() {
     );
     assert_eq!(attr(&row, "data-on-air"), "0", "{row:?}");
     assert_eq!(attr(&row, "data-switches"), "0", "{row:?}");
+    // What it plays: the asset (not a playlist).
+    assert_eq!(attr(&row, "data-playing"), "cbr-25fps.ts", "{row:?}");
+    assert_eq!(attr(&row, "data-playlist-item"), "", "{row:?}");
     // The secondary's pacer sends on the muted group: the page shows the bucket bound of
     // its 99th-percentile send lateness (pacing::LATENESS_BOUNDS_NS, in ms, or "inf").
     let p99 = attr(&row, "data-lateness-p99-ms");

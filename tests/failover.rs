@@ -1251,20 +1251,6 @@ fn planned_switchover_there_and_back_is_seamless_rtp() {
     panic!("the pair failed over by itself in three attempts");
 }
 
-/// Whether either server's log shows a takeover by the failover rules (a stall of the
-/// machine made one side declare the other failed), which spoils a planned-switchover run.
-fn taken_over_by_rules(p: &Proc, s: &Proc) -> bool {
-    let logs = p.log_text() + &s.log_text();
-    [
-        "FailureDeclared",
-        "FailedNotice",
-        "HigherEpoch",
-        "PeerOnAir",
-    ]
-    .iter()
-    .any(|t| logs.contains(&format!(": {t}")))
-}
-
 /// One run; false when a takeover by the rules (a stall) spoiled it.
 fn switchover_attempt() -> bool {
     let dir = scratch("switchover");

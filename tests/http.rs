@@ -72,6 +72,15 @@ fn metrics_follow_the_pair_across_a_kill_of_the_primary() {
     sa.extend(net.secondary_args("udp"));
     sa.extend(args(&CALM));
     sa.extend(args(&[&format!("--http-listen={hs}"), "--channel=news"]));
+    // The secondary's events, one datagram per line, to a collector of the test's own.
+    let events = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    sa.push(format!(
+        "--event-log=udp://{}",
+        events.local_addr().unwrap()
+    ));
     let s = Proc::spawn("secondary", &dir, &sa);
     wait_state(net.ctl_s, "Secondary_synchronized", 10 * SEC, &[&p, &s]);
     wait_state(net.ctl_p, "Primary", 5 * SEC, &[&p, &s]);
@@ -155,6 +164,53 @@ fn metrics_follow_the_pair_across_a_kill_of_the_primary() {
     assert!(
         sample(&ms, r#"tandem_heartbeats_missed_total{channel="news"}"#).is_some(),
         "{ms}"
+    );
+    // The switch, measured on the live group by the new owner: the gap from the primary's
+    // last datagram to the secondary's first, as its socket received them.
+    let ms = scrape_until(hs, 5 * SEC, |t| {
+        t.contains("tandem_last_switch_gap_seconds{")
+    });
+    let gap = sample(&ms, r#"tandem_last_switch_gap_seconds{channel="news"}"#);
+    assert!(gap.is_some_and(|g| g > 0.0 && g < 1.0), "{gap:?}\n{ms}");
+    let (_, body) = http_get(hs, "/api/v1/status").unwrap();
+    let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let sw = &st["switches"][0];
+    assert_eq!(sw["reason"], "FailureDeclared", "{st}");
+    assert!(sw["gap_us"].as_u64().is_some_and(|g| g > 0), "{st}");
+    // The event lines: a transition to Secondary_no_primary and the switch with its gap.
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 2048];
+    let until = std::time::Instant::now() + 3 * SEC;
+    while std::time::Instant::now() < until
+        && !lines
+            .iter()
+            .any(|l: &serde_json::Value| l["event"] == "switch")
+    {
+        if let Ok(n) = events.recv(&mut buf) {
+            let v: serde_json::Value = serde_json::from_slice(&buf[..n])
+                .unwrap_or_else(|e| panic!("not one JSON line per datagram: {e}"));
+            lines.push(v);
+        }
+    }
+    let ev = lines
+        .iter()
+        .find(|l| l["event"] == "switch")
+        .unwrap_or_else(|| panic!("no switch event: {lines:?}"));
+    assert_eq!(ev["channel"], "news", "{ev}");
+    assert_eq!(ev["reason"], "FailureDeclared", "{ev}");
+    let gap_ms = ev["gap_ms"].as_f64().unwrap_or(-1.0);
+    assert!(
+        gap_ms > 0.0 && (gap_ms - gap.unwrap() * 1e3).abs() < 0.01,
+        "{ev}"
+    );
+    if !ev["old_last_index"].is_null() {
+        assert_eq!(ev["lost"], 0, "seamless: nothing lost: {ev}");
+    }
+    assert!(
+        lines.iter().any(|l| l["event"] == "transition"
+            && l["to"] == "Secondary_no_primary"
+            && l["channel"] == "news"),
+        "{lines:?}"
     );
 }
 
@@ -380,7 +436,7 @@ fn the_status_page_in_a_real_browser_shows_the_switch() {
     // loaded again (four times at most) until the server sends.
     let mut row = page_row(&url, &profile);
     for _ in 0..3 {
-        if attr(&row, "data-on-air") == "1" {
+        if attr(&row, "data-on-air") == "1" && !attr(&row, "data-last-gap-ms").is_empty() {
             break;
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -389,4 +445,7 @@ fn the_status_page_in_a_real_browser_shows_the_switch() {
     assert_eq!(attr(&row, "data-state"), "Secondary_no_primary", "{row:?}");
     assert_eq!(attr(&row, "data-on-air"), "1", "{row:?}");
     assert_eq!(attr(&row, "data-switches"), "1", "{row:?}");
+    // The gap the new owner measured on the live group, on the page.
+    let gap: f64 = attr(&row, "data-last-gap-ms").parse().unwrap_or(-1.0);
+    assert!(gap > 0.0 && gap < 1000.0, "{row:?}");
 }

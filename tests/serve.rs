@@ -765,3 +765,67 @@ fn fail_back_hands_a_channel_back_to_its_preferred_host() {
         "a took news by a hand-over: {text}"
     );
 }
+
+/// The HTTP API of a host: a switchover of one channel by its name (with the bearer token
+/// of `token_file`) moves that channel to the other host; a reload applies the file, and a
+/// broken file is refused with its line and changes nothing.
+#[test]
+fn the_http_api_of_a_host_switches_a_channel_over_and_reloads_its_file() {
+    let dir = scratch("serve-api");
+    let asset = fixture("cbr-25fps.ts", &dir);
+    let key = dir.join("tandem.key");
+    std::fs::write(&key, "a shared secret of the two test hosts\n").unwrap();
+    let token = "serve-test-token-0123456789";
+    std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
+    let (hosts_net, news, sport) = (Net::new(), Net::new(), Net::new());
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let (mut ha, hb) = hosts(&hosts_net);
+    ha.http = Some(http);
+    let token_line = format!(
+        "token_file = \"{}\"\nhttp_listen",
+        dir.join("token").display()
+    );
+    for h in [&ha, &hb] {
+        let text =
+            config(h, &key, &asset, &news, &sport, "").replacen("http_listen", &token_line, 1);
+        std::fs::write(dir.join(format!("{}.toml", h.name)), text).unwrap();
+    }
+    let conf = |h: &str| dir.join(format!("{h}.toml"));
+    let a = Proc::spawn("a", &dir, &args(&["serve", conf("a").to_str().unwrap()]));
+    let b = Proc::spawn("b", &dir, &args(&["serve", conf("b").to_str().unwrap()]));
+    settled(ha.ctl, hb.ctl, &key, &["news", "sport"], [&a, &b]);
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    // Without the token, or for a channel the host does not run: refused, nothing moves.
+    let post = |path: &str, h: &[(&str, &str)]| http_request(http, "POST", path, h).unwrap();
+    assert_eq!(post("/api/v1/channels/news/switchover", &[]).0, 401);
+    let (code, _, body) = post("/api/v1/channels/weather/switchover", &auth);
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("weather"), "{body}");
+    let (code, _, body) = post("/api/v1/switchover", &auth);
+    assert_eq!(code, 404, "a host needs the channel's name: {body}");
+    // news (on air on a) moves to b.
+    let (code, _, body) = post("/api/v1/channels/news/switchover", &auth);
+    assert_eq!(code, 202, "{body}\n{}", a.log_text());
+    let offer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(offer["accepted"], true, "{offer}");
+    let lb = on_air_for(hb.ctl, &key, &["news", "sport"]);
+    assert!(on_air(&lb, "news") && on_air(&lb, "sport"), "{lb}");
+    // A reload of an unchanged file: applied, nothing to do.
+    let (code, _, body) = post("/api/v1/reload", &auth);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"reloaded\":true"), "{body}");
+    // A broken file: 422 with the line, and the channels run on.
+    let good = std::fs::read_to_string(conf("a")).unwrap();
+    std::fs::write(conf("a"), good.replace("miss = 10", "miss = \"ten\"")).unwrap();
+    let (code, _, body) = post("/api/v1/reload", &auth);
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("a.toml:") && body.contains("nothing changed"),
+        "{body}"
+    );
+    let la = listing(ha.ctl, &key).unwrap();
+    assert_eq!(states(&la).len(), 2, "{la}");
+}

@@ -5,6 +5,7 @@
 //!  "to":"Secondary_no_primary","trigger":"FailureDeclared","reason":"...","epoch":N,
 //!  "last_index":N}
 //! {"event":"inject","t_real_ns":N,"kind":"pacer-hang"}      (a --inject fault fired)
+//! {"event":"switch","t_real_ns":N,"late_ms":F,...}   (the new owner's first datagram)
 //! ```
 //! Unknown events and fields are ignored; a line that does not parse is skipped (a log
 //! read while it is being written may end in half a line).
@@ -12,7 +13,7 @@
 use serde::Deserialize;
 
 /// One line of an event log.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Event {
     /// `transition`, `inject`, ...
     #[serde(default)]
@@ -35,6 +36,20 @@ pub struct Event {
     /// The fault that fired (`inject`).
     #[serde(default)]
     pub kind: Option<String>,
+    /// The new owner's first live datagram, on arrival back at its own socket, after its
+    /// due time (ms; `switch`).
+    #[serde(default)]
+    pub late_ms: Option<f64>,
+}
+
+/// The first switch's lateness: the new owner's first live datagram against its due time
+/// (ns), from its `switch` event.
+pub fn switch_late_ns(events: &[Event]) -> Option<i64> {
+    events
+        .iter()
+        .find(|e| e.event == "switch")
+        .and_then(|e| e.late_ms)
+        .map(|ms| (ms * 1e6).round() as i64)
 }
 
 /// Parses every complete line of an event log.
@@ -102,9 +117,12 @@ mod tests {
 not json
 {"event":"transition","t_real_ns":300,"from":"Secondary_synchronized","to":"Secondary_no_primary","trigger":"FailureDeclared","reason":"3 heartbeats missed, live silent","epoch":2}
 {"event":"inject","t_real_ns":250,"kind":"pacer-hang"}
+{"event":"switch","t_real_ns":300,"channel":"main","reason":"FailureDeclared","gap_ms":14.2,"late_ms":2.5}
 {"event":"transition","t_real_ns":4"#;
         let ev = parse(log);
-        assert_eq!(ev.len(), 4);
+        assert_eq!(ev.len(), 5);
+        assert_eq!(switch_late_ns(&ev), Some(2_500_000));
+        assert_eq!(switch_late_ns(&ev[..4]), None);
         assert_eq!(
             entered(&ev, "Secondary_synchronized").unwrap().t_real_ns,
             200

@@ -55,6 +55,11 @@ pub struct Metric {
 }
 
 impl Metric {
+    /// No samples (a report written before the metric existed).
+    pub fn empty() -> Metric {
+        Metric::from_values(Unit::Ns, Vec::new())
+    }
+
     /// Builds the metric from per-trial values.
     pub fn from_values(unit: Unit, values: Vec<Option<i64>>) -> Metric {
         let mut h = Histogram::<u64>::new_with_bounds(1, HIST_MAX, 3)
@@ -108,13 +113,16 @@ impl Metric {
     }
 }
 
-/// The seven metrics (the JSON `metrics` object).
+/// The eight metrics (the JSON `metrics` object).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     /// Fault -> failure declared.
     pub detection: Metric,
     /// Declared -> first datagram of the secondary on the live group.
     pub switch: Metric,
+    /// The secondary's first live datagram against its due time.
+    #[serde(default = "Metric::empty")]
+    pub late: Metric,
     /// The receiver's gap: primary's last datagram -> secondary's first.
     pub gap: Metric,
     /// Datagrams lost per trial.
@@ -142,6 +150,7 @@ impl Metrics {
         Metrics {
             detection: ns(&|t| t.detection_ns),
             switch: ns(&|t| t.switch_ns),
+            late: ns(&|t| t.switch_late_ns),
             gap: ns(&|t| t.gap_ns.map(|g| g as i64)),
             datagrams_lost: count(&|t| t.datagrams_lost),
             ts_packets_lost: count(&|t| t.ts_packets_lost),
@@ -151,7 +160,7 @@ impl Metrics {
     }
 
     /// `(name, label, metric)` in table order.
-    pub fn rows(&self) -> [(&'static str, &'static str, &Metric); 7] {
+    pub fn rows(&self) -> [(&'static str, &'static str, &Metric); 8] {
         [
             (
                 "detection",
@@ -159,6 +168,7 @@ impl Metrics {
                 &self.detection,
             ),
             ("switch", "switch (declared -> first live)", &self.switch),
+            ("late", "first live vs its due time", &self.late),
             ("gap", "gap at the receiver", &self.gap),
             ("datagrams_lost", "datagrams lost", &self.datagrams_lost),
             ("ts_packets_lost", "TS packets lost", &self.ts_packets_lost),

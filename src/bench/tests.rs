@@ -72,6 +72,7 @@ fn input<'a>(
         primary_state_at_fault: Some("Primary".into()),
         secondary_state_at_fault: Some("Secondary_synchronized".into()),
         primary_retook: None,
+        switch_late_ns: Some(3 * MS as i64),
     }
 }
 
@@ -94,6 +95,7 @@ fn a_clean_switch_gives_detection_switch_and_gap() {
     assert_eq!(t.last_primary_rx_ns, Some(T0 + 100 * MS));
     assert_eq!(t.first_secondary_rx_ns, Some(T0 + 107 * MS));
     assert_eq!(t.gap_ns, Some(7 * MS));
+    assert_eq!(t.switch_late_ns, Some(3 * MS as i64));
     assert_eq!(t.primary_after_switch, 0);
     assert_eq!(t.declared_reason.as_deref(), Some("3 heartbeats missed"));
     assert_eq!(t.datagrams_lost, Some(0));
@@ -388,6 +390,7 @@ fn json_has_schema_trials_metrics_and_round_trips() {
     assert_eq!(v["trials"][1]["gap_ns"], 5 * MS);
     assert_eq!(v["trials"][0]["outcome"], "switched");
     assert_eq!(v["metrics"]["gap"]["unit"], "ns");
+    assert_eq!(v["metrics"]["late"]["max"], 3 * MS);
     assert_eq!(v["metrics"]["gap"]["max"], 7 * MS);
     assert_eq!(v["metrics"]["gap"]["values"][2], 7 * MS);
     assert!(!v["metrics"]["gap"]["hdr"].as_str().unwrap().is_empty());

@@ -74,7 +74,7 @@ pub fn table(r: &BenchReport) -> String {
                 if m.max < frame { "<" } else { ">=" },
                 ms(frame)
             ),
-            "detection" | "switch" if m.samples > 0 => {
+            "detection" | "switch" | "late" if m.samples > 0 => {
                 format!(
                     "max = {:.0}% of a frame",
                     m.max as f64 * 100.0 / frame as f64

@@ -83,6 +83,9 @@ pub struct TrialInput<'a> {
     /// own event log shows it, by then a synchronised secondary, declaring the new owner
     /// failed (e.g. the new owner stalled). `(instant, "trigger: reason")`.
     pub primary_retook: Option<(u64, String)>,
+    /// The secondary's first live datagram against its due time (ns), from its `switch`
+    /// event: what a viewer's decoder sees late, whatever the content's own gaps.
+    pub switch_late_ns: Option<i64>,
 }
 
 /// One trial's figures (the JSON `trials` array).
@@ -106,6 +109,10 @@ pub struct Trial {
     pub detection_ns: Option<i64>,
     /// Declared -> first datagram of the secondary on the live group (ns).
     pub switch_ns: Option<i64>,
+    /// The secondary's first live datagram after its due time (ns), as its own socket
+    /// received it back.
+    #[serde(default)]
+    pub switch_late_ns: Option<i64>,
     /// The primary's last live datagram before the switch (kernel rx, unix ns).
     pub last_primary_rx_ns: Option<u64>,
     /// The secondary's first live datagram (kernel rx, unix ns).
@@ -197,6 +204,7 @@ impl Trial {
                 .filter(|_| !before_fault)
                 .map(|d| signed(d, i.fault_real_ns)),
             switch_ns: declared_ns.zip(first_rx).map(|(d, f)| signed(f, d)),
+            switch_late_ns: i.switch_late_ns.filter(|_| !before_fault),
             last_primary_rx_ns: last_primary.map(|a| a.rx_ns),
             first_secondary_rx_ns: first_rx,
             gap_ns: last_primary

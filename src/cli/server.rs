@@ -117,10 +117,12 @@ pub struct ServerArgs {
     /// heartbeat-hang@S (seconds after start). Repeatable.
     #[arg(long = "inject", value_name = "KIND@S", hide = true)]
     pub inject: Vec<String>,
-    /// Write every state change (and armed --inject fault) as a JSON line to FILE, with
-    /// its realtime instant (default: none).
-    #[arg(long, value_name = "FILE")]
-    pub event_log: Option<PathBuf>,
+    /// Write every state change, switch (with its gap measured on the live group) and
+    /// alarm (and armed --inject fault) as a JSON line, with its realtime instant, to FILE
+    /// or, one datagram per line, to udp://HOST:PORT (default: none). See
+    /// docs/operations.md.
+    #[arg(long, value_name = "FILE|udp://HOST:PORT")]
+    pub event_log: Option<crate::net::failover::event_log::EventDest>,
     /// Serve Prometheus metrics at /metrics and the status as JSON at /api/v1/status on
     /// ADDR:PORT (HTTP; default: no listener). Loopback only unless --http-allow-remote.
     /// See docs/operations.md.
@@ -130,6 +132,12 @@ pub struct ServerArgs {
     /// authentication: put a reverse proxy with TLS in front).
     #[arg(long)]
     pub http_allow_remote: bool,
+    /// Turn on the HTTP API's writes (POST /api/v1/switchover): they need
+    /// `Authorization: Bearer TOKEN` with the token in FILE (one line, at least 16
+    /// characters; e.g. `head -c 24 /dev/urandom | base64 > FILE`). Without it writes are
+    /// refused with 403.
+    #[arg(long, value_name = "FILE", requires = "http_listen")]
+    pub token_file: Option<PathBuf>,
     /// The channel's name in metrics and the HTTP API.
     #[arg(long, value_name = "NAME", default_value = "main")]
     pub channel: String,
@@ -262,6 +270,12 @@ fn config(a: &ServerArgs, role: Role, no_detect: bool) -> anyhow::Result<ServerC
             }
             None => None,
         },
+        http_token: match &a.token_file {
+            Some(p) => Some(
+                crate::net::http::read_token(p).map_err(|e| anyhow::anyhow!("--token-file {e}"))?,
+            ),
+            None => None,
+        },
         shared: None,
     })
 }
@@ -289,9 +303,10 @@ fn run(a: &ServerArgs, role: Role, no_detect: bool) -> anyhow::Result<i32> {
         }
     };
     if let Some(p) = &a.event_log {
-        if let Err(e) = crate::net::failover::event_log::open(p, &cfg.injections, cfg.start_mono_ns)
+        if let Err(e) =
+            crate::net::failover::event_log::open(p, cfg.iface, &cfg.injections, cfg.start_mono_ns)
         {
-            eprintln!("tandem {role}: --event-log {}: {e}", p.display());
+            eprintln!("tandem {role}: --event-log {p}: {e}");
             return Ok(EXIT_BAD_INPUT);
         }
     }

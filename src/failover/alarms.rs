@@ -8,6 +8,13 @@
 //!   the server on air: its state is `Primary_no_secondary` or `Secondary_no_primary`. On a
 //!   standby that has been started: it is not `Secondary_synchronized`, or it is but the
 //!   sync link is lost (it could neither take over cleanly nor verify ownership).
+//! - **pacer late**: at least [`PACER_LATE_BURST`] sends within one second were decided
+//!   more than [`PACER_LATE_BOUND_NS`] after their due time (the machine starves the
+//!   sender: receivers with small buffers see the output jitter); cleared after
+//!   [`BURST_CLEAR_NS`] without such a burst.
+//! - **refused messages**: at least [`REFUSED_BURST`] messages on the sync link or the
+//!   control port were refused within one second (a wrong key, a replay, forged or
+//!   malformed datagrams: `rejected` in `tandem status` says which); cleared the same way.
 //!
 //! The driver calls [`Alarms::update`] with the facts at every loop turn and logs, records
 //! and publishes the [`AlarmChange`]s; [`Alarms::active`] lists what is raised now.
@@ -22,17 +29,76 @@ pub enum Alarm {
     SyncLinkLost,
     /// No synchronised secondary behind the server on air.
     PairUnprotected,
+    /// A burst of sends decided far later than their due time.
+    PacerLate,
+    /// A burst of refused messages on the sync link or control port.
+    RefusedMessages,
+}
+
+/// A send decided later than this after its due time counts toward the pacer-late alarm
+/// (a quarter of a 25 fps frame: beyond the jitter a set-top box's buffer rides out).
+pub const PACER_LATE_BOUND_NS: u64 = 10_000_000;
+/// Sends over the bound within one second that raise the pacer-late alarm (one late wake of
+/// a busy machine is not worth a page; a starved sender is).
+pub const PACER_LATE_BURST: u64 = 10;
+/// Refused messages within one second that raise the refused-messages alarm.
+pub const REFUSED_BURST: u64 = 20;
+/// A burst alarm clears after this long without a burst.
+pub const BURST_CLEAR_NS: u64 = 10_000_000_000;
+/// The window a burst is counted in.
+const BURST_WINDOW_NS: u64 = 1_000_000_000;
+
+/// Counts a growing total in one-second windows: hot from a window in which it grew by at
+/// least `threshold`, until `BURST_CLEAR_NS` after the last such window. A total that goes
+/// down (a counter that started again, as an engine's after a resynchronisation) starts a
+/// new window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Burst {
+    /// Start of the current window: (mono ns, total then).
+    window: Option<(u64, u64)>,
+    /// Hot until (mono ns).
+    hot_until: u64,
+    /// The growth of the last burst (for the detail).
+    last: u64,
+}
+
+impl Burst {
+    fn update(&mut self, now: u64, total: u64, threshold: u64) -> bool {
+        let (t0, c0) = match self.window {
+            Some((t0, c0)) if total >= c0 => (t0, c0),
+            _ => {
+                self.window = Some((now, total));
+                (now, total)
+            }
+        };
+        let grown = total - c0;
+        if grown >= threshold {
+            self.hot_until = now.saturating_add(BURST_CLEAR_NS);
+            self.last = grown;
+            self.window = Some((now, total));
+        } else if now.saturating_sub(t0) >= BURST_WINDOW_NS {
+            self.window = Some((now, total));
+        }
+        now < self.hot_until
+    }
 }
 
 impl Alarm {
     /// Every alarm.
-    pub const ALL: [Alarm; 2] = [Alarm::SyncLinkLost, Alarm::PairUnprotected];
+    pub const ALL: [Alarm; 4] = [
+        Alarm::SyncLinkLost,
+        Alarm::PairUnprotected,
+        Alarm::PacerLate,
+        Alarm::RefusedMessages,
+    ];
 
     /// The name used in logs, status and metrics.
     pub fn name(self) -> &'static str {
         match self {
             Alarm::SyncLinkLost => "sync_link_lost",
             Alarm::PairUnprotected => "pair_unprotected",
+            Alarm::PacerLate => "pacer_late",
+            Alarm::RefusedMessages => "refused_messages",
         }
     }
 }
@@ -48,6 +114,10 @@ pub struct AlarmFacts {
     pub peer_heard_mono_ns: Option<u64>,
     /// When the server started (mono ns): silence is counted from here at first.
     pub since_mono_ns: u64,
+    /// Sends decided more than [`PACER_LATE_BOUND_NS`] late, so far (the running engine's).
+    pub late_sends: u64,
+    /// Messages refused on the sync link and the control port, so far.
+    pub refused: u64,
 }
 
 /// A raised or cleared alarm.
@@ -66,8 +136,10 @@ pub struct AlarmChange {
 pub struct Alarms {
     hold_off_ns: u64,
     /// Per alarm: since when its condition holds (mono ns), and whether it is raised.
-    cond_since: [Option<u64>; 2],
-    raised: [bool; 2],
+    cond_since: [Option<u64>; Alarm::ALL.len()],
+    raised: [bool; Alarm::ALL.len()],
+    pacer: Burst,
+    refused: Burst,
 }
 
 impl Alarms {
@@ -77,8 +149,10 @@ impl Alarms {
     pub fn new(hold_off_ns: u64) -> Alarms {
         Alarms {
             hold_off_ns,
-            cond_since: [None; 2],
-            raised: [false; 2],
+            cond_since: [None; Alarm::ALL.len()],
+            raised: [false; Alarm::ALL.len()],
+            pacer: Burst::default(),
+            refused: Burst::default(),
         }
     }
 
@@ -105,6 +179,8 @@ impl Alarms {
         // A standby unprotected because the link is lost: the link's silence has counted the
         // hold-off already.
         let by_link = f.started && f.state == State::SecondarySynchronized && link_lost;
+        let pacer_late = self.pacer.update(now, f.late_sends, PACER_LATE_BURST);
+        let refused = self.refused.update(now, f.refused, REFUSED_BURST);
         let mut out = Vec::new();
         for (alarm, holds, detail) in [
             (
@@ -123,13 +199,34 @@ impl Alarms {
                     f.state
                 ),
             ),
+            (
+                Alarm::PacerLate,
+                pacer_late,
+                format!(
+                    "{} sends within a second decided more than {} ms after their due time",
+                    self.pacer.last,
+                    PACER_LATE_BOUND_NS / 1_000_000
+                ),
+            ),
+            (
+                Alarm::RefusedMessages,
+                refused,
+                format!(
+                    "{} messages refused within a second on the sync link or the control port \
+                     (see `rejected` in tandem status)",
+                    self.refused.last
+                ),
+            ),
         ] {
             let k = alarm as usize;
             if holds {
                 let since = *self.cond_since[k].get_or_insert(now);
                 // The link's own silence already counts its hold-off.
-                let held = alarm == Alarm::SyncLinkLost
-                    || (alarm == Alarm::PairUnprotected && by_link)
+                // A burst has been counted over its window already.
+                let held = matches!(
+                    alarm,
+                    Alarm::SyncLinkLost | Alarm::PacerLate | Alarm::RefusedMessages
+                ) || (alarm == Alarm::PairUnprotected && by_link)
                     || now - since >= self.hold_off_ns;
                 if held && !self.raised[k] {
                     self.raised[k] = true;
@@ -153,6 +250,14 @@ impl Alarms {
                             Alarm::PairUnprotected => {
                                 format!("protected again (this server is {})", f.state)
                             }
+                            Alarm::PacerLate => format!(
+                                "no burst of late sends for {} s",
+                                BURST_CLEAR_NS / 1_000_000_000
+                            ),
+                            Alarm::RefusedMessages => format!(
+                                "no burst of refused messages for {} s",
+                                BURST_CLEAR_NS / 1_000_000_000
+                            ),
                         },
                     });
                 }
@@ -174,7 +279,48 @@ mod tests {
             started: true,
             peer_heard_mono_ns: heard,
             since_mono_ns: 0,
+            late_sends: 0,
+            refused: 0,
         }
+    }
+
+    #[test]
+    fn a_burst_of_late_sends_raises_pacer_late_and_it_clears_when_the_sender_keeps_time() {
+        let mut a = Alarms::new(500 * MS);
+        let p = State::Primary;
+        let at = |late: u64, refused: u64, t: u64| AlarmFacts {
+            late_sends: late,
+            refused,
+            ..facts(p, Some(t))
+        };
+        // A few late sends spread over seconds: no alarm.
+        for s in 0..20u64 {
+            assert!(a
+                .update(s * 1_000 * MS, &at(s / 2, 0, s * 1_000 * MS))
+                .is_empty());
+        }
+        // Ten within a second: raised at once.
+        let t = 20_000 * MS;
+        let up = a.update(t + 300 * MS, &at(9 + 10, 0, t));
+        assert_eq!(up.len(), 1, "{up:?}");
+        assert_eq!((up[0].alarm, up[0].raised), (Alarm::PacerLate, true));
+        assert!(up[0].detail.starts_with("10 sends"), "{}", up[0].detail);
+        // Still raised 9 s later, cleared 10 s after the burst.
+        assert!(a
+            .update(t + 9_000 * MS, &at(19, 0, t + 9_000 * MS))
+            .is_empty());
+        assert_eq!(a.active(), [Alarm::PacerLate]);
+        let down = a.update(t + 10_400 * MS, &at(19, 0, t + 10_400 * MS));
+        assert_eq!((down[0].alarm, down[0].raised), (Alarm::PacerLate, false));
+        // A counter that starts again (a new engine) is a new window, not a burst.
+        assert!(a
+            .update(t + 11_000 * MS, &at(0, 0, t + 11_000 * MS))
+            .is_empty());
+        // Refused messages: 20 within a second.
+        let up = a.update(t + 11_500 * MS, &at(0, 25, t + 11_500 * MS));
+        assert_eq!(up.len(), 1, "{up:?}");
+        assert_eq!(up[0].alarm, Alarm::RefusedMessages);
+        assert_eq!(a.active(), [Alarm::RefusedMessages]);
     }
 
     #[test]

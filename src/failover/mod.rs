@@ -18,5 +18,6 @@ pub mod recovery;
 #[cfg(test)]
 mod sim;
 pub mod state;
+pub mod switch_gap;
 pub mod watchdog;
 pub mod wire;

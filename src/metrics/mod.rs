@@ -28,6 +28,8 @@ pub struct ChannelCounters {
     /// Heartbeats of the peer that did not arrive (gaps of more than 1.5 periods, counted
     /// in whole periods).
     pub heartbeats_missed: u64,
+    /// The gap of the last switch measured on the live group (ns).
+    pub last_switch_gap_ns: Option<u64>,
     last_peer_rx: Option<u64>,
 }
 
@@ -200,6 +202,11 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         "tandem_switches",
         "Takeovers of the live group by this server, by the trigger that made it go on air",
     );
+    let gap: Family<Channel, Gauge<f64, std::sync::atomic::AtomicU64>> = family(
+        &mut reg,
+        "tandem_last_switch_gap_seconds",
+        "The last switch onto this server, measured on the live group: the old owner's last datagram to this server's first, on arrival",
+    );
     let missed: Family<Channel, Counter> = family(
         &mut reg,
         "tandem_heartbeats_missed",
@@ -228,7 +235,7 @@ pub fn render(snapshots: &[Snapshot]) -> String {
     let alarm: Family<ChannelAlarm, Gauge> = family(
         &mut reg,
         "tandem_alarm_active",
-        "1 while the alarm is raised (sync_link_lost, pair_unprotected)",
+        "1 while the alarm is raised (sync_link_lost, pair_unprotected, pacer_late, refused_messages)",
     );
     let item: Family<Channel, Gauge> = family(
         &mut reg,
@@ -266,6 +273,9 @@ pub fn render(snapshots: &[Snapshot]) -> String {
                     reason: (*reason).to_string(),
                 })
                 .inc_by(*n);
+        }
+        if let Some(g) = s.counters.last_switch_gap_ns {
+            gap.get_or_create(&ch()).set(g as f64 / 1e9);
         }
         missed
             .get_or_create(&ch())

@@ -109,6 +109,13 @@ impl LatenessHistogram {
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
+
+    /// Sends recorded more than `bound_ns` late, counted by whole buckets: exact where
+    /// `bound_ns` is one of [`LATENESS_BOUNDS_NS`].
+    pub fn above(&self, bound_ns: u64) -> u64 {
+        let b = LATENESS_BOUNDS_NS.partition_point(|&u| u <= bound_ns);
+        self.counts[b..].iter().sum()
+    }
 }
 
 /// Facts about the send the pacer just decided (for logging and ownership checks).

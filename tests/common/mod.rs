@@ -469,12 +469,28 @@ pub fn ffprobe_ok(path: &Path) -> Result<u64, String> {
 
 /// `GET path` on `addr`: (status code, body).
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, &[]).map(|(code, _, body)| (code, body))
+}
+
+/// One HTTP/1.1 request with `headers`: (status code, response head, body).
+#[allow(dead_code)]
+pub fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)> {
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        head.push_str("Content-Length: 0\r\n");
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     let code = out
@@ -482,10 +498,21 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16,
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|b| b.1)
-        .unwrap_or("")
-        .to_string();
-    Ok((code, body))
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    Ok((code, head.to_string(), body.to_string()))
+}
+
+/// Whether either server's log shows a takeover by the failover rules (a stall of the
+/// machine made one side declare the other failed), which spoils a planned-switchover run.
+#[allow(dead_code)]
+pub fn taken_over_by_rules(p: &Proc, s: &Proc) -> bool {
+    let logs = p.log_text() + &s.log_text();
+    [
+        "FailureDeclared",
+        "FailedNotice",
+        "HigherEpoch",
+        "PeerOnAir",
+    ]
+    .iter()
+    .any(|t| logs.contains(&format!(": {t}")))
 }

@@ -78,6 +78,7 @@ struct Obs {
     /// The primary's own takeover by the rules after the switch (its event log).
     primary_retook: Option<(u64, String)>,
     secondary_state: Option<String>,
+    switch_late_ns: Option<i64>,
 }
 
 fn bad(msg: String) -> anyhow::Result<i32> {
@@ -387,6 +388,7 @@ impl Ctx<'_> {
             primary_state_at_fault: obs.primary_state.clone(),
             secondary_state_at_fault: obs.secondary_state.clone(),
             primary_retook: obs.primary_retook.clone(),
+            switch_late_ns: obs.switch_late_ns,
         };
         let mut t = Trial::from_input(&input);
         t.setup_retries = self.attempt;
@@ -627,6 +629,7 @@ impl Ctx<'_> {
         drop(sec);
         let ev = events::parse(&std::fs::read_to_string(&sec_events).unwrap_or_default());
         obs.declared = events::declared(&ev);
+        obs.switch_late_ns = events::switch_late_ns(&ev);
         obs.secondary_state = events::state_at(&ev, obs.fault_real_ns);
         let pev = events::parse(&std::fs::read_to_string(&pri_events).unwrap_or_default());
         obs.primary_state = events::state_at(&pev, obs.fault_real_ns);

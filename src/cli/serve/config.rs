@@ -67,6 +67,10 @@ pub struct HostConfig {
     pub http_listen: Option<SocketAddr>,
     /// Allow an `http_listen` address other than loopback.
     pub http_allow_remote: bool,
+    /// Where every channel's events go (JSON lines), when set.
+    pub event_log: Option<crate::net::failover::event_log::EventDest>,
+    /// The bearer token of the HTTP API's writes (`token_file`), when set.
+    pub token: Option<String>,
 }
 
 /// How often a channel's source repeats.
@@ -162,6 +166,8 @@ struct RawHost {
     key_file: Option<Spanned<String>>,
     http_listen: Option<Spanned<String>>,
     http_allow_remote: Option<bool>,
+    event_log: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +298,21 @@ pub fn parse(text: &str, file: &Path) -> Result<ServeConfig, ConfigError> {
             None => None,
         },
         http_allow_remote: h.http_allow_remote.unwrap_or(false),
+        event_log: match &h.event_log {
+            Some(v) => Some(
+                v.get_ref()
+                    .parse()
+                    .or_else(|e| cx.err(v.span(), format!("[host] event_log: {e}")))?,
+            ),
+            None => None,
+        },
+        token: match &h.token_file {
+            Some(v) => Some(
+                crate::net::http::read_token(Path::new(v.get_ref()))
+                    .or_else(|e| cx.err(v.span(), format!("[host] token_file: {e}")))?,
+            ),
+            None => None,
+        },
     };
     if let (Some(a), Some(v)) = (host.http_listen, &h.http_listen) {
         if let Err(e) = crate::net::http::check_addr(a, host.http_allow_remote) {
@@ -539,6 +560,26 @@ miss = 4
         let s = e.to_string();
         assert!(s.contains(needle), "{s}");
         assert!(s.starts_with("serve.toml:"), "{s}");
+    }
+
+    #[test]
+    fn the_event_log_is_a_file_or_a_udp_destination() {
+        let with = |v: &str| {
+            GOOD.replacen(
+                "key_file = \"tandem.key\"",
+                &format!("key_file = \"tandem.key\"\nevent_log = \"{v}\""),
+                1,
+            )
+        };
+        let c = parse_str(&with("udp://127.0.0.1:5999")).unwrap();
+        assert_eq!(
+            c.host.event_log.map(|d| d.to_string()).as_deref(),
+            Some("udp://127.0.0.1:5999")
+        );
+        assert_eq!(parse_str(GOOD).unwrap().host.event_log, None);
+        let e = parse_str(&with("udp://nowhere")).unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.to_string().contains("[host] event_log"), "{e}");
     }
 
     #[test]

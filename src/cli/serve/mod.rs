@@ -46,6 +46,13 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     a.startup.apply();
+    if let Some(d) = &cfg.host.event_log {
+        let start = crate::net::clock::mono_ns();
+        if let Err(e) = crate::net::failover::event_log::open(d, cfg.host.iface, &[], start) {
+            eprintln!("tandem serve: [host] event_log {d}: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    }
     // Before any thread starts, so that every thread inherits the mask.
     let signals = super::signals::Signals::block_with_hup()?;
     let mut host = match run::Host::start(&cfg) {

@@ -154,6 +154,7 @@ fn server_config(
         start_mono_ns: mono_ns(),
         channel: ch.name.clone(),
         http_listen: None,
+        http_token: None,
         shared: Some(shared),
     }
 }
@@ -210,7 +211,10 @@ impl Host {
                 HostPublisher {
                     host: h.name.clone(),
                     entries: entries.clone(),
+                    key: key.clone(),
+                    control: h.control_listen,
                 },
+                h.token.clone(),
             )
             .with_context(|| format!("[host] http_listen {addr}"))?;
             tracing::info!(addr = %l.addr, "http: serving /metrics, /api/v1/status and the status page for every channel");
@@ -696,6 +700,20 @@ fn host_handler(
 struct HostPublisher {
     host: String,
     entries: Entries,
+    /// The host's key file (`None`: keys derived from each channel's session).
+    key: Option<Key>,
+    control: std::net::SocketAddrV4,
+}
+
+impl HostPublisher {
+    /// The host's control port as seen with the key of wire session `session`.
+    fn port(&self, session: u64) -> crate::net::failover::api::ControlPort {
+        let key = self
+            .key
+            .clone()
+            .unwrap_or_else(|| Key::derive_from_session(session));
+        crate::net::failover::api::ControlPort::new(key, self.control)
+    }
 }
 
 impl crate::net::http::Publisher for HostPublisher {
@@ -709,6 +727,37 @@ impl crate::net::http::Publisher for HostPublisher {
     fn status(&self) -> Option<serde_json::Value> {
         let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         Some(listing(&self.host, &e, true))
+    }
+
+    fn command(&self, c: &crate::net::http::Command) -> crate::net::failover::api::Answer {
+        use crate::net::http::Command;
+        match c {
+            Command::Reload => self.port(0).reload(),
+            Command::Switchover { channel: None } => Err((
+                404,
+                serde_json::json!({"error": "a host runs many channels: POST /api/v1/channels/NAME/switchover"}),
+            )),
+            Command::Switchover {
+                channel: Some(name),
+            } => {
+                let known = {
+                    let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                    e.iter().any(|e| e.name == *name)
+                };
+                if !known {
+                    return Err((
+                        404,
+                        serde_json::json!({"error": format!("no channel '{name}' on host '{}'", self.host)}),
+                    ));
+                }
+                let text = super::config::channel_session_text(name);
+                let session = crate::net::failover::link::wire_session(
+                    Some(&text),
+                    std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
+                );
+                self.port(session).switchover(session)
+            }
+        }
     }
 }
 

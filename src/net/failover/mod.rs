@@ -8,6 +8,7 @@
 //! thread ([`supervisor`]) is the kernel of claims 14-16. See `docs/failover.md` ("The
 //! driver").
 
+pub mod api;
 pub mod client;
 pub mod event_log;
 pub mod host_link;

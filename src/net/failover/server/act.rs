@@ -85,7 +85,12 @@ impl Server {
         match a {
             Action::Transition(t) => {
                 let m = self.ch.node.machine();
-                crate::net::failover::event_log::transition(&t, m.epoch(), m.peer_last_index());
+                crate::net::failover::event_log::transition(
+                    &self.cfg.channel,
+                    &t,
+                    m.epoch(),
+                    m.peer_last_index(),
+                );
                 let source = match t.trigger {
                     Trigger::KernelFailure => "kernel".to_string(),
                     other => other.name().to_string(),
@@ -192,11 +197,19 @@ impl Server {
                 self.ch.live_from = Some(index);
                 if let Some(r) = &self.ch.engine {
                     match r.handle.switch_at(index, Target::Live) {
-                        Ok(()) => tracing::info!(
-                            from = index,
-                            engine_at = r.handle.next_index(),
-                            "hand-over: taking the live group at the offered datagram"
-                        ),
+                        Ok(()) => {
+                            tracing::info!(
+                                from = index,
+                                engine_at = r.handle.next_index(),
+                                "hand-over: taking the live group at the offered datagram"
+                            );
+                            self.ch.switches.push(serde_json::json!({
+                                "from_index": index,
+                                "engine_index": r.handle.next_index(),
+                                "mono_ns": mono_ns(),
+                            }));
+                            self.measure_switch(index);
+                        }
                         Err(e) => tracing::error!("hand-over: cannot take the live group: {e}"),
                     }
                 }
@@ -377,9 +390,49 @@ impl Server {
                     "engine_index": at,
                     "mono_ns": mono_ns(),
                 }));
+                self.measure_switch(from);
             }
             Err(e) => tracing::error!("cannot take the live group: {e}"),
         }
+    }
+
+    /// Starts measuring the switch that sends from datagram `from` (`switch_gap.rs`).
+    fn measure_switch(&mut self, from: u64) {
+        // The machine has made the transition on air when it asks for the switch.
+        let reason = self
+            .ch
+            .node
+            .machine()
+            .history()
+            .last()
+            .filter(|t| t.to.on_air())
+            .map_or("unknown", |t| t.trigger.name());
+        let due = self.due_mono(from);
+        self.ch.switch_gap.switched(reason, mono_ns(), from, due);
+    }
+
+    /// A switch measured: logged, recorded in the last entry of `switches` (status), the
+    /// event log and the metrics.
+    pub(super) fn switch_measured(&mut self, r: &crate::failover::switch_gap::SwitchRecord) {
+        let ms = |ns: Option<u64>| ns.map(|n| n as f64 / 1e6);
+        tracing::info!(
+            reason = r.reason,
+            from = r.from_index,
+            gap_ms = ?ms(r.gap_ns),
+            late_ms = ?r.late_ns.map(|n| n as f64 / 1e6),
+            lost = ?r.lost,
+            repeated = ?r.repeated,
+            "switch measured on the live group: the old owner's last datagram to this server's first"
+        );
+        if let Some(serde_json::Value::Object(o)) = self.ch.switches.last_mut() {
+            o.insert("reason".into(), r.reason.into());
+            o.insert("gap_us".into(), r.gap_ns.map(|n| n / 1_000).into());
+            o.insert("late_us".into(), r.late_ns.map(|n| n / 1_000).into());
+            o.insert("lost".into(), r.lost.into());
+            o.insert("repeated".into(), r.repeated.into());
+        }
+        self.ch.counters.last_switch_gap_ns = r.gap_ns.or(self.ch.counters.last_switch_gap_ns);
+        crate::net::failover::event_log::switch(&self.cfg.channel, r);
     }
 
     /// Starts an engine for `stream` on timeline `tl` from datagram `start`.

@@ -519,11 +519,15 @@ impl Server {
                     break;
                 }
             };
-            if r.src == self.ch.live_src {
-                continue; // our own, looped back
-            }
             let now = self.now();
             let rx = self.rx_now(r.kernel_ns, now);
+            if r.src == self.ch.live_src {
+                // Our own, looped back: the first after a switch closes its measurement.
+                if let Some(rec) = self.ch.switch_gap.on_own(rx.mono) {
+                    self.switch_measured(&rec);
+                }
+                continue;
+            }
             let len = r.len.min(self.ch.live_buf.len());
             let idx = self.live_index(len, rx.mono);
             if let Some(i) = idx {
@@ -531,6 +535,7 @@ impl Server {
             }
             self.ch.live_heard += 1;
             self.ch.foreign_rx = Some(rx.mono);
+            self.ch.switch_gap.on_foreign(rx.mono, idx);
             let next_due = idx.and_then(|i| self.due_mono(i + 1));
             self.ch.node.on_live(rx.mono, idx, next_due, false, now);
             self.flush();
@@ -539,7 +544,7 @@ impl Server {
 
     /// When datagram `i` of the session is due on this server's mono clock (`None` before a
     /// timeline or stream exists).
-    fn due_mono(&self, i: u64) -> Option<u64> {
+    pub(super) fn due_mono(&self, i: u64) -> Option<u64> {
         let (st, tl) = (self.ch.stream.as_ref()?, self.ch.timeline?);
         if st.datagram_count().is_some_and(|c| i >= c) {
             return None;
@@ -621,12 +626,23 @@ impl Server {
     /// Raises and clears the alarms (sync link lost, pair unprotected): a warning in the
     /// log, a line in the event log, and the list in `tandem status`.
     pub(super) fn update_alarms(&mut self, now: Now) {
+        if let Some(rec) = self.ch.switch_gap.poll(now.mono) {
+            self.switch_measured(&rec);
+        }
         let m = self.ch.node.machine();
         let facts = AlarmFacts {
             state: m.state(),
             started: m.enabled(),
             peer_heard_mono_ns: self.ch.node.peer_heard(),
             since_mono_ns: self.host.started_mono,
+            late_sends: self.ch.engine.as_ref().map_or(0, |r| {
+                r.handle
+                    .stats()
+                    .pacer
+                    .lateness
+                    .above(crate::failover::alarms::PACER_LATE_BOUND_NS)
+            }),
+            refused: self.host.sync.rejects().total() + self.host.control.rejects().total(),
         };
         for c in self.ch.alarms.update(now.mono, &facts) {
             if c.raised {
@@ -634,7 +650,7 @@ impl Server {
             } else {
                 tracing::info!(alarm = c.alarm.name(), "alarm cleared: {}", c.detail);
             }
-            crate::net::failover::event_log::alarm(&c);
+            crate::net::failover::event_log::alarm(&self.cfg.channel, &c);
         }
     }
 

@@ -123,6 +123,8 @@ pub struct ServerConfig {
     pub channel: String,
     /// Serve `/metrics` and `/api/v1/status` here (`--http-listen`); `None`: no listener.
     pub http_listen: Option<SocketAddr>,
+    /// The bearer token the HTTP API's writes need (`--token-file`; `None`: writes off).
+    pub http_token: Option<String>,
     /// One channel of many in a host process (`tandem serve`): the sync link and control
     /// port are the host's shared sockets and the snapshot is published to the host.
     /// `None`: sockets of its own (`tandem primary` / `secondary`).
@@ -327,6 +329,8 @@ struct ChannelIo {
     /// The first datagram this server may send live since it took the live group by a
     /// hand-over (a resume after a hold never goes live before it).
     live_from: Option<u64>,
+    /// The gap, lateness and losses of the switches, measured on the live group.
+    switch_gap: crate::failover::switch_gap::SwitchGap,
 }
 
 impl Server {
@@ -462,8 +466,21 @@ impl Server {
             (_, Some(h)) => Some((h.snapshot.clone(), 0)),
             (Some(addr), None) => {
                 let shared = crate::net::http::Shared::default();
-                let h = crate::net::http::HttpServer::start(addr, shared.clone())?;
-                tracing::info!(addr = %h.addr, "http: serving /metrics and /api/v1/status");
+                let api = crate::net::http::ServerApi {
+                    shared: shared.clone(),
+                    control: super::api::ControlPort::new(
+                        keys.control[0].clone(),
+                        cfg.control_listen,
+                    ),
+                    session,
+                    channel: cfg.channel.clone(),
+                };
+                let h = crate::net::http::HttpServer::start(addr, api, cfg.http_token.clone())?;
+                tracing::info!(
+                    addr = %h.addr,
+                    writes = if cfg.http_token.is_some() { "on (bearer token)" } else { "off (no --token-file)" },
+                    "http: serving /metrics, /api/v1/status, the status page and the API"
+                );
                 Some((shared, 0))
             }
             (None, None) => None,
@@ -527,6 +544,7 @@ impl Server {
                 retired: None,
                 recovery_note: None,
                 live_from: None,
+                switch_gap: Default::default(),
             },
             cfg,
         })

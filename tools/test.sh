@@ -8,7 +8,7 @@
 # machine stall each other's pacers and event loops past their detection windows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-HEAVY="failover netns_failover bench demo vlc play http systemd serve"
+HEAVY="failover netns_failover bench demo vlc play http systemd serve chaos api"
 light=() heavy=()
 for f in tests/*.rs; do
   t=$(basename "$f" .rs)

@@ -47,6 +47,7 @@
 //! Percentiles are hdrhistogram values (3 significant digits); `max` is exact.
 
 pub mod chaos;
+pub mod chaos_report;
 pub mod events;
 pub mod html;
 pub mod machine;

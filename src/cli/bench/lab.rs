@@ -95,6 +95,12 @@ impl Lab {
     pub fn live_port(&self, h: Host) -> String {
         format!("tl{}{}-lb", self.id, h.name())
     }
+
+    /// The bridge port (root namespace) of a host's sync interface (primary and secondary
+    /// only).
+    pub fn sync_port(&self, h: Host) -> String {
+        format!("tl{}{}-sb", self.id, h.name())
+    }
 }
 
 impl Drop for Lab {

@@ -13,6 +13,7 @@
 //! tandem bench failover assets/demo-25fps.ts --trials 100 --fault link      (root: namespace lab)
 //! ```
 
+mod chaos;
 mod lab;
 mod procs;
 mod receiver;
@@ -41,6 +42,43 @@ pub enum BenchCommand {
     /// Failover latency: a real pair, a receiver, N faults at random phases; histograms of
     /// detection, switch and gap against one frame.
     Failover(FailoverArgs),
+    /// A long run of mixed faults on a pair in a namespace lab (root): kill -9 of the server
+    /// on air or the standby and its restart, SIGSTOP, sync link down, live port down, from
+    /// a seeded schedule; an independent receiver reports loss, changes of sender with the
+    /// fault before each, two-sender time and silences. Exit 1 when a goal fails (a crash,
+    /// two senders at once). See docs/chaos.md.
+    Chaos(ChaosArgs),
+}
+
+/// Flags of `tandem bench chaos`.
+#[derive(Debug, clap::Args)]
+pub struct ChaosArgs {
+    /// The MPEG-TS asset the pair plays (looped), over RTP.
+    pub asset: PathBuf,
+    /// Length of the run (the faults come 3-5 s apart after a 5 s warm-up).
+    #[arg(long, default_value_t = 300, value_name = "S")]
+    pub seconds: u64,
+    /// Seed of the fault schedule (the same seed, the same faults at the same times).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the report (schema tandem.bench.chaos/1) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Heartbeats missed before a failure is declared (default: the servers').
+    #[arg(long, value_name = "N")]
+    pub miss: Option<u32>,
+    /// Heartbeat period (default: the servers', from the frame rate).
+    #[arg(long, value_name = "US")]
+    pub heartbeat_us: Option<u64>,
+    /// Lab id (tools/netns-lab.sh; 1-3 lowercase letters/digits).
+    #[arg(long, default_value = "bch", value_name = "ID")]
+    pub lab: String,
+    /// Where the servers' logs go (default: a new directory under the temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Do not print each fault as it is applied.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// How the pair is played.
@@ -136,5 +174,6 @@ pub struct FailoverArgs {
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     match &args.which {
         BenchCommand::Failover(a) => run::failover(a),
+        BenchCommand::Chaos(a) => chaos::chaos(a),
     }
 }
